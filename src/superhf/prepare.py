@@ -1,0 +1,309 @@
+"""Stage ``prepare``: the paper's prompt datasets (section 5.1, Table 1) as train/test prompts,
+plus the preference pairs the reward model trains on.
+
+    python -m superhf.prepare --params params.yaml --prompts data/prompts \
+        --preferences data/preferences --metrics metrics/data.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from superhf.config import PrepareConfig
+from superhf.io import write_json, write_jsonl
+from superhf.params import load_section
+
+log = logging.getLogger(__name__)
+
+ASSISTANT = "\n\nAssistant:"
+HUMAN = "\n\nHuman:"
+
+# Where each subset lives in the hub repos (and in a local directory laid out like them).
+HH_SUBSETS = {
+    "red_team": "red-team-attempts",
+    "harmless_base": "harmless-base",
+    "helpful_base": "helpful-base",
+}
+OWN_TEST_SPLIT = {"harmless_base", "helpful_base"}
+MAX_REPORTED_MALFORMED = 5
+
+
+class Malformed(ValueError):
+    """A raw row that lacks a field, has the wrong type, or has no human turn."""
+
+
+# ----------------------------------------------------------------------------- extraction
+def first_turn_prompt(transcript: Any) -> str:
+    """hh-rlhf rule: the text up to the first ``\\n\\nAssistant:``, plus ``\\n\\nAssistant:``."""
+    if not isinstance(transcript, str):
+        raise Malformed(f"expected a string, got {type(transcript).__name__}")
+    cut = transcript.find(ASSISTANT)
+    if cut < 0:
+        raise Malformed("no '\\n\\nAssistant:' turn")
+    if "Human:" not in transcript[:cut]:
+        raise Malformed("no human turn before the first assistant turn")
+    return transcript[:cut] + ASSISTANT
+
+
+def webgpt_prompt(question: Any) -> str:
+    """webgpt rule: ``\\n\\nHuman: `` + question + ``\\n\\nAssistant:``."""
+    if not isinstance(question, dict) or not isinstance(question.get("full_text"), str):
+        raise Malformed("question.full_text missing or not a string")
+    text = question["full_text"].strip()
+    if not text:
+        raise Malformed("question.full_text is empty")
+    return f"{HUMAN} {text}{ASSISTANT}"
+
+
+def extract_prompt(dataset: str, row: Any) -> str:
+    if not isinstance(row, dict):
+        raise Malformed(f"row is a {type(row).__name__}, not an object")
+    if dataset == "webgpt":
+        return webgpt_prompt(row.get("question"))
+    key = "transcript" if dataset == "red_team" else "chosen"
+    if key not in row:
+        raise Malformed(f"missing field '{key}'")
+    return first_turn_prompt(row[key])
+
+
+def _split_last_turn(dialogue: Any) -> tuple[str, str]:
+    if not isinstance(dialogue, str):
+        raise Malformed(f"expected a string, got {type(dialogue).__name__}")
+    cut = dialogue.rfind(ASSISTANT)
+    if cut < 0 or "Human:" not in dialogue[:cut]:
+        raise Malformed("no human turn followed by an assistant turn")
+    return dialogue[: cut + len(ASSISTANT)], dialogue[cut + len(ASSISTANT) :].strip()
+
+
+def extract_pair(dataset: str, row: dict[str, Any]) -> dict[str, str] | None:
+    """A preference pair ``{prompt, chosen, rejected}`` or None when the row has none.
+
+    hh-rlhf: the shared dialogue up to the last assistant turn, and the two final replies.
+    webgpt: the question, and the two answers ordered by score (ties give None).
+    """
+    if dataset == "red_team":
+        return None
+    if dataset == "webgpt":
+        prompt = webgpt_prompt(row.get("question"))
+        a0, a1, s0, s1 = (row.get(k) for k in ("answer_0", "answer_1", "score_0", "score_1"))
+        if not (isinstance(a0, str) and isinstance(a1, str)):
+            raise Malformed("answer_0/answer_1 missing or not strings")
+        if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in (s0, s1)):
+            raise Malformed("score_0/score_1 missing or not numbers")
+        if s0 == s1 or not a0.strip() or not a1.strip():
+            return None
+        chosen, rejected = (a0, a1) if s0 > s1 else (a1, a0)
+        return {"prompt": prompt, "chosen": chosen.strip(), "rejected": rejected.strip()}
+    prompt, chosen = _split_last_turn(row.get("chosen"))
+    prompt_r, rejected = _split_last_turn(row.get("rejected"))
+    if prompt != prompt_r or not chosen or not rejected or chosen == rejected:
+        return None
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+# ----------------------------------------------------------------------------- raw reading
+def _read_raw_file(path: Path) -> list[Any]:
+    """Rows of a .jsonl(.gz) or JSON-array file; an unparsable line becomes a Malformed."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: a JSON array that does not parse: {exc}") from None
+        return rows
+    rows: list[Any] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            rows.append(Malformed(f"line {lineno}: invalid JSON ({exc.msg})"))
+    return rows
+
+
+def _split_files(folder: Path, split: str) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*{split}*") if p.suffix in {".gz", ".jsonl", ".json"})
+
+
+def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
+    """Raw rows of one subset from a directory laid out like the hub repos."""
+    if dataset == "webgpt":
+        folder = root / "webgpt_comparisons"
+        splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
+    else:
+        folder = root / "hh-rlhf" / HH_SUBSETS[dataset]
+        if dataset in OWN_TEST_SPLIT:
+            splits = {s: _split_files(folder, s) for s in ("train", "test")}
+        else:
+            splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
+    if not folder.is_dir():
+        raise FileNotFoundError(f"prepare: subset '{dataset}' not found: no directory {folder}")
+    if not any(splits.values()):
+        raise FileNotFoundError(f"prepare: subset '{dataset}': no .jsonl/.json files in {folder}")
+    out = {}
+    for split, files in splits.items():
+        if not files:
+            log.warning("%s: no %s split in %s; it contributes no rows", dataset, split, folder)
+        out[split] = [row for path in files for row in _read_raw_file(path)]
+    return out
+
+
+def read_hub(cfg: PrepareConfig, dataset: str) -> dict[str, list[Any]]:
+    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir)."""
+    import datasets
+
+    if dataset == "webgpt":
+        return {"train": list(datasets.load_dataset(cfg.webgpt_hub_id, split="train"))}
+    splits = ("train", "test") if dataset in OWN_TEST_SPLIT else ("train",)
+    sub = HH_SUBSETS[dataset]
+    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, data_dir=sub)
+    missing = [s for s in splits if s not in loaded]
+    if len(missing) == len(splits):
+        raise FileNotFoundError(f"prepare: {cfg.hh_rlhf_hub_id}/{sub} has no split {splits}")
+    return {s: list(loaded[s]) if s in loaded else [] for s in splits}
+
+
+def fixture_dir() -> Path:
+    return Path(str(resources.files("superhf") / "fixtures" / "raw"))
+
+
+# ----------------------------------------------------------------------------- the stage
+@dataclass
+class SubsetResult:
+    prompts: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "test": []})
+    pairs: dict[str, list[dict[str, str]]] = field(
+        default_factory=lambda: {"train": [], "test": []}
+    )
+    too_long: int = 0
+    malformed: int = 0
+    pairs_skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) -> SubsetResult:
+    """Split, extract, filter one subset. Malformed rows are counted and skipped."""
+    splits = dict(raw)
+    if dataset not in OWN_TEST_SPLIT:
+        train = splits.get("train", [])
+        n_test = min(cfg.test_size_per_dataset, len(train))
+        splits = {"train": train[: len(train) - n_test], "test": train[len(train) - n_test :]}
+    res = SubsetResult()
+    for split, rows in splits.items():
+        for i, row in enumerate(rows):
+            try:
+                if isinstance(row, Malformed):
+                    raise row
+                prompt = extract_prompt(dataset, row)
+                pair = extract_pair(dataset, row)
+            except Malformed as exc:
+                res.malformed += 1
+                if len(res.examples) < MAX_REPORTED_MALFORMED:
+                    res.examples.append(f"{dataset}/{split} row {i}: {exc}")
+                continue
+            if len(prompt) > cfg.max_prompt_chars:
+                res.too_long += 1
+            else:
+                res.prompts[split].append(prompt)
+            if pair is None:
+                res.pairs_skipped += dataset != "red_team"
+            else:
+                res.pairs[split].append(pair)
+    return res
+
+
+def _cap(items: list[Any], cap: int | None, rng: random.Random) -> list[Any]:
+    if cap is None or len(items) <= cap:
+        return items
+    keep = sorted(rng.sample(range(len(items)), cap))
+    return [items[i] for i in keep]
+
+
+def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]], dict]:
+    """Read, extract and filter every selected subset; returns (prompts, pairs, metrics)."""
+    root = fixture_dir() if cfg.source == "fixture" else Path(cfg.data_dir or "")
+    if cfg.source != "hub" and not root.is_dir():
+        raise FileNotFoundError(f"prepare.data_dir: {root} is not a directory")
+    rng = random.Random(cfg.seed)
+    prompts: dict[str, list[dict]] = {"train": [], "test": []}
+    pairs: dict[str, list[dict]] = {"train": [], "test": []}
+    per: dict[str, dict[str, Any]] = {}
+    for dataset in cfg.datasets:
+        raw = read_hub(cfg, dataset) if cfg.source == "hub" else read_local(root, dataset)
+        res = process_subset(dataset, raw, cfg)
+        for example in res.examples:
+            log.warning("malformed: %s", example)
+        train = list(res.prompts["train"])
+        rng.shuffle(train)
+        train = train[: cfg.max_train_per_dataset] if cfg.max_train_per_dataset else train
+        test = _cap(res.prompts["test"], cfg.max_test_per_dataset, rng)
+        prompts["train"] += [{"prompt": p, "dataset": dataset} for p in train]
+        prompts["test"] += [{"prompt": p, "dataset": dataset} for p in test]
+        for split in ("train", "test"):
+            pairs[split] += [{**p, "dataset": dataset} for p in res.pairs[split]]
+        per[dataset] = {
+            "kept_train": len(train),
+            "kept_test": len(test),
+            "dropped_too_long": res.too_long,
+            "dropped_malformed": res.malformed,
+            "pairs_train": len(res.pairs["train"]),
+            "pairs_test": len(res.pairs["test"]),
+            "pairs_skipped": res.pairs_skipped,
+            "malformed_examples": res.examples,
+        }
+    rng.shuffle(prompts["train"])
+    rng.shuffle(pairs["train"])
+    total = sum(d["kept_train"] + d["kept_test"] for d in per.values())
+    for d in per.values():
+        d["share"] = round((d["kept_train"] + d["kept_test"]) / total, 4) if total else 0.0
+    metrics = {
+        "datasets": per,
+        "total_prompts": total,
+        "train_prompts": len(prompts["train"]),
+        "test_prompts": len(prompts["test"]),
+        "train_pairs": len(pairs["train"]),
+        "test_pairs": len(pairs["test"]),
+    }
+    return prompts, pairs, metrics
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--prompts", required=True, help="output dir for train/test.jsonl")
+    ap.add_argument("--preferences", required=True, help="output dir for train/test.jsonl")
+    ap.add_argument("--metrics", required=True, help="output JSON (Table 1)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section("prepare", PrepareConfig, args.params)
+    prompts, pairs, metrics = run(cfg)
+    if not prompts["train"]:
+        raise SystemExit(
+            "prepare: no training prompts survived; check prepare.datasets and filters"
+        )
+    for split in ("train", "test"):
+        write_jsonl(Path(args.prompts) / f"{split}.jsonl", prompts[split])
+        write_jsonl(Path(args.preferences) / f"{split}.jsonl", pairs[split])
+    write_json(args.metrics, metrics)
+    log.info(
+        "prompts: %d train, %d test; pairs: %d train, %d test",
+        len(prompts["train"]),
+        len(prompts["test"]),
+        len(pairs["train"]),
+        len(pairs["test"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
