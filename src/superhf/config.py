@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from superhf.params import Section
+from superhf.tracking import TrackingConfig
 
 DATASETS = ("red_team", "harmless_base", "helpful_base", "webgpt")
 DatasetName = Literal["red_team", "harmless_base", "helpful_base", "webgpt"]
@@ -154,4 +155,8 @@ class SuperHFConfig(Section):
 # Section name in params.yaml -> its config class (every stage's section, for validation).
 SECTIONS: dict[str, type[Section]] = {
     "prepare": PrepareConfig,
+    "base_policy": BasePolicyConfig,
+    "reward_model": RewardModelConfig,
+    "superhf": SuperHFConfig,
+    "tracking": TrackingConfig,
 }

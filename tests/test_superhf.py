@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+from safetensors.torch import load_file
+
+from superhf import superhf_train
+from superhf.config import SuperHFConfig
+from superhf.models import load_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+def cfg(**kw) -> SuperHFConfig:
+    base = {"num_prompts": 1, "superbatch_size": 6, "top_k": 1, "minibatch_size": 2,
+            "optim": {"lr": 1e-2, "warmup_steps": 0}, "generation": TINY_GEN, "checkpoint_every": 1}  # fmt: skip
+    base.update(kw)
+    return SuperHFConfig.model_validate(base)
+
+
+def test_one_superbatch_changes_every_parameter_and_keeps_the_best(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    before = {k: v.clone() for k, v in load_causal_lm(policy).named_parameters()}
+    model, _, history, samples, _ = superhf_train.train(
+        cfg(), policy, reward, PROMPTS[:1], tmp_path / "ck"
+    )
+    after = dict(model.named_parameters())
+    unchanged = [k for k, v in before.items() if torch.equal(v, after[k].detach())]
+    assert not unchanged
+    row = history[0]
+    assert row["reward_kept"] == pytest.approx(row["reward_max"])  # top-1 is the best of S
+    assert samples[0]["reward"] == pytest.approx(row["reward_max"])
+
+
+def test_top_k_keeps_k_per_prompt_and_kl_is_logged(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    c = cfg(prompt_accumulation=2, top_k=2, kl_coef=0.1, num_prompts=4, minibatch_size=4)
+    _, _, history, _, _ = superhf_train.train(c, policy, reward, PROMPTS, tmp_path / "ck")
+    assert len(history) == 2
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the policy starts at the reference
+    assert history[1]["kl"] > 0
+    assert all(h["reward_kept"] >= h["reward_mean"] - 1e-6 for h in history)
+
+
+def test_lora_trains_only_adapters_and_saves_a_plain_model(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    params = write_params(tmp_path / "p.yaml", superhf=json.loads(cfg(
+        lora={"enabled": True, "r": 2, "alpha": 4, "target_modules": ["query_key_value"]}, kl_coef=0.1
+    ).model_dump_json()))  # fmt: skip
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    out = tmp_path / "out"
+    superhf_train.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
+                        "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(tmp_path / "ck"),
+                        "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
+                        "--samples", str(tmp_path / "s.jsonl")])  # fmt: skip
+    merged = load_causal_lm(out)
+    base = load_causal_lm(policy)
+    assert set(merged.state_dict()) == set(base.state_dict())  # no adapter keys left
+    diff = {k for k, v in merged.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert diff and all("query_key_value" in k for k in diff)
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["superbatches"] == 1 and "reward_gain" in m
+    assert (tmp_path / "c.csv").read_text().startswith("step,reward_mean")
+
+
+def test_nan_reward_stops_with_a_clear_message(tiny, tmp_path, monkeypatch) -> None:
+    policy, reward = tiny
+    from superhf import reward as reward_mod
+
+    monkeypatch.setattr(
+        reward_mod.RewardScorer, "_score_uncached", lambda self, p, c: [float("nan")] * len(p)
+    )
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        superhf_train.train(cfg(), policy, reward, PROMPTS, tmp_path / "ck")
+
+
+def test_nan_loss_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch) -> None:
+    policy, reward = tiny
+    superhf_train.train(cfg(num_prompts=2), policy, reward, PROMPTS, tmp_path / "ck")
+    meta = (tmp_path / "ck" / "meta.json").read_text()
+    real = superhf_train.superhf_loss
+
+    def bad(*a, **k):
+        loss, nll, kl = real(*a, **k)
+        return loss * float("nan"), nll, kl
+
+    monkeypatch.setattr(superhf_train, "superhf_loss", bad)
+    with pytest.raises(FloatingPointError, match="loss is nan"):
+        superhf_train.train(cfg(num_prompts=4), policy, reward, PROMPTS, tmp_path / "ck2")
+    assert (tmp_path / "ck" / "meta.json").read_text() == meta
+
+
+def stage_cmd(
+    tmp_path: Path, policy: Path, reward: Path, params: Path, out: Path, ck: Path
+) -> list[str]:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    return [sys.executable, "-m", "superhf.superhf_train", "--params", str(params), "--policy", str(policy),
+            "--reward", str(reward), "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(ck),
+            "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
+            "--samples", str(tmp_path / "s.jsonl")]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_identical_weights(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    c = json.loads(cfg(num_prompts=8, superbatch_size=4).model_dump_json())
+    params = write_params(tmp_path / "p.yaml", superhf=c)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full = stage_cmd(tmp_path, policy, reward, params, tmp_path / "full", tmp_path / "ck_full")
+    subprocess.run(full, check=True, env=env, capture_output=True)
+
+    killed = stage_cmd(tmp_path, policy, reward, params, tmp_path / "resumed", tmp_path / "ck_kill")
+    proc = subprocess.Popen(killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = tmp_path / "ck_kill" / "meta.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if meta.is_file() and json.loads(meta.read_text())["step"] >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_at_kill = json.loads(meta.read_text())["step"]
+    assert 3 <= step_at_kill < 8 and not (tmp_path / "resumed").exists()
+    subprocess.run(killed, check=True, env=env, capture_output=True)  # the rerun resumes
+
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    first = load_file(policy / "model.safetensors")
+    assert any(not torch.equal(a[k], first[k]) for k in a)
