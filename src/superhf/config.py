@@ -152,11 +152,82 @@ class SuperHFConfig(Section):
         return self
 
 
+class RLHFConfig(Section):
+    """The paper's RLHF baseline (section 4.2, Table 3): PPO with a KL penalty."""
+
+    num_prompts: int = Field(2000, gt=0, description="prompts over the whole run")
+    batch_size: int = Field(32, gt=0, description="prompts (rollouts) per PPO step per process")
+    minibatch_size: int = Field(8, gt=0, description="rollouts per PPO update minibatch")
+    ppo_epochs: int = Field(4, gt=0)
+    init_kl_coef: float = Field(0.2, ge=0)
+    adap_kl_ctrl: bool = True
+    target: float = Field(6.0, gt=0, description="target KL of the adaptive controller")
+    horizon: float = Field(10000.0, gt=0)
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    cliprange: float = Field(0.2, gt=0)
+    cliprange_value: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.1, ge=0)
+    whiten_scores: bool = Field(False, description="normalise reward-model scores per batch")
+    optim: OptimConfig = Field(
+        default_factory=lambda: OptimConfig(lr=1.41e-5, scheduler="constant", warmup_steps=0)
+    )
+    generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig(top_p=1.0))
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    checkpoint_every: int = Field(10, gt=0)
+    sample_every: int = Field(10, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _minibatch_fits(self) -> RLHFConfig:
+        if self.minibatch_size > self.batch_size:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must be <= batch_size ({self.batch_size})"
+            )
+        return self
+
+
+class BenchmarkConfig(Section):
+    enabled: bool = True
+    source: Literal["fixture", "local", "hub"] = Field(
+        "fixture",
+        description="fixture: small sets we wrote; local: data_dir laid out like "
+        "../shared/data/eval; hub: datasets.load_dataset (network)",
+    )
+    data_dir: str | None = None
+    max_examples: dict[Literal["hhh", "lambada", "wsc", "tweets", "squad"], int | None] = Field(
+        default_factory=dict, description="per task cap (seeded subsample); null = all"
+    )
+    tweet_shots: int = Field(0, ge=0, description="k-shot examples from the val split")
+    batch_size: int = Field(16, gt=0)
+
+    @model_validator(mode="after")
+    def _local_needs_dir(self) -> BenchmarkConfig:
+        if self.source == "local" and not self.data_dir:
+            raise ValueError("data_dir is required when source is 'local'")
+        if any(v is not None and v <= 0 for v in self.max_examples.values()):
+            raise ValueError(f"max_examples must be positive or null: {self.max_examples}")
+        return self
+
+
+class EvaluateConfig(Section):
+    max_test_prompts: int | None = Field(None, gt=0, description="seeded subsample of test")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    best_of_n: int = Field(32, ge=0, description="n for the best-of-n baseline; 0 = off")
+    bootstrap_samples: int = Field(1000, gt=0)
+    tail_chars: int = Field(24, gt=0, description="tail length for the shared-ending check")
+    benchmarks: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+    score_cache: bool = Field(True, description="cache reward scores by model hash")
+    seed: int = 0
+
+
 # Section name in params.yaml -> its config class (every stage's section, for validation).
 SECTIONS: dict[str, type[Section]] = {
     "prepare": PrepareConfig,
     "base_policy": BasePolicyConfig,
     "reward_model": RewardModelConfig,
     "superhf": SuperHFConfig,
+    "rlhf": RLHFConfig,
+    "evaluate": EvaluateConfig,
     "tracking": TrackingConfig,
 }

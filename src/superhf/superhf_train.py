@@ -17,10 +17,9 @@ Multi-process (prompts sharded, gradients synced, files written by rank 0):
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
-import random
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,35 +32,28 @@ from tqdm.auto import tqdm
 from superhf.config import SuperHFConfig
 from superhf.core import build_sft_batch, ema, select_top_k, superhf_loss
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
-from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.io import read_jsonl, write_json, write_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.params import load_section, read_params
 from superhf.reward import RewardScorer, model_hash
-from superhf.tracking import TrackingConfig, stage_run
+from superhf.tracking import NullRun, TrackingConfig, stage_run
 from superhf.training import (
     Checkpointer,
     build_optimizer,
     check_finite,
+    discard_checkpoints,
     fingerprint,
     frozen_reference,
     make_accelerator,
     maybe_lora,
+    prompt_schedule,
     save_final,
     seed_everything,
+    summarise,
+    write_curve,
 )
 
 log = logging.getLogger(__name__)
-
-
-def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
-    """Indices of the training prompts in the order they are used (reshuffled per pass)."""
-    rng = random.Random(seed)
-    order: list[int] = []
-    while len(order) < total:
-        block = list(range(n_prompts))
-        rng.shuffle(block)
-        order += block
-    return order[:total]
 
 
 def train(
@@ -98,7 +90,7 @@ def train(
     if resumed:
         start, state = resumed
         history, samples = state["history"], state["samples"]
-    run = run or _null()
+    run = run or NullRun()
     eos = tok.eos_token or ""
     bar = tqdm(
         range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
@@ -159,15 +151,9 @@ def train(
             if step % cfg.sample_every == 0 or step == n_super - 1:
                 samples += [{"step": step, "prompt": batch_prompts[j], "completion": c, "reward": r, "kept": True}
                             for j, c, r in kept[:2]]  # fmt: skip
-        if (step + 1) % cfg.checkpoint_every == 0 or step == n_super - 1:
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
     return model, tok, history, samples, acc
-
-
-def _null():
-    from superhf.tracking import NullRun
-
-    return NullRun()
 
 
 def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
@@ -222,31 +208,6 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
     return mean(losses), mean(nlls), mean(kls)
 
 
-def summarise(history: list[dict], wall: float, completions_total: int) -> dict:
-    rewards = [h["reward_mean"] for h in history]
-    q = max(1, len(rewards) // 4)
-    return {
-        "superbatches": len(history),
-        "reward_first": rewards[0],
-        "reward_final": rewards[-1],
-        "reward_average": sum(rewards) / len(rewards),
-        "reward_first_quarter": sum(rewards[:q]) / q,
-        "reward_last_quarter": sum(rewards[-q:]) / q,
-        "reward_gain": sum(rewards[-q:]) / q - sum(rewards[:q]) / q,
-        "reward_ema_final": history[-1]["reward_ema"],
-        "kl_final": history[-1]["kl"],
-        "wall_seconds": wall,
-        "completions_per_second": completions_total / wall if wall > 0 else float("nan"),
-    }
-
-
-def write_curve(path: str | Path, history: list[dict]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
-        w.writeheader()
-        w.writerows(history)
-
-
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
@@ -269,8 +230,6 @@ def main(argv: Iterable[str] | None = None) -> None:
     prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
     if not prompts:
         raise SystemExit(f"superhf: no prompts in {args.prompts}")
-    import os
-
     main_proc = int(os.environ.get("RANK", "0")) == 0
     t0 = time.perf_counter()
     with stage_run("superhf", {"superhf": raw["superhf"]}, tracking, main_process=main_proc,
@@ -287,6 +246,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         metrics["mlflow_run_id"] = run.run_id
         meta = {"stage": "superhf", "mlflow_run_id": run.run_id, "base": str(args.policy)}
         save_final(model, tok, args.out, acc, meta)
+        discard_checkpoints(args.checkpoints, acc)
         if acc.is_main_process:
             write_json(args.metrics, metrics)
             write_curve(args.curve, history)

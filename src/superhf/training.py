@@ -4,6 +4,7 @@ optimiser and schedule, LoRA, atomic checkpoints with resume, and the final save
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import json
 import logging
@@ -168,3 +169,47 @@ def save_final(
             tokenizer.save_pretrained(tmp)
             (tmp / "superhf_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     accelerator.wait_for_everyone()
+
+
+def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
+    """Remove a finished run's checkpoints (the final model is the stage's output)."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(Path(str(folder) + ".tmp"), ignore_errors=True)
+
+
+def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
+    """Indices of the training prompts in the order they are used (reshuffled per pass)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < total:
+        block = list(range(n_prompts))
+        rng.shuffle(block)
+        order += block
+    return order[:total]
+
+
+def summarise(history: list[dict], wall: float, completions_total: int) -> dict:
+    rewards = [h["reward_mean"] for h in history]
+    q = max(1, len(rewards) // 4)
+    return {
+        "superbatches": len(history),
+        "reward_first": rewards[0],
+        "reward_final": rewards[-1],
+        "reward_average": sum(rewards) / len(rewards),
+        "reward_first_quarter": sum(rewards[:q]) / q,
+        "reward_last_quarter": sum(rewards[-q:]) / q,
+        "reward_gain": sum(rewards[-q:]) / q - sum(rewards[:q]) / q,
+        "reward_ema_final": history[-1]["reward_ema"],
+        "kl_final": history[-1]["kl"],
+        "wall_seconds": wall,
+        "completions_per_second": completions_total / wall if wall > 0 else float("nan"),
+    }
+
+
+def write_curve(path: str | Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)

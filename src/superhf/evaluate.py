@@ -1,0 +1,297 @@
+"""Stage ``evaluate``: base, best-of-n, SuperHF and RLHF side by side (paper Table 4).
+
+Held-out reward under the proxy and the gold reward model (mean, std, 95% bootstrap
+interval, overall and per dataset), reward-hacking diagnostics, KL to the base policy, and
+the capability/alignment benchmarks. Every completion is saved with its scores.
+
+    python -m superhf.evaluate --params params.yaml --prompts data/prompts/test.jsonl \
+        --model base=models/base --model superhf=models/superhf --model rlhf=models/rlhf \
+        --reward models/reward --gold models/reward_gold --metrics metrics/eval.json \
+        --table metrics/table4.md --completions metrics/eval_completions.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from superhf import benchmarks
+from superhf.config import EvaluateConfig
+from superhf.core import build_sft_batch, shifted_logprobs
+from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import load_causal_lm, load_tokenizer
+from superhf.packaged import cache_root
+from superhf.params import load_section, read_params
+from superhf.reward import RewardScorer
+from superhf.tracking import TrackingConfig, stage_run
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- statistics
+def bootstrap_ci(values: Sequence[float], samples: int, seed: int) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean."""
+    if len(values) < 2:
+        v = values[0] if values else float("nan")
+        return v, v
+    t = torch.tensor(values, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(values), (samples, len(values)), generator=g)
+    means = t[idx].mean(1)
+    return float(means.quantile(0.025)), float(means.quantile(0.975))
+
+
+def summary(values: Sequence[float], samples: int, seed: int) -> dict[str, float]:
+    lo, hi = bootstrap_ci(values, samples, seed)
+    t = torch.tensor(values, dtype=torch.float64)
+    return {"mean": float(t.mean()), "std": float(t.std()) if len(values) > 1 else 0.0,
+            "ci_low": lo, "ci_high": hi, "n": len(values)}  # fmt: skip
+
+
+def repeated_ngram_rate(text: str, n: int = 3) -> float:
+    """Share of a completion's word n-grams that occur more than once in it."""
+    words = text.split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(c for c in counts.values() if c > 1) / len(grams)
+
+
+def shared_tail_share(texts: Sequence[str], chars: int, min_count: int = 3) -> float:
+    """Share of completions whose last ``chars`` characters end ``min_count``+ completions."""
+    tails = [" ".join(t.lower().split())[-chars:] for t in texts if len(t) >= chars]
+    counts = Counter(tails)
+    return sum(counts[t] >= min_count for t in tails) / len(texts) if texts else 0.0
+
+
+def diagnostics(texts: Sequence[str], tail_chars: int) -> dict[str, float]:
+    n = max(1, len(texts))
+    return {"completion_chars": sum(map(len, texts)) / n,
+            "empty_share": sum(not t for t in texts) / n,
+            "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
+            "repeated_3gram_rate": sum(repeated_ngram_rate(t) for t in texts) / n,
+            "shared_tail_share": shared_tail_share(texts, tail_chars)}  # fmt: skip
+
+
+@torch.inference_mode()
+def sequence_logprobs(
+    model, tok, texts: Sequence[str], completions: Sequence[str], bs: int = 16
+) -> list[float]:
+    """log p(completion + EOS | prompt text) under ``model``, one number per row."""
+    out = []
+    for s in range(0, len(texts), bs):
+        p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
+        c = [
+            tok(x, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            for x in completions[s : s + bs]
+        ]
+        b = build_sft_batch(p, c, tok.pad_token_id)
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        lp = shifted_logprobs(logits, b["input_ids"])
+        mask = b["labels"][:, 1:] != -100
+        out += (lp * mask).sum(1).tolist()
+    return out
+
+
+# ----------------------------------------------------------------------------- the stage
+def score_all(
+    scorers: dict[str, RewardScorer], prompts: list[str], comps: list[str]
+) -> dict[str, list[float]]:
+    return {name: s.score(prompts, comps) for name, s in scorers.items()}
+
+
+def reward_block(rows: list[dict], cfg: EvaluateConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for which in ("proxy", "gold"):
+        vals = [r[which] for r in rows]
+        out[which] = summary(vals, cfg.bootstrap_samples, cfg.seed)
+        per = {}
+        for ds in sorted({r["dataset"] for r in rows}):
+            per[ds] = summary(
+                [r[which] for r in rows if r["dataset"] == ds], cfg.bootstrap_samples, cfg.seed
+            )
+        out[which]["per_dataset"] = per
+    return out
+
+
+def evaluate_models(
+    cfg: EvaluateConfig, models: dict[str, Path], test: list[dict], scorers, bench_data
+):
+    results: dict[str, Any] = {}
+    all_rows: list[dict] = []
+    prompts = [t["prompt"] for t in test]
+    base_model = load_causal_lm(models["base"]).eval()
+    base_tok = load_tokenizer(models["base"])
+    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+    for name, path in models.items():
+        model = base_model if name == "base" else load_causal_lm(path).eval()
+        tok = base_tok if name == "base" else load_tokenizer(path)
+        texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
+        torch.manual_seed(cfg.seed)
+        comps = [trim_completion(c) for c in generate(model, tok, texts, cfg.generation)]
+        scores = score_all(scorers, prompts, comps)
+        rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
+                 "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
+        lp_model = sequence_logprobs(model, tok, texts, comps)
+        lp_base = sequence_logprobs(base_model, base_tok, base_texts, comps)
+        kl = [a - b for a, b in zip(lp_model, lp_base)]
+        results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
+                         "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
+        if bench_data is not None:
+            results[name]["benchmarks"] = benchmarks.run_all(
+                model, tok, bench_data, dict(cfg.benchmarks.max_examples), cfg.benchmarks.tweet_shots,
+                cfg.seed, cfg.benchmarks.batch_size)  # fmt: skip
+        all_rows += rows
+        log.info(
+            "%s: proxy %.3f gold %.3f",
+            name,
+            results[name]["proxy"]["mean"],
+            results[name]["gold"]["mean"],
+        )
+        if name != "base":
+            del model
+    if cfg.best_of_n > 0:
+        results["best_of_n"], rows = best_of_n(cfg, base_model, base_tok, base_texts, test, scorers)
+        all_rows += rows
+    return results, all_rows
+
+
+def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict], scorers):
+    """The base policy samples n completions per prompt; the proxy picks one. No training."""
+    n = cfg.best_of_n
+    torch.manual_seed(cfg.seed + 1)
+    comps = [
+        trim_completion(c)
+        for c in generate(model, tok, [t for t in texts for _ in range(n)], cfg.generation)
+    ]
+    prompts = [t["prompt"] for t in test]
+    proxy = scorers["proxy"].score([p for p in prompts for _ in range(n)], comps)
+    picked = []
+    for i in range(len(prompts)):
+        cands = [(proxy[i * n + j], comps[i * n + j]) for j in range(n) if comps[i * n + j]]
+        picked.append(max(cands)[1] if cands else "")
+    scores = score_all(scorers, prompts, picked)
+    rows = [{"model": "best_of_n", "prompt": p, "dataset": t["dataset"], "completion": c, "proxy": sp, "gold": sg}
+            for p, t, c, sp, sg in zip(prompts, test, picked, scores["proxy"], scores["gold"])]  # fmt: skip
+    res = {**reward_block(rows, cfg), **diagnostics(picked, cfg.tail_chars), "n": n,
+           "kl_to_base_bound": math.log(n) - (n - 1) / n}  # fmt: skip
+    return res, rows
+
+
+COLUMNS = [("Twitter", ("tweets",)), ("SQuAD F1", ("squad", "f1")), ("Lambada", ("lambada", "acc")),
+           ("Winograd", ("wsc",)), ("Helpful", ("hhh", "helpful")), ("Honest", ("hhh", "honest")),
+           ("Harmless", ("hhh", "harmless"))]  # fmt: skip
+
+
+def table4(results: dict[str, Any]) -> str:
+    """The paper's Table 4 columns plus proxy and gold reward, one row per model."""
+    head = ["model", *(c for c, _ in COLUMNS), "proxy reward", "gold reward"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in ("base", "best_of_n", "superhf", "rlhf"):
+        if name not in results:
+            continue
+        r = results[name]
+        cells = [name]
+        for _, keys in COLUMNS:
+            v: Any = r.get("benchmarks")
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) else None
+            cells.append(f"{v:.3f}" if isinstance(v, float) else "n/a")
+        for which in ("proxy", "gold"):
+            s = r[which]
+            cells.append(f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_benchmarks(cfg: EvaluateConfig) -> dict[str, Any] | None:
+    b = cfg.benchmarks
+    if not b.enabled:
+        return None
+    if b.source == "hub":
+        return benchmarks.load_hub()
+    root = Path(b.data_dir) if b.source == "local" else fixture_eval_dir()
+    if not root.is_dir():
+        raise FileNotFoundError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
+    return benchmarks.load_all(root)
+
+
+def fixture_eval_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("superhf") / "fixtures" / "eval"))
+
+
+def parse_models(items: list[str]) -> dict[str, Path]:
+    models = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--model expects NAME=PATH, got {item!r}")
+        if not (Path(path) / "config.json").is_file():
+            raise SystemExit(f"--model {name}: {path} is not a model folder (no config.json)")
+        models[name] = Path(path)
+    if "base" not in models:
+        raise SystemExit("--model base=PATH is required (KL and best-of-n are measured against it)")
+    return models
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
+    for name in ("prompts", "reward", "gold", "metrics", "table", "completions"):
+        ap.add_argument(f"--{name}", required=True)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section("evaluate", EvaluateConfig, args.params)
+    tracking = load_section("tracking", TrackingConfig, args.params)
+    raw = read_params(args.params)
+    models = parse_models(args.model)
+    bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
+    test = read_jsonl(args.prompts)
+    if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
+        keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
+        test = [test[i] for i in keep]
+    cache = cache_root() / "scores" if cfg.score_cache else None
+    scorers = {
+        "proxy": RewardScorer(args.reward, cache_dir=cache),
+        "gold": RewardScorer(args.gold, cache_dir=cache),
+    }
+    main_proc = int(os.environ.get("RANK", "0")) == 0
+    with stage_run("evaluate", {"evaluate": raw["evaluate"]}, tracking, main_process=main_proc,
+                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
+        results, rows = evaluate_models(cfg, models, test, scorers, bench_data)
+        results["test_prompts"] = len(test)
+        results["mlflow_run_id"] = run.run_id
+        write_json(args.metrics, results)
+        table = table4(results)
+        with atomic_path(args.table) as tmp:
+            tmp.write_text("# Table 4 (this run)\n\n" + table)
+        write_jsonl(args.completions, rows)
+        for name, r in results.items():
+            if isinstance(r, dict) and "proxy" in r:
+                run.log_metrics(
+                    {
+                        f"eval/{name}/proxy": r["proxy"]["mean"],
+                        f"eval/{name}/gold": r["gold"]["mean"],
+                    },
+                    0,
+                )
+        run.log_artifact(args.table)
+        print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Stage ``rlhf``: the paper's baseline (section 4.2), RLHF with PPO and a KL penalty.
+
+Classic design (Ziegler et al. 2019, TRL 0.4, which the paper used): per-token reward
+``-kl_coef * (logp - logp_ref)`` plus the reward-model score on the last response token,
+a value head on the policy, GAE, whitened advantages, clipped policy and value losses,
+``ppo_epochs`` passes over minibatches, an adaptive (or fixed) KL coefficient.
+
+    python -m superhf.rlhf --params params.yaml --policy models/base --reward models/reward \
+        --prompts data/prompts/train.jsonl --out models/rlhf --checkpoints checkpoints/rlhf \
+        --metrics metrics/rlhf.json --curve metrics/rlhf_curve.csv --samples metrics/rlhf_samples.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from superhf.config import RLHFConfig
+from superhf.core import IGNORE, build_sft_batch, ema, shifted_logprobs
+from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.io import read_jsonl, write_json, write_jsonl
+from superhf.models import load_causal_lm, load_tokenizer
+from superhf.params import load_section, read_params
+from superhf.ppo_core import (
+    AdaptiveKLController,
+    FixedKLController,
+    entropy_from_logits,
+    gae,
+    masked_mean,
+    masked_whiten,
+    per_token_rewards,
+    policy_loss,
+    value_loss,
+)
+from superhf.reward import RewardScorer, model_hash
+from superhf.tracking import NullRun, TrackingConfig, stage_run
+from superhf.training import (
+    Checkpointer,
+    build_optimizer,
+    check_finite,
+    discard_checkpoints,
+    fingerprint,
+    frozen_reference,
+    make_accelerator,
+    maybe_lora,
+    prompt_schedule,
+    save_final,
+    seed_everything,
+    summarise,
+    write_curve,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PolicyWithValueHead(torch.nn.Module):
+    """A causal LM plus a scalar value head on its last hidden state."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+        hidden = policy.config.get_text_config().hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, input_ids, attention_mask):
+        out = self.policy(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        )
+        values = self.value_head(out.hidden_states[-1].float()).squeeze(-1)
+        return out.logits, values
+
+
+def rollout_batch(tok, texts: list[str], responses: list[str], max_prompt_tokens: int):
+    """Left-padded prompt+response rows; only response tokens (plus EOS) are in the mask.
+
+    The paper's code passed the prompt again inside the response, so PPO trained on a
+    duplicated prompt; here responses are the trimmed generated text alone.
+    """
+    p_ids = [tok(t, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for t in texts]
+    r_ids = [tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for r in responses]
+    batch = build_sft_batch(p_ids, r_ids, tok.pad_token_id)
+    mask = (batch["labels"][:, 1:] != IGNORE).float()
+    return batch["input_ids"], batch["attention_mask"], mask
+
+
+def ppo_step(
+    cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, attn, mask, scores, step
+):
+    """One PPO step on a batch of rollouts; returns its statistics."""
+    unwrapped = acc.unwrap_model(model)
+    with torch.no_grad():
+        logits, values = model(input_ids, attn)
+        old_logp = shifted_logprobs(logits, input_ids)
+        if ref is None:  # LoRA: the reference is the base weights
+            with unwrapped.policy.disable_adapter():
+                ref_logits = unwrapped.policy(input_ids=input_ids, attention_mask=attn).logits
+        else:
+            ref_logits = ref(input_ids=input_ids, attention_mask=attn).logits
+        ref_logp = shifted_logprobs(ref_logits, input_ids)
+        old_values = values[:, :-1] * mask
+        if cfg.whiten_scores:
+            scores = (scores - scores.mean()) / (scores.std() + 1e-8) if len(scores) > 1 else scores
+        rewards, kl = per_token_rewards(scores, old_logp, ref_logp, mask, kl_ctl.value)
+        adv, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam)
+        adv = masked_whiten(adv, mask) * mask
+    stats: dict[str, list[float]] = {
+        k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl", "entropy")
+    }
+    n = input_ids.shape[0]
+    gen = torch.Generator().manual_seed(step)
+    for _ in range(cfg.ppo_epochs):
+        perm = torch.randperm(n, generator=gen)
+        for s in range(0, n, cfg.minibatch_size):
+            idx = perm[s : s + cfg.minibatch_size].to(input_ids.device)
+            with acc.autocast():
+                new_logits, new_values = model(input_ids[idx], attn[idx])
+            logp = shifted_logprobs(new_logits, input_ids[idx])
+            m = mask[idx]
+            pg, pg_clip, approx = policy_loss(logp, old_logp[idx], adv[idx], m, cfg.cliprange)
+            vf, vf_clip = value_loss(
+                new_values[:, :-1] * m, old_values[idx], returns[idx], m, cfg.cliprange_value
+            )
+            loss = pg + cfg.vf_coef * vf
+            check_finite("loss", loss.detach(), step)
+            acc.backward(loss)
+            if cfg.optim.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                ent = masked_mean(entropy_from_logits(new_logits[:, :-1]), m)
+            for k, v in zip(stats, (pg, vf, pg_clip, vf_clip, approx, ent)):
+                stats[k].append(float(v.detach()))
+    mean_kl = sum(gather_object([float(kl.sum(1).mean())])) / acc.num_processes
+    kl_coef_used = kl_ctl.value
+    kl_ctl.update(mean_kl, n * acc.num_processes)
+    out = {k: sum(v) / len(v) for k, v in stats.items()}
+    out.update(kl=mean_kl, kl_coef=kl_coef_used, response_tokens=float(mask.sum(1).mean()))
+    return out
+
+
+def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoint_dir, run: Any = None,
+          scorer: Any = None):  # fmt: skip
+    """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
+    the reward model in ``reward_dir``."""
+    acc = make_accelerator(cfg.optim.mixed_precision)
+    seed_everything(cfg.seed + acc.process_index)
+    tok = load_tokenizer(policy_dir)
+    policy = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
+    ref = frozen_reference(policy, cfg.lora.enabled)
+    model = PolicyWithValueHead(policy).train()
+    scorer = scorer or RewardScorer(reward_dir, device=acc.device)
+    world, B = acc.num_processes, cfg.batch_size
+    n_steps = math.ceil(cfg.num_prompts / (B * world))
+    updates = cfg.ppo_epochs * math.ceil(B / cfg.minibatch_size)
+    opt, sched = build_optimizer(model, cfg.optim, n_steps * updates)
+    model, opt = acc.prepare(model, opt)
+    if ref is not None:
+        ref.to(acc.device)
+    kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
+              if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
+    schedule = prompt_schedule(len(prompts), n_steps * B * world, cfg.seed)
+    fp = fingerprint(
+        cfg.model_dump(), model_hash(policy_dir), model_hash(reward_dir), len(prompts), world
+    )
+    ckpt = Checkpointer(checkpoint_dir, fp, acc)
+    start, history, samples = 0, [], []
+    resumed = ckpt.load(model, opt, sched)
+    if resumed:
+        start, state = resumed
+        history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]
+    run = run or NullRun()
+    bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
+    for step in bar:
+        t0 = time.perf_counter()
+        base = step * B * world + acc.process_index * B
+        batch_prompts = [prompts[schedule[base + j]] for j in range(B)]
+        texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
+        responses = [
+            trim_completion(c)
+            for c in generate(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
+        ]
+        t_gen = time.perf_counter()
+        scores = scorer.score(batch_prompts, responses)
+        check_finite("reward", sum(scores), step)
+        t_score = time.perf_counter()
+        input_ids, attn, mask = rollout_batch(
+            tok, texts, responses, cfg.generation.max_prompt_tokens
+        )
+        dev = acc.device
+        stats = ppo_step(cfg, acc, model, ref, opt, sched, kl_ctl, input_ids.to(dev), attn.to(dev),
+                         mask.to(dev), torch.tensor(scores, device=dev), step)  # fmt: skip
+        t_update = time.perf_counter()
+        all_scores, all_resp = gather_object(scores), gather_object(responses)
+        mean = sum(all_scores) / len(all_scores)
+        row = {"step": step, "reward_mean": mean,
+               "reward_std": float(torch.tensor(all_scores).std()) if len(all_scores) > 1 else 0.0,
+               **stats, "completion_chars": sum(map(len, all_resp)) / len(all_resp),
+               "empty_share": sum(not r for r in all_resp) / len(all_resp),
+               "distinct_1": distinct_n(all_resp, 1), "distinct_2": distinct_n(all_resp, 2),
+               "time_rollout": t_gen - t0, "time_score": t_score - t_gen, "time_update": t_update - t_score}  # fmt: skip
+        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [mean])[-1]
+        history.append(row)
+        if acc.is_main_process:
+            run.log_metrics(
+                {f"rlhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)}, step
+            )
+            bar.set_postfix(reward=f"{mean:.3f}", kl=f"{stats['kl']:.3f}")
+            if step % cfg.sample_every == 0 or step == n_steps - 1:
+                samples += [{"step": step, "prompt": p, "completion": r, "reward": s}
+                            for p, r, s in list(zip(batch_prompts, responses, scores))[:2]]  # fmt: skip
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
+            ckpt.save(
+                model,
+                opt,
+                sched,
+                step + 1,
+                {"history": history, "samples": samples, "kl_coef": kl_ctl.value},
+            )
+    return model, tok, history, samples, acc
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    for name in (
+        "policy",
+        "reward",
+        "prompts",
+        "out",
+        "checkpoints",
+        "metrics",
+        "curve",
+        "samples",
+    ):
+        ap.add_argument(f"--{name}", required=True)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section("rlhf", RLHFConfig, args.params)
+    tracking = load_section("tracking", TrackingConfig, args.params)
+    raw = read_params(args.params)
+    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
+    if not prompts:
+        raise SystemExit(f"rlhf: no prompts in {args.prompts}")
+    main_proc = int(os.environ.get("RANK", "0")) == 0
+    t0 = time.perf_counter()
+    with stage_run("rlhf", {"rlhf": raw["rlhf"]}, tracking, main_process=main_proc,
+                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
+        model, tok, history, samples, acc = train(
+            cfg, args.policy, args.reward, prompts, args.checkpoints, run
+        )
+        metrics = summarise(
+            history, time.perf_counter() - t0, cfg.batch_size * acc.num_processes * len(history)
+        )
+        metrics["ppo_steps"] = metrics.pop("superbatches")
+        metrics["kl_coef_final"] = history[-1]["kl_coef"]
+        metrics["mlflow_run_id"] = run.run_id
+        policy = acc.unwrap_model(model).policy
+        save_final(policy, tok, args.out, acc, {"stage": "rlhf", "mlflow_run_id": run.run_id})
+        discard_checkpoints(args.checkpoints, acc)
+        if acc.is_main_process:
+            write_json(args.metrics, metrics)
+            write_curve(args.curve, history)
+            write_jsonl(args.samples, samples)
+            run.log_artifact(args.samples)
+            run.log_artifact(args.curve)
+            log.info("reward %.3f -> %.3f, final KL %.3f", metrics["reward_first_quarter"],
+                     metrics["reward_last_quarter"], metrics["kl_final"])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

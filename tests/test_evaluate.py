@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+
+from superhf import evaluate, report
+from superhf.evaluate import bootstrap_ci, repeated_ngram_rate, shared_tail_share
+
+
+def test_bootstrap_interval_covers_the_mean() -> None:
+    rng = random.Random(0)
+    vals = [rng.gauss(1.0, 1.0) for _ in range(200)]
+    lo, hi = bootstrap_ci(vals, 500, seed=0)
+    mean = sum(vals) / len(vals)
+    assert lo < mean < hi and 0.1 < hi - lo < 0.5
+    assert bootstrap_ci([2.0], 100, 0) == (2.0, 2.0)
+
+
+def test_hacking_diagnostics() -> None:
+    assert repeated_ngram_rate("a b c a b c") == pytest.approx(0.5)  # abc twice of 4
+    assert repeated_ngram_rate("one two three four") == 0.0
+    texts = ["Sure. Thank you!! Have a great day :)"] * 3 + ["A real answer here."]
+    assert shared_tail_share(texts, 12) == pytest.approx(0.75)
+
+
+def test_stage_end_to_end_on_tiny_models(tmp_path: Path) -> None:
+    policy, reward = make_tiny_models(tmp_path / "m")
+    shutil.copytree(reward, tmp_path / "gold")
+    shutil.copytree(policy, tmp_path / "superhf")
+    prompts = tmp_path / "test.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p, "dataset": d}) + "\n"
+                               for p, d in zip(PROMPTS, ["a", "b", "a", "b"])))  # fmt: skip
+    section = {"max_test_prompts": 3, "best_of_n": 2, "bootstrap_samples": 50, "generation": TINY_GEN,
+               "score_cache": False, "benchmarks": {"source": "fixture", "max_examples": {"lambada": 4, "squad": 2}}}  # fmt: skip
+    params = write_params(tmp_path / "p.yaml", evaluate=section)
+    out = tmp_path / "out"
+    evaluate.main(["--params", str(params), "--prompts", str(prompts), "--model", f"base={policy}",
+                   "--model", f"superhf={tmp_path / 'superhf'}", "--reward", str(reward), "--gold", str(tmp_path / "gold"),
+                   "--metrics", str(out / "eval.json"), "--table", str(out / "table4.md"),
+                   "--completions", str(out / "c.jsonl")])  # fmt: skip
+    ev = json.loads((out / "eval.json").read_text())
+    assert set(ev) >= {"base", "superhf", "best_of_n"}
+    assert ev["base"]["kl_to_base"] == pytest.approx(0.0, abs=1e-4)
+    assert ev["superhf"]["kl_to_base"] == pytest.approx(0.0, abs=1e-4)  # identical weights
+    assert ev["best_of_n"]["proxy"]["mean"] >= ev["base"]["proxy"]["mean"] - 1.0
+    assert (
+        ev["base"]["proxy"]["ci_low"]
+        <= ev["base"]["proxy"]["mean"]
+        <= ev["base"]["proxy"]["ci_high"]
+    )
+    assert 0 <= ev["base"]["benchmarks"]["hhh"]["harmless"] <= 1
+    table = (out / "table4.md").read_text()
+    assert "| base |" in table and "| best_of_n |" in table and "Harmless" in table
+    rows = [json.loads(x) for x in (out / "c.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 3 and all({"proxy", "gold", "completion"} <= set(r) for r in rows)
+
+    curve = tmp_path / "curve.csv"
+    curve.write_text("step,reward_mean,reward_ema\n0,0.1,0.1\n1,0.3,0.12\n")
+    report.main(["--params", str(params), "--superhf-curve", str(curve), "--rlhf-curve", str(curve),
+                 "--eval", str(out / "eval.json"), "--out", str(tmp_path / "reports")])  # fmt: skip
+    pngs = sorted(p.name for p in (tmp_path / "reports").glob("*.png"))
+    assert pngs == ["benchmarks.png", "proxy_vs_gold.png", "training_reward.png"]
+
+
+def test_bad_model_argument(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="NAME=PATH"):
+        evaluate.parse_models(["oops"])
+    with pytest.raises(SystemExit, match="not a model folder"):
+        evaluate.parse_models([f"base={tmp_path}"])

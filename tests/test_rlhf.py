@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+
+from superhf import rlhf
+from superhf.config import RLHFConfig
+from superhf.models import load_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+def cfg(**kw) -> RLHFConfig:
+    base = {"num_prompts": 8, "batch_size": 8, "minibatch_size": 4, "ppo_epochs": 2,
+            "optim": {"lr": 1e-3, "scheduler": "constant", "warmup_steps": 0},
+            "generation": TINY_GEN, "checkpoint_every": 5}  # fmt: skip
+    base.update(kw)
+    return RLHFConfig.model_validate(base)
+
+
+class CountE:
+    """A reward that is a simple function of the text: how many 'e's it has."""
+
+    def score(self, prompts, completions):
+        return [c.count("e") / 4 for c in completions]
+
+
+def test_one_ppo_step_changes_the_policy(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    before = {k: v.clone() for k, v in load_causal_lm(policy).named_parameters()}
+    model, _, history, _, _ = rlhf.train(cfg(), policy, reward, PROMPTS, tmp_path / "ck")
+    after = dict(model.policy.named_parameters())
+    changed = [k for k, v in before.items() if not torch.equal(v, after[k].detach())]
+    assert len(changed) >= len(before) - 1  # all but, at most, an unused embedding row set
+    assert torch.any(model.value_head.weight != 0)
+    h = history[0]
+    assert h["kl"] == pytest.approx(0.0, abs=1e-5)  # rollouts come from the reference itself
+    assert 0 <= h["pg_clipfrac"] <= 1 and h["entropy"] > 0
+
+
+@pytest.mark.slow
+def test_ppo_raises_a_simple_reward(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    c = cfg(num_prompts=16 * 40, batch_size=16, minibatch_size=8, ppo_epochs=4, init_kl_coef=0.01,
+            optim={"lr": 3e-3, "scheduler": "constant", "warmup_steps": 0}, checkpoint_every=100)  # fmt: skip
+    _, _, history, _, _ = rlhf.train(c, policy, reward, PROMPTS, tmp_path / "ck", scorer=CountE())
+    r = [h["reward_mean"] for h in history]
+    first, last = sum(r[:10]) / 10, sum(r[-10:]) / 10
+    assert last > first + 0.25, (first, last)
+
+
+def test_stage_main_writes_model_and_metrics(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    params = write_params(
+        tmp_path / "p.yaml", rlhf=json.loads(cfg(num_prompts=16).model_dump_json())
+    )
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    out = tmp_path / "out"
+    rlhf.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
+               "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(tmp_path / "ck"),
+               "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
+               "--samples", str(tmp_path / "s.jsonl")])  # fmt: skip
+    model = load_causal_lm(out)
+    assert set(model.state_dict()) == set(load_causal_lm(policy).state_dict())  # no value head
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["ppo_steps"] == 2 and m["kl_coef_final"] > 0
+    assert "pg_loss" in (tmp_path / "c.csv").read_text().splitlines()[0]
