@@ -108,6 +108,9 @@ class MlflowRun(NullRun):
 
 def connect(cfg: TrackingConfig) -> Any:
     """Set the tracking URI and check the store answers: fail before any training."""
+    # Fail in seconds, not after minutes of retries, when an http store is down.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     import mlflow
 
     uri = resolve_uri(cfg)
