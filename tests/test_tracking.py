@@ -8,16 +8,22 @@ import pytest
 from superhf.tracking import TrackingConfig, connect, flatten, main_repo_root, resolve_uri
 
 
-def test_default_uri_is_absolute_and_survives_dvc_temp_workspaces(tmp_path: Path, monkeypatch) -> None:
+def test_default_uri_is_absolute_and_survives_dvc_temp_workspaces(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve_uri(TrackingConfig(), tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert (
+        resolve_uri(TrackingConfig(), tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    )
     temp_ws = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc123"
     temp_ws.mkdir(parents=True)
     assert main_repo_root(temp_ws) == tmp_path.resolve()
     assert resolve_uri(TrackingConfig(), temp_ws) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 
 
-def test_relative_uri_in_temp_workspace_and_file_store_are_refused(tmp_path: Path, monkeypatch) -> None:
+def test_relative_uri_in_temp_workspace_and_file_store_are_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     temp_ws = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc123"
     temp_ws.mkdir(parents=True)
