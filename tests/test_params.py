@@ -38,7 +38,7 @@ def test_paper_profile_is_the_paper() -> None:
         8,
     )
     assert s["optim"] == {"lr": 1e-5, "scheduler": "cosine", "warmup_steps": 100, "weight_decay": 0.0,
-                          "max_grad_norm": None, "mixed_precision": "no"}  # fmt: skip
+                          "max_grad_norm": None, "mixed_precision": "fp32"}  # fmt: skip
     g = s["generation"]
     assert (g["max_new_tokens"], g["temperature"], g["top_p"], g["repetition_penalty"]) == (
         64,

@@ -34,8 +34,9 @@ def test_dvc_pipeline_on_tiny_profile(tmp_path: Path) -> None:
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest)
-    db = tmp_path / "mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "HF_HUB_OFFLINE": "1",
+    db = work / "mlflow.db"  # the default: an absolute path in the main repository
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {**env, "HF_HUB_OFFLINE": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
     sh(["python", "-m", "superhf.profile", "tiny"], work, env)
     sh(["git", "init", "-q"], work, env)
@@ -61,11 +62,17 @@ def test_dvc_pipeline_on_tiny_profile(tmp_path: Path) -> None:
     names = json.dumps(shown)
     assert "superhf.json" in names and names.count('"rev"') >= 2
 
+    # a queued seed sweep runs in DVC's temporary workspaces; its MLflow runs still land here
+    sh(["bash", "scripts/seed_sweep.sh", "2"], work, env)
+    shown = sh(["dvc", "exp", "show", "--json"], work, env)
+    assert "seed-2" in shown
+
     con = sqlite3.connect(db)
     tags = con.execute("SELECT key, value FROM tags").fetchall()
     stages = {v for k, v in tags if k == "stage"}
     assert {"superhf", "rlhf", "evaluate", "report"} <= stages
-    assert any(k == "dvc_exp_name" and v != "workspace" for k, v in tags)  # the experiment run
+    exp_names = {v for k, v in tags if k == "dvc_exp_name"}
+    assert "workspace" in exp_names and "seed-2" in exp_names and len(exp_names) >= 3
     run_id = json.loads((work / "metrics/superhf.json").read_text())["mlflow_run_id"]
     assert con.execute("SELECT count(*) FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()[0] == 1
 

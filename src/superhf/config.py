@@ -117,7 +117,10 @@ class OptimConfig(Section):
     warmup_steps: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(None, gt=0)
-    mixed_precision: Literal["no", "bf16"] = "no"
+    mixed_precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="fp32 (the paper) or bf16 autocast; not yes/no words, which YAML 1.1 reads as booleans",
+    )
 
 
 class LoraConfig(Section):

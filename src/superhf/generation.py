@@ -74,10 +74,12 @@ def generate(
     cfg: GenerationConfig,
     *,
     do_sample: bool = True,
+    **extra: object,
 ) -> list[str]:
     """Sample one raw completion (new tokens only, decoded) per formatted prompt text.
 
     Batches of ``cfg.batch_size`` rows, KV cache on. The caller seeds torch's RNG.
+    ``extra`` goes to ``model.generate`` (the benchmarks pass ``min_new_tokens``).
     """
     was_training = model.training
     model.eval()
@@ -99,7 +101,7 @@ def generate(
             kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        seqs = model.generate(**enc, **kwargs)
+        seqs = model.generate(**enc, **kwargs, **extra)
         new = seqs[:, enc["input_ids"].shape[1] :]
         out += tokenizer.batch_decode(new, skip_special_tokens=True)
     model.train(was_training)

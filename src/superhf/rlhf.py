@@ -99,6 +99,7 @@ def ppo_step(
 ):
     """One PPO step on a batch of rollouts; returns its statistics."""
     unwrapped = acc.unwrap_model(model)
+    t0 = time.perf_counter()
     with torch.no_grad():
         logits, values = model(input_ids, attn)
         old_logp = shifted_logprobs(logits, input_ids)
@@ -114,6 +115,7 @@ def ppo_step(
         rewards, kl = per_token_rewards(scores, old_logp, ref_logp, mask, kl_ctl.value)
         adv, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam)
         adv = masked_whiten(adv, mask) * mask
+    t_forward = time.perf_counter() - t0
     stats: dict[str, list[float]] = {
         k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl", "entropy")
     }
@@ -147,7 +149,8 @@ def ppo_step(
     kl_coef_used = kl_ctl.value
     kl_ctl.update(mean_kl, n * acc.num_processes)
     out = {k: sum(v) / len(v) for k, v in stats.items()}
-    out.update(kl=mean_kl, kl_coef=kl_coef_used, response_tokens=float(mask.sum(1).mean()))
+    out.update(kl=mean_kl, kl_coef=kl_coef_used, response_tokens=float(mask.sum(1).mean()),
+               time_forward=t_forward, time_optimise=time.perf_counter() - t0 - t_forward)  # fmt: skip
     return out
 
 

@@ -113,7 +113,7 @@ def train(
             r, c = rewards[j * S : (j + 1) * S], completions[j * S : (j + 1) * S]
             for i in select_top_k(r, [bool(x) for x in c], K):
                 kept.append((j, c[i], r[i]))
-        loss_v, nll_v, kl_v = _finetune(
+        loss_v, nll_v, kl_v, n_tokens = _finetune(
             cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step
         )
         t_train = time.perf_counter()
@@ -139,6 +139,7 @@ def train(
             "time_generate": t_gen - t0,
             "time_score": t_score - t_gen,
             "time_train": t_train - t_score,
+            "tokens_trained": n_tokens,
         }
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [mean])[-1]
         history.append(row)
@@ -163,8 +164,9 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
     n_local = math.ceil(len(rows) / mb)
     n_mb = max(gather_object([n_local]))
     if n_mb == 0:
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), 0
     losses, nlls, kls = [], [], []
+    n_tokens = 0
     for m in range(n_mb):
         chunk = rows[m * mb : (m + 1) * mb]
         weight = 1.0
@@ -177,6 +179,7 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
         c_ids = [tok(c, add_special_tokens=False)["input_ids"] for _, c in chunk]
         batch = build_sft_batch(p_ids, c_ids, tok.pad_token_id)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
+        n_tokens += int(batch["attention_mask"].sum()) if weight else 0
         with acc.autocast():
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             ref_logits = None
@@ -205,7 +208,7 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
             sched.step()
             opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return mean(losses), mean(nlls), mean(kls)
+    return mean(losses), mean(nlls), mean(kls), n_tokens
 
 
 def main(argv: Iterable[str] | None = None) -> None:

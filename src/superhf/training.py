@@ -27,9 +27,10 @@ from superhf.io import atomic_path
 log = logging.getLogger(__name__)
 
 
-def make_accelerator(mixed_precision: str = "no") -> Accelerator:
+def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
     """CPU (gloo) when no GPU is present, so the same code runs under torchrun on a laptop."""
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+    precision = "no" if mixed_precision == "fp32" else mixed_precision
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
 def seed_everything(seed: int) -> None:
