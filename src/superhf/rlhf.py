@@ -12,10 +12,8 @@ a value head on the policy, GAE, whitened advantages, clipped policy and value l
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -27,9 +25,7 @@ from tqdm.auto import tqdm
 from superhf.config import RLHFConfig
 from superhf.core import IGNORE, build_sft_batch, ema, shifted_logprobs
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
-from superhf.io import read_jsonl, write_json, write_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
-from superhf.params import load_section, read_params
 from superhf.ppo_core import (
     AdaptiveKLController,
     FixedKLController,
@@ -42,21 +38,18 @@ from superhf.ppo_core import (
     value_loss,
 )
 from superhf.reward import RewardScorer, model_hash
-from superhf.tracking import NullRun, TrackingConfig, stage_run
+from superhf.tracking import NullRun
 from superhf.training import (
     Checkpointer,
     build_optimizer,
     check_finite,
-    discard_checkpoints,
     fingerprint,
     frozen_reference,
     make_accelerator,
     maybe_lora,
     prompt_schedule,
-    save_final,
+    run_training_stage,
     seed_everything,
-    summarise,
-    write_curve,
 )
 
 log = logging.getLogger(__name__)
@@ -236,51 +229,12 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    for name in (
-        "policy",
-        "reward",
-        "prompts",
-        "out",
-        "checkpoints",
-        "metrics",
-        "curve",
-        "samples",
-    ):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_section("rlhf", RLHFConfig, args.params)
-    tracking = load_section("tracking", TrackingConfig, args.params)
-    raw = read_params(args.params)
-    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
-    if not prompts:
-        raise SystemExit(f"rlhf: no prompts in {args.prompts}")
-    main_proc = int(os.environ.get("RANK", "0")) == 0
-    t0 = time.perf_counter()
-    with stage_run("rlhf", {"rlhf": raw["rlhf"]}, tracking, main_process=main_proc,
-                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
-        model, tok, history, samples, acc = train(
-            cfg, args.policy, args.reward, prompts, args.checkpoints, run
-        )
-        metrics = summarise(
-            history, time.perf_counter() - t0, cfg.batch_size * acc.num_processes * len(history)
-        )
-        metrics["ppo_steps"] = metrics.pop("superbatches")
-        metrics["kl_coef_final"] = history[-1]["kl_coef"]
-        metrics["mlflow_run_id"] = run.run_id
-        policy = acc.unwrap_model(model).policy
-        save_final(policy, tok, args.out, acc, {"stage": "rlhf", "mlflow_run_id": run.run_id})
-        discard_checkpoints(args.checkpoints, acc)
-        if acc.is_main_process:
-            write_json(args.metrics, metrics)
-            write_curve(args.curve, history)
-            write_jsonl(args.samples, samples)
-            run.log_artifact(args.samples)
-            run.log_artifact(args.curve)
-            log.info("reward %.3f -> %.3f, final KL %.3f", metrics["reward_first_quarter"],
-                     metrics["reward_last_quarter"], metrics["kl_final"])  # fmt: skip
+    run_training_stage(
+        "rlhf", RLHFConfig, train, argv, __doc__.split("\n\n")[0],
+        rollouts_per_step=lambda cfg: cfg.batch_size,
+        final_model=lambda model: model.policy,  # the value head is not part of the policy
+        extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ Multi-process (prompts sharded, gradients synced, files written by rank 0):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,25 +30,20 @@ from tqdm.auto import tqdm
 from superhf.config import SuperHFConfig
 from superhf.core import build_sft_batch, ema, select_top_k, superhf_loss
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
-from superhf.io import read_jsonl, write_json, write_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
-from superhf.params import load_section, read_params
 from superhf.reward import RewardScorer, model_hash
-from superhf.tracking import NullRun, TrackingConfig, stage_run
+from superhf.tracking import NullRun
 from superhf.training import (
     Checkpointer,
     build_optimizer,
     check_finite,
-    discard_checkpoints,
     fingerprint,
     frozen_reference,
     make_accelerator,
     maybe_lora,
     prompt_schedule,
-    save_final,
+    run_training_stage,
     seed_everything,
-    summarise,
-    write_curve,
 )
 
 log = logging.getLogger(__name__)
@@ -212,52 +205,10 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    for name in (
-        "policy",
-        "reward",
-        "prompts",
-        "out",
-        "checkpoints",
-        "metrics",
-        "curve",
-        "samples",
-    ):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_section("superhf", SuperHFConfig, args.params)
-    tracking = load_section("tracking", TrackingConfig, args.params)
-    raw = read_params(args.params)
-    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
-    if not prompts:
-        raise SystemExit(f"superhf: no prompts in {args.prompts}")
-    main_proc = int(os.environ.get("RANK", "0")) == 0
-    t0 = time.perf_counter()
-    with stage_run("superhf", {"superhf": raw["superhf"]}, tracking, main_process=main_proc,
-                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
-        model, tok, history, samples, acc = train(
-            cfg, args.policy, args.reward, prompts, args.checkpoints, run
-        )
-        wall = time.perf_counter() - t0
-        metrics = summarise(
-            history,
-            wall,
-            cfg.superbatch_size * cfg.prompt_accumulation * acc.num_processes * len(history),
-        )
-        metrics["mlflow_run_id"] = run.run_id
-        meta = {"stage": "superhf", "mlflow_run_id": run.run_id, "base": str(args.policy)}
-        save_final(model, tok, args.out, acc, meta)
-        discard_checkpoints(args.checkpoints, acc)
-        if acc.is_main_process:
-            write_json(args.metrics, metrics)
-            write_curve(args.curve, history)
-            write_jsonl(args.samples, samples)
-            run.log_artifact(args.samples)
-            run.log_artifact(args.curve)
-            log.info("reward %.3f -> %.3f (gain %.3f)", metrics["reward_first_quarter"],
-                     metrics["reward_last_quarter"], metrics["reward_gain"])  # fmt: skip
+    run_training_stage(
+        "superhf", SuperHFConfig, train, argv, __doc__.split("\n\n")[0],
+        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
