@@ -183,6 +183,10 @@ def test_stage_local_source_copies_a_model(tmp_path: Path, tiny_rm: Path) -> Non
     assert RewardScorer(tmp_path / "r").score(["a"], ["b"]) == pytest.approx(
         RewardScorer(tiny_rm).score(["a"], ["b"])
     )
+    # source=hub calls from_pretrained(hub_id): a folder laid out like a snapshot stands in
+    m = stage(tmp_path, f"  source: hub\n  name: {tiny_rm}\n  input_format: pair\n", PREFS)
+    assert m["proxy"]["name"] == str(tiny_rm) and 0 <= m["gold"]["test_accuracy"] <= 1
+    assert RewardScorer(tmp_path / "r").input_format == "pair"
     from superhf.models import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="not found"):
