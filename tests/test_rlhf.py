@@ -71,5 +71,5 @@ def test_stage_main_writes_model_and_metrics(tiny, tmp_path) -> None:
     model = load_causal_lm(out)
     assert set(model.state_dict()) == set(load_causal_lm(policy).state_dict())  # no value head
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["ppo_steps"] == 2 and m["kl_coef_final"] > 0
+    assert m["ppo_steps"] == 2 and m["kl_coef_final"] > 0 and "superbatches" not in m
     assert "pg_loss" in (tmp_path / "c.csv").read_text().splitlines()[0]

@@ -198,7 +198,6 @@ def summarise(history: list[dict], wall: float, completions_total: int) -> dict:
     rewards = [h["reward_mean"] for h in history]
     q = max(1, len(rewards) // 4)
     return {
-        "superbatches": len(history),
         "reward_first": rewards[0],
         "reward_final": rewards[-1],
         "reward_average": sum(rewards) / len(rewards),
