@@ -143,9 +143,12 @@ def evaluate_models(
         scores = score_all(scorers, prompts, comps)
         rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
                  "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
-        lp_model = sequence_logprobs(model, tok, texts, comps)
-        lp_base = sequence_logprobs(base_model, base_tok, base_texts, comps)
-        kl = [a - b for a, b in zip(lp_model, lp_base)]
+        if name == "base":
+            kl = [0.0] * len(comps)  # log p_base - log p_base
+        else:
+            lp_model = sequence_logprobs(model, tok, texts, comps)
+            lp_base = sequence_logprobs(base_model, base_tok, base_texts, comps)
+            kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
         if bench_data is not None:

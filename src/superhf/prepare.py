@@ -111,7 +111,7 @@ def extract_pair(dataset: str, row: dict[str, Any]) -> dict[str, str] | None:
 
 
 # ----------------------------------------------------------------------------- raw reading
-def _read_raw_file(path: Path) -> list[Any]:
+def read_raw_file(path: Path) -> list[Any]:
     """Rows of a .jsonl(.gz) or JSON-array file; an unparsable line becomes a Malformed."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -156,7 +156,7 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
     for split, files in splits.items():
         if not files:
             log.warning("%s: no %s split in %s; it contributes no rows", dataset, split, folder)
-        out[split] = [row for path in files for row in _read_raw_file(path)]
+        out[split] = [row for path in files for row in read_raw_file(path)]
     return out
 
 

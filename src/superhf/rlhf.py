@@ -169,7 +169,11 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
     schedule = prompt_schedule(len(prompts), n_steps * B * world, cfg.seed)
     fp = fingerprint(
-        cfg.model_dump(), model_hash(policy_dir), model_hash(reward_dir), len(prompts), world
+        cfg.model_dump(),
+        model_hash(policy_dir),
+        getattr(scorer, "hash", type(scorer).__name__),
+        len(prompts),
+        world,
     )
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []

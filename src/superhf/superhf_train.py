@@ -74,9 +74,7 @@ def train(
     if ref is not None:
         ref.to(acc.device)
     schedule = prompt_schedule(len(prompts), n_super * P * world, cfg.seed)
-    fp = fingerprint(
-        cfg.model_dump(), model_hash(policy_dir), model_hash(reward_dir), len(prompts), world
-    )
+    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts), world)
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
     resumed = ckpt.load(model, opt, sched)

@@ -7,9 +7,6 @@ Everything is seeded, so the same call gives the same weights.
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
@@ -20,7 +17,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from superhf.prepare import fixture_dir
+from superhf.prepare import fixture_dir, read_raw_file
 
 EOS, PAD, CLS = "<|endoftext|>", "<|pad|>", "<|cls|>"
 
@@ -28,13 +25,7 @@ EOS, PAD, CLS = "<|endoftext|>", "<|pad|>", "<|cls|>"
 def fixture_texts() -> list[str]:
     texts = []
     for path in sorted(fixture_dir().rglob("*.gz")):
-        with gzip.open(path, "rt") as f:
-            raw = f.read()
-        rows = (
-            json.loads(raw)
-            if raw.lstrip().startswith("[")
-            else [json.loads(x) for x in raw.splitlines()]
-        )
+        rows = read_raw_file(path)
         for r in rows:
             texts += [v for v in r.values() if isinstance(v, str)]
             texts += [
