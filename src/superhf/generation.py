@@ -4,13 +4,15 @@ sampling with the KV cache, and trimming a completion where the model starts the
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from superhf.config import GenerationConfig
+from superhf.core import position_ids
 
 # The next turn starts at "Human:", "Assistant:", or a "\n\n<Name>:" of one to three words.
 # (The paper's code cut at "\n\n[^:]+:|Human|Assistant", which also cut a reply that merely
@@ -66,6 +68,29 @@ def tokenize_prompts(
     )
 
 
+def cache_kwarg(model: PreTrainedModel) -> str:
+    """The name this transformers version gives the KV-cache argument (``cache`` from 5.x's
+    rename on, ``past_key_values`` before it)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return (
+        "cache"
+        if "cache" in inspect.signature(type(base).forward).parameters
+        else "past_key_values"
+    )
+
+
+def prefill_shared(model: PreTrainedModel, enc: dict[str, torch.Tensor], rows: torch.Tensor):
+    """Run every distinct prompt (all tokens but its last) through the model once, then copy
+    its KV cache to each row that samples from it. ``generate`` given this cache feeds only
+    the last prompt token, so S completions of one prompt cost one prefill, not S."""
+    cache = DynamicCache(config=model.config)
+    ids, attn = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]
+    model(input_ids=ids, attention_mask=attn, position_ids=position_ids(attn), use_cache=True,
+          logits_to_keep=1, **{cache_kwarg(model): cache})  # fmt: skip
+    cache.batch_select_indices(rows)
+    return cache
+
+
 @torch.inference_mode()
 def generate(
     model: PreTrainedModel,
@@ -74,35 +99,44 @@ def generate(
     cfg: GenerationConfig,
     *,
     do_sample: bool = True,
+    share_prefill: bool = True,
     **extra: object,
 ) -> list[str]:
     """Sample one raw completion (new tokens only, decoded) per formatted prompt text.
 
-    Batches of ``cfg.batch_size`` rows, KV cache on. The caller seeds torch's RNG.
-    ``extra`` goes to ``model.generate`` (the benchmarks pass ``min_new_tokens``).
+    Batches of ``cfg.batch_size`` rows, KV cache on. Rows with the same prompt (SuperHF's
+    superbatch, best-of-n) share one prefill (``prefill_shared``) unless ``share_prefill``
+    is False. The caller seeds torch's RNG. ``extra`` goes to ``model.generate`` (the
+    benchmarks pass ``min_new_tokens``).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out: list[str] = []
+    kwargs = dict(
+        max_new_tokens=cfg.max_new_tokens,
+        repetition_penalty=cfg.repetition_penalty,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=True,
+    )
+    if do_sample:
+        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     for start in range(0, len(texts), cfg.batch_size):
-        enc = tokenize_prompts(
-            tokenizer, texts[start : start + cfg.batch_size], cfg.max_prompt_tokens
-        )
-        enc = enc.to(device)
-        kwargs = dict(
-            max_new_tokens=cfg.max_new_tokens,
-            repetition_penalty=cfg.repetition_penalty,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            use_cache=True,
-        )
-        if do_sample:
-            kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        seqs = model.generate(**enc, **kwargs, **extra)
-        new = seqs[:, enc["input_ids"].shape[1] :]
+        chunk = list(texts[start : start + cfg.batch_size])
+        distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
+        enc = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)
+        where = {t: i for i, t in enumerate(distinct)}
+        rows = torch.tensor([where[t] for t in chunk] if share_prefill else range(len(chunk)),
+                            device=device)  # fmt: skip
+        cached = {}
+        if len(distinct) < len(chunk) and int(enc["attention_mask"].sum(1).min()) >= 2:
+            cached[cache_kwarg(model)] = prefill_shared(model, enc, rows)
+        inputs = {k: v[rows] for k, v in enc.items()}
+        seqs = model.generate(**inputs, **kwargs, **cached, **extra)
+        new = seqs[:, inputs["input_ids"].shape[1] :]
         out += tokenizer.batch_decode(new, skip_special_tokens=True)
     model.train(was_training)
     return out

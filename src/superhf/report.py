@@ -70,7 +70,7 @@ def reward_figure(ev: dict, out: Path) -> None:
 
 
 def benchmark_figure(ev: dict, out: Path) -> None:
-    from superhf.evaluate import COLUMNS
+    from superhf.config import TABLE4_COLUMNS as COLUMNS
 
     names = [m for m in MODELS if m in ev and "benchmarks" in ev[m]]
     fig, ax = plt.subplots(figsize=(9, 3.6))

@@ -23,7 +23,14 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from superhf.config import RLHFConfig
-from superhf.core import IGNORE, build_sft_batch, ema, shifted_logprobs
+from superhf.core import (
+    IGNORE,
+    build_sft_batch,
+    ema,
+    position_ids,
+    shifted_logprobs,
+    tail_columns,
+)
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import (
@@ -66,11 +73,15 @@ class PolicyWithValueHead(torch.nn.Module):
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, input_ids, attention_mask):
-        out = self.policy(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+    def forward(self, input_ids, attention_mask, position_ids=None, logits_to_keep: int = 0):
+        """(logits, values) for the last ``logits_to_keep`` columns (0: all of them)."""
+        out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids, logits_to_keep=logits_to_keep,
+                          output_hidden_states=True)  # fmt: skip
+        hidden = (
+            out.hidden_states[-1][:, -logits_to_keep:] if logits_to_keep else out.hidden_states[-1]
         )
-        values = self.value_head(out.hidden_states[-1].float()).squeeze(-1)
+        values = self.value_head(hidden.float()).squeeze(-1)
         return out.logits, values
 
 
@@ -87,21 +98,41 @@ def rollout_batch(tok, texts: list[str], responses: list[str], max_prompt_tokens
     return batch["input_ids"], batch["attention_mask"], mask
 
 
-def ppo_step(
-    cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, attn, mask, scores, step
-):
-    """One PPO step on a batch of rollouts; returns its statistics."""
+def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, attn, mask, scores,
+             step, *, reuse_forward: bool = True):  # fmt: skip
+    """One PPO step on a batch of rollouts; returns its statistics.
+
+    Logits and values are computed for the response columns only (``tail_columns``): the
+    prompt's vocabulary-sized logits are never used. With one minibatch per epoch, the
+    rollout forward (old log-probs and values) is the first epoch's forward: it runs once,
+    with gradients, instead of twice (``reuse_forward=False`` runs it twice; same result).
+    """
     unwrapped = acc.unwrap_model(model)
+    n = input_ids.shape[0]
+    targets = torch.cat([torch.zeros_like(mask[:, :1]), mask], 1).bool()
+    keep = max(2, tail_columns(targets))
+    fwd = {"input_ids": input_ids, "attention_mask": attn, "position_ids": position_ids(attn),
+           "logits_to_keep": keep}  # fmt: skip
+    ids, mask = input_ids[:, -keep:], mask[:, -(keep - 1) :]
+    reuse = reuse_forward and cfg.minibatch_size >= n
     t0 = time.perf_counter()
+    first_logits = first_values = None
+    if reuse:
+        with acc.autocast():
+            first_logits, first_values = model(**fwd)
+        logits, values = first_logits.detach(), first_values.detach()
+    else:
+        with torch.no_grad():
+            logits, values = model(**fwd)
     with torch.no_grad():
-        logits, values = model(input_ids, attn)
-        old_logp = shifted_logprobs(logits, input_ids)
+        old_logp = shifted_logprobs(logits, ids)
         if ref is None:  # LoRA: the reference is the base weights
             with unwrapped.policy.disable_adapter():
-                ref_logits = unwrapped.policy(input_ids=input_ids, attention_mask=attn).logits
+                ref_logits = unwrapped.policy(**fwd).logits
         else:
-            ref_logits = ref(input_ids=input_ids, attention_mask=attn).logits
-        ref_logp = shifted_logprobs(ref_logits, input_ids)
+            ref_logits = ref(**fwd).logits
+        ref_logp = shifted_logprobs(ref_logits, ids)
+        del logits, ref_logits
         old_values = values[:, :-1] * mask
         if cfg.whiten_scores:
             scores = (scores - scores.mean()) / (scores.std() + 1e-8) if len(scores) > 1 else scores
@@ -112,15 +143,18 @@ def ppo_step(
     stats: dict[str, list[float]] = {
         k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl", "entropy")
     }
-    n = input_ids.shape[0]
     gen = torch.Generator().manual_seed(step)
-    for _ in range(cfg.ppo_epochs):
+    for epoch in range(cfg.ppo_epochs):
         perm = torch.randperm(n, generator=gen)
         for s in range(0, n, cfg.minibatch_size):
             idx = perm[s : s + cfg.minibatch_size].to(input_ids.device)
-            with acc.autocast():
-                new_logits, new_values = model(input_ids[idx], attn[idx])
-            logp = shifted_logprobs(new_logits, input_ids[idx])
+            if reuse and epoch == 0:
+                new_logits, new_values = first_logits[idx], first_values[idx]
+            else:
+                with acc.autocast():
+                    new_logits, new_values = model(**{k: v[idx] if torch.is_tensor(v) else v
+                                                      for k, v in fwd.items()})  # fmt: skip
+            logp = shifted_logprobs(new_logits, ids[idx])
             m = mask[idx]
             pg, pg_clip, approx = policy_loss(logp, old_logp[idx], adv[idx], m, cfg.cliprange)
             vf, vf_clip = value_loss(
@@ -138,11 +172,13 @@ def ppo_step(
                 ent = masked_mean(entropy_from_logits(new_logits[:, :-1]), m)
             for k, v in zip(stats, (pg, vf, pg_clip, vf_clip, approx, ent)):
                 stats[k].append(float(v.detach()))
+        first_logits = first_values = None  # epoch 0 is done with them
     mean_kl = sum(gather_object([float(kl.sum(1).mean())])) / acc.num_processes
     kl_coef_used = kl_ctl.value
     kl_ctl.update(mean_kl, n * acc.num_processes)
     out = {k: sum(v) / len(v) for k, v in stats.items()}
     out.update(kl=mean_kl, kl_coef=kl_coef_used, response_tokens=float(mask.sum(1).mean()),
+               batch_tokens=float(attn.sum()),
                time_forward=t_forward, time_optimise=time.perf_counter() - t0 - t_forward)  # fmt: skip
     return out
 

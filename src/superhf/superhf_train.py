@@ -28,7 +28,15 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from superhf.config import SuperHFConfig
-from superhf.core import build_sft_batch, ema, select_top_k, superhf_loss
+from superhf.core import (
+    IGNORE,
+    build_sft_batch,
+    ema,
+    position_ids,
+    select_top_k,
+    superhf_loss,
+    tail_columns,
+)
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer, model_hash
@@ -171,21 +179,22 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
         batch = build_sft_batch(p_ids, c_ids, tok.pad_token_id)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
         n_tokens += int(batch["attention_mask"].sum()) if weight else 0
+        # logits only where completion tokens are predicted (the prompt's are never used)
+        keep = tail_columns(batch["labels"] != IGNORE)
+        fwd = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+               "position_ids": position_ids(batch["attention_mask"]), "logits_to_keep": keep}  # fmt: skip
         with acc.autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            out = model(**fwd)
             ref_logits = None
             if cfg.kl_coef > 0:
                 with torch.no_grad():
                     if ref is None:  # LoRA: the reference is the base weights
                         with acc.unwrap_model(model).disable_adapter():
-                            ref_logits = model(
-                                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                            ).logits
+                            ref_logits = model(**fwd).logits
                     else:
-                        ref_logits = ref(
-                            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                        ).logits
-            loss, nll, kl = superhf_loss(out.logits, batch["labels"], cfg.kl_coef, ref_logits)
+                        ref_logits = ref(**fwd).logits
+            labels = batch["labels"][:, -keep:]
+            loss, nll, kl = superhf_loss(out.logits, labels, cfg.kl_coef, ref_logits)
         check_finite("loss", loss.detach(), step)
         acc.backward(loss * weight / cfg.gradient_accumulation)
         if weight:
