@@ -1,10 +1,11 @@
 """Whole-pipeline cost: wall time and peak memory of every stage, then the no-op repro.
 
-    python benchmarks/pipeline.py                  # default profile (about 15 min on 2 cores)
+    python benchmarks/pipeline.py                  # default profile (minutes on 2 cores)
     python benchmarks/pipeline.py --profile tiny   # seconds per stage
+    python benchmarks/pipeline.py --ref HEAD~3     # the same for an earlier commit
 
-Runs in a temporary copy of the committed tree (git ls-files), so the workspace's outputs
-are untouched. Each stage's command is taken from ``dvc.yaml`` and run in DAG order as a
+Runs in a temporary copy of the tracked files (git ls-files, or ``git archive REF``), with
+that copy's ``src`` first on PYTHONPATH, so the workspace's outputs are untouched. Each stage's command is taken from ``dvc.yaml`` and run in DAG order as a
 child process; ``os.wait4`` gives its peak resident memory. Then ``dvc repro`` there must
 have nothing to do, and its wall time is the no-op cost.
 """
@@ -25,15 +26,22 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def copy_tree(dest: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "reports/")) or rel == "dvc.lock":
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dest / rel)
+def copy_tree(dest: Path, ref: str | None = None) -> None:
+    """The tracked files as they are in the working tree, or as committed at ``ref``."""
+    dest.mkdir(parents=True)
+    if ref:
+        archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    else:
+        files = subprocess.run(
+            ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for rel in files:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    for rel in ("metrics", "reports"):  # start from nothing
+        shutil.rmtree(dest / rel, ignore_errors=True)
+    (dest / "dvc.lock").unlink(missing_ok=True)
 
 
 def run_stage(cmd: str, cwd: Path, env: dict) -> tuple[float, float]:
@@ -52,13 +60,15 @@ def run_stage(cmd: str, cwd: Path, env: dict) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--ref", help="benchmark the tree committed at this git ref instead")
     ap.add_argument("--json", help="write the numbers here too")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": ""}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d) / "repo"
-        copy_tree(work)
+        copy_tree(work, args.ref)
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+        env["PYTHONPATH"] = str(work / "src")  # the copied tree's code, not the installed one
         subprocess.run(["python", "-m", "superhf.profile", args.profile], cwd=work, check=True, env=env,
                        capture_output=True)  # fmt: skip
         for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
@@ -82,8 +92,8 @@ def main() -> None:
     total = sum(r["wall_s"] for r in rows.values())
     print(f"{'total':14} {total:8.1f} s   (profile {args.profile}); no-op dvc repro {noop:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"profile": args.profile, "stages": rows, "total_s": total,
-                                               "noop_repro_s": noop}, indent=2) + "\n")  # fmt: skip
+        Path(args.json).write_text(json.dumps({"profile": args.profile, "ref": args.ref, "stages": rows,
+                                               "total_s": total, "noop_repro_s": noop}, indent=2) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
