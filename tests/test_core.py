@@ -169,3 +169,36 @@ def test_completion_nll_on_the_tail_equals_the_full_computation() -> None:
 def test_position_ids_count_real_tokens_only() -> None:
     attn = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert position_ids(attn).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("k", [4, 64])
+def test_top_p_from_top_k_keeps_what_transformers_keeps(seed: int, top_p: float, k: int) -> None:
+    from transformers import TopPLogitsWarper
+
+    from superhf.generation import TopPFromTopK
+
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(5, 300, generator=g) * (0.5 + seed)  # flat to peaked rows
+    ids = torch.zeros(5, 1, dtype=torch.long)
+    want = TopPLogitsWarper(top_p)(ids, scores.clone())
+    got = TopPFromTopK(top_p, k=k)(ids, scores.clone())
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+    assert torch.equal(got[~torch.isinf(got)], scores[~torch.isinf(got)])
+
+
+def test_rows_times_weight_head_is_the_same_linear_map() -> None:
+    from superhf.generation import RowsTimesWeightHead, fast_cpu_head
+    from superhf.tiny import tiny_causal_lm, tiny_tokenizer
+
+    for bias in (False, True):
+        lin = torch.nn.Linear(16, 40, bias=bias)
+        x = torch.randn(3, 5, 16)
+        assert torch.allclose(RowsTimesWeightHead(lin)(x), lin(x), atol=1e-6)
+    model = tiny_causal_lm(tiny_tokenizer())
+    head = model.get_output_embeddings()
+    with fast_cpu_head(model):
+        assert isinstance(model.get_output_embeddings(), RowsTimesWeightHead)
+        assert model.get_output_embeddings().head.weight is head.weight
+    assert model.get_output_embeddings() is head

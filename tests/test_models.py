@@ -120,3 +120,27 @@ def test_shared_prefill_generates_what_separate_prefills_generate(monkeypatch) -
     assert calls == [1]
     assert shared == separate
     assert shared[0] == shared[1] == shared[2] and any(shared)
+
+
+def test_sampling_matches_transformers_own_top_p() -> None:
+    """Our top-p processor and CPU head must not change what a seeded sample draws."""
+    from helpers import PROMPTS, TINY_GEN
+
+    from superhf import generation
+    from superhf.config import GenerationConfig
+    from superhf.tiny import tiny_causal_lm
+
+    tok = tiny_tokenizer()
+    model = tiny_causal_lm(tok, seed=0)
+    cfg = GenerationConfig(**{**TINY_GEN, "max_new_tokens": 16, "top_p": 0.8,
+                              "repetition_penalty": 1.05, "batch_size": 8})  # fmt: skip
+    torch.manual_seed(3)
+    ours = generation.generate(model, tok, PROMPTS, cfg, share_prefill=False)
+    enc = generation.tokenize_prompts(tok, PROMPTS, cfg.max_prompt_tokens)
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        seqs = model.generate(**enc, max_new_tokens=16, do_sample=True, top_p=0.8, top_k=0,
+                              temperature=1.0, repetition_penalty=1.05,
+                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    theirs = tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert ours == theirs and len(set(ours)) > 1

@@ -7,9 +7,17 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TopPLogitsWarper,
+)
 
 from superhf.config import GenerationConfig
 from superhf.core import position_ids
@@ -68,6 +76,65 @@ def tokenize_prompts(
     )
 
 
+class TopPFromTopK(LogitsProcessor):
+    """Nucleus (top-p) filtering with the result of transformers' ``TopPLogitsWarper``,
+    without sorting the whole vocabulary at every decode step.
+
+    A token is kept when the probability mass of the tokens above it is below ``top_p``
+    (the most likely token always stays). Only the ``k`` most likely tokens are looked at;
+    if they hold less than ``top_p`` of the mass, the row falls back to the full sort. On
+    CPU the sort of a 49k vocabulary costs 8x the top-k (benchmarks/RESULTS.md).
+    """
+
+    def __init__(self, top_p: float, k: int = 1024) -> None:
+        self.top_p, self.k = top_p, k
+        self.full = TopPLogitsWarper(top_p)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        k = min(self.k, scores.shape[-1])
+        probs = scores.float().softmax(-1)
+        top, idx = probs.topk(k, dim=-1)
+        cum = top.cumsum(-1)
+        if bool((cum[:, -1] < self.top_p).any()):
+            return self.full(input_ids, scores)
+        keep_sorted = (cum - top) < self.top_p
+        keep_sorted[:, 0] = True
+        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, idx, keep_sorted)
+        return scores.masked_fill(~keep, -float("inf"))
+
+
+class RowsTimesWeightHead(torch.nn.Module):
+    """A linear LM head computed as ``(W @ x.T).T``. For the few rows of a decode step, CPU
+    BLAS runs this orientation of the same product 1.5-3x faster than ``x @ W.T``
+    (benchmarks/RESULTS.md); ``generate`` swaps it in on CPU only, sharing the weight."""
+
+    def __init__(self, head: torch.nn.Linear) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        out = (self.head.weight @ flat.T).T
+        if self.head.bias is not None:
+            out = out + self.head.bias
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+@contextmanager
+def fast_cpu_head(model: PreTrainedModel):
+    """Use ``RowsTimesWeightHead`` for the duration (CPU and a plain linear head only)."""
+    head = model.get_output_embeddings()
+    device = next(model.parameters()).device
+    if device.type != "cpu" or type(head) is not torch.nn.Linear:
+        yield
+        return
+    model.set_output_embeddings(RowsTimesWeightHead(head))
+    try:
+        yield
+    finally:
+        model.set_output_embeddings(head)
+
+
 def cache_kwarg(model: PreTrainedModel) -> str:
     """The name this transformers version gives the KV-cache argument (``cache`` from 5.x's
     rename on, ``past_key_values`` before it)."""
@@ -121,7 +188,9 @@ def generate(
         use_cache=True,
     )
     if do_sample:
-        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=1.0, top_k=0)
+        if cfg.top_p < 1.0:  # after temperature, as transformers orders its own warper
+            kwargs["logits_processor"] = LogitsProcessorList([TopPFromTopK(cfg.top_p)])
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     for start in range(0, len(texts), cfg.batch_size):
@@ -135,7 +204,8 @@ def generate(
         if len(distinct) < len(chunk) and int(enc["attention_mask"].sum(1).min()) >= 2:
             cached[cache_kwarg(model)] = prefill_shared(model, enc, rows)
         inputs = {k: v[rows] for k, v in enc.items()}
-        seqs = model.generate(**inputs, **kwargs, **cached, **extra)
+        with fast_cpu_head(model):
+            seqs = model.generate(**inputs, **kwargs, **cached, **extra)
         new = seqs[:, inputs["input_ids"].shape[1] :]
         out += tokenizer.batch_decode(new, skip_special_tokens=True)
     model.train(was_training)

@@ -246,7 +246,8 @@ def train_reward_model(
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(pairs) / batch_size)
     total = max(1, math.ceil(epochs * steps_per_epoch))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     sched = get_scheduler("linear", opt, int(warmup_ratio * total), total)
     model.train()
     losses: list[float] = []

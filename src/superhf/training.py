@@ -46,7 +46,10 @@ def build_optimizer(
     model: torch.nn.Module, cfg: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the fused kernel: one pass over parameters and state instead of a dozen foreach ops
+    # (5.6x faster on CPU for the 135M policy, benchmarks/RESULTS.md); same update rule
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     name = "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler
     sched = get_scheduler(
         name, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=total_steps
