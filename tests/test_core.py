@@ -181,6 +181,7 @@ def test_top_p_from_top_k_keeps_what_transformers_keeps(seed: int, top_p: float,
 
     g = torch.Generator().manual_seed(seed)
     scores = torch.randn(5, 300, generator=g) * (0.5 + seed)  # flat to peaked rows
+    scores[0] *= 0.01  # a nearly uniform row: its nucleus is wider than k (the fallback)
     ids = torch.zeros(5, 1, dtype=torch.long)
     want = TopPLogitsWarper(top_p)(ids, scores.clone())
     got = TopPFromTopK(top_p, k=k)(ids, scores.clone())

@@ -82,8 +82,8 @@ class TopPFromTopK(LogitsProcessor):
 
     A token is kept when the probability mass of the tokens above it is below ``top_p``
     (the most likely token always stays). Only the ``k`` most likely tokens are looked at;
-    if they hold less than ``top_p`` of the mass, the row falls back to the full sort. On
-    CPU the sort of a 49k vocabulary costs 8x the top-k (benchmarks/RESULTS.md).
+    a row whose top ``k`` hold less than ``top_p`` of the mass falls back to the full sort.
+    On CPU the sort of a 49k vocabulary costs 8x the top-k (benchmarks/RESULTS.md).
     """
 
     def __init__(self, top_p: float, k: int = 1024) -> None:
@@ -95,12 +95,14 @@ class TopPFromTopK(LogitsProcessor):
         probs = scores.float().softmax(-1)
         top, idx = probs.topk(k, dim=-1)
         cum = top.cumsum(-1)
-        if bool((cum[:, -1] < self.top_p).any()):
-            return self.full(input_ids, scores)
         keep_sorted = (cum - top) < self.top_p
         keep_sorted[:, 0] = True
         keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, idx, keep_sorted)
-        return scores.masked_fill(~keep, -float("inf"))
+        out = scores.masked_fill(~keep, -float("inf"))
+        flat = cum[:, -1] < self.top_p  # rows whose nucleus is wider than k: full sort
+        if bool(flat.any()):
+            out[flat] = self.full(input_ids[flat], scores[flat])
+        return out
 
 
 class RowsTimesWeightHead(torch.nn.Module):
