@@ -10,7 +10,8 @@ Run by ``benchmarks/run.py`` with the interpreter of a throwaway virtualenv that
 initialisation) and ``setup.json`` (prompts, batch, epochs, response length, lr).
 
 Phases are timed by wrapping the functions TRL's loop calls (``batch_generation``,
-``forward``, ``get_reward``); ``update`` is the rest of each step, which is the PPO epochs.
+``forward``, ``get_reward``, ``gc.collect``); ``update`` is the rest of each step: the PPO
+epochs and TRL's bookkeeping.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def main() -> None:
     pt.get_reward = timed(
         pt.get_reward, lambda model, *a: "score" if model is reward else "value_forward"
     )
+    # TRL calls gc.collect() twice per step (memory hygiene for large models): timed apart
+    pt.gc.collect = timed(pt.gc.collect, lambda *a: "gc")
     steps: list[dict[str, float]] = []
 
     class StepTimer(TrainerCallback):
@@ -92,7 +95,7 @@ def main() -> None:
             now = time.perf_counter()
             row = {"step_s": now - self.t, **acc}
             row["update"] = row["step_s"] - sum(
-                acc.get(p, 0.0) for p in ("rollout", "score", "ref_forward", "value_forward")
+                acc.get(p, 0.0) for p in ("rollout", "score", "ref_forward", "value_forward", "gc")
             )
             steps.append(row)
             acc.clear()
@@ -133,6 +136,7 @@ def main() -> None:
         "value_forward",
         "update_forward",
         "update",
+        "gc",
         "step_s",
     )
     med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in keys}

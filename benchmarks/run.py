@@ -11,11 +11,13 @@ in the same run. Nothing here asserts a time; see benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -115,14 +117,12 @@ def bench_generation(
     t_b = median_time(batched, repeats)
     t_u = median_time(unbatched, max(1, repeats // 2))
     out = {}
-    try:  # code from before the shared prefill has no such switch
+    if "share_prefill" in inspect.signature(generate).parameters:  # not in older code
         t_sep = median_time(separate_prefills, repeats)
         out = {
             "separate_prefill_completions_per_s": S / t_sep,
             "shared_prefill_speedup": t_sep / t_b,
         }
-    except TypeError:
-        pass
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     steps_per_s = new_tokens / t_b  # one weight read per decode step for the whole batch
     return {"completions_per_s": S / t_b, "unbatched_completions_per_s": S / t_u,
@@ -226,6 +226,50 @@ def bench_ppo(
     return out
 
 
+def bench_kernels(policy: Path, chat: bool, repeats: int) -> dict:
+    """The single operations behind three changes, each against what it replaced, on the
+    policy's real shapes: the AdamW step, top-p filtering of one decode step's logits, and
+    one decode step's LM head."""
+    from transformers import TopPLogitsWarper
+
+    from superhf.generation import RowsTimesWeightHead, TopPFromTopK
+    from superhf.models import load_causal_lm
+
+    model = load_causal_lm(policy)
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    out = {}
+    for name, fused in (("foreach", False), ("fused", True)):
+        opt = torch.optim.AdamW(params, lr=1e-9, fused=fused)
+        out[f"adamw_step_{name}_s"] = median_time(opt.step, repeats)
+    out["adamw_fused_speedup"] = out["adamw_step_foreach_s"] / out["adamw_step_fused_s"]
+    from superhf.generation import format_prompt, tokenize_prompts
+    from superhf.models import load_tokenizer
+
+    tok, head = load_tokenizer(policy), model.get_output_embeddings()
+    texts = [format_prompt(p, tok, gen_cfg(32, 8, chat)) for p in PROMPTS]
+    with torch.inference_mode():
+        for rows in (8, 32):
+            # a decode step's real inputs: the last hidden state and next-token logits
+            enc = tokenize_prompts(tok, [texts[i % len(texts)] for i in range(rows)], 256)
+            x = model(**enc, output_hidden_states=True).hidden_states[-1][:, -1:]
+            scores = head(x)[:, -1].float()
+            ids = enc["input_ids"]
+            sort, topk = TopPLogitsWarper(0.9), TopPFromTopK(0.9)
+            t_sort = median_time(partial(sort, ids, scores), repeats)
+            t_topk = median_time(partial(topk, ids, scores), repeats)
+            t_lin = median_time(partial(head, x), repeats)
+            t_rxw = median_time(partial(RowsTimesWeightHead(head), x), repeats)
+            out[f"top_p_sort_{rows}rows_ms"] = 1e3 * t_sort
+            out[f"top_p_topk_{rows}rows_ms"] = 1e3 * t_topk
+            out[f"lm_head_x_wT_{rows}rows_ms"] = 1e3 * t_lin
+            out[f"lm_head_w_xT_{rows}rows_ms"] = 1e3 * t_rxw
+    for p in params:
+        p.grad = None
+    return out
+
+
 # ----------------------------------------------------------------------------- the peer
 TRL_VERSION = "1.12.0"  # the last TRL with a PPOTrainer (trl.experimental.ppo)
 
@@ -326,10 +370,11 @@ def bench_peer(venv: Path, B: int, new_tokens: int, steps: int) -> dict:
         out[f"ours_{name}_s"] = ours[o]
         out[f"trl_{name}_s"] = trl[t]
         out[f"trl_over_ours_{name}"] = trl[t] / ours[o] if ours[o] else float("nan")
+    out["trl_gc_collect_s"] = trl.get("gc", 0.0)  # in trl_step_s, not in trl_update_s
     return out
 
 
-SECTIONS = ("generation", "scoring", "superhf", "ppo", "evaluation")
+SECTIONS = ("generation", "scoring", "superhf", "ppo", "evaluation", "kernels")
 
 
 def main() -> None:
@@ -396,6 +441,8 @@ def run_section(section: str, policy: Path, reward: Path, chat: bool, repeats: i
         return bench_ppo(policy, reward, S, T, chat, steps=2, flops=flops)
     if section == "evaluation":
         return bench_evaluation(policy, max(1, repeats // 2))
+    if section == "kernels":
+        return bench_kernels(policy, chat, repeats)
     raise SystemExit(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
 
 
