@@ -83,7 +83,7 @@ class TopPFromTopK(LogitsProcessor):
     A token is kept when the probability mass of the tokens above it is below ``top_p``
     (the most likely token always stays). Only the ``k`` most likely tokens are looked at;
     a row whose top ``k`` hold less than ``top_p`` of the mass falls back to the full sort.
-    On CPU the sort of a 49k vocabulary costs 8x the top-k (benchmarks/RESULTS.md).
+    On CPU, sorting a 49k vocabulary costs about 5x the top-k (benchmarks/RESULTS.md).
     """
 
     def __init__(self, top_p: float, k: int = 1024) -> None:
@@ -107,7 +107,7 @@ class TopPFromTopK(LogitsProcessor):
 
 class RowsTimesWeightHead(torch.nn.Module):
     """A linear LM head computed as ``(W @ x.T).T``. For the few rows of a decode step, CPU
-    BLAS runs this orientation of the same product 1.5-3x faster than ``x @ W.T``
+    BLAS runs this orientation of the same product 1.6-2x faster than ``x @ W.T``
     (benchmarks/RESULTS.md); ``generate`` swaps it in on CPU only, sharing the weight."""
 
     def __init__(self, head: torch.nn.Linear) -> None:

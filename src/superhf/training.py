@@ -47,7 +47,7 @@ def build_optimizer(
 ) -> tuple[torch.optim.Optimizer, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
     # the fused kernel: one pass over parameters and state instead of a dozen foreach ops
-    # (5.6x faster on CPU for the 135M policy, benchmarks/RESULTS.md); same update rule
+    # (6.5x faster on CPU for the 135M policy, benchmarks/RESULTS.md); same update rule
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     name = "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler
