@@ -134,23 +134,17 @@ def bench_evaluation(policy: Path, repeats: int) -> dict:
     """The evaluate stage's model work on the packaged fixture sets: every capability
     benchmark (log-likelihood scoring and SQuAD generation) and the KL log-probs."""
     from superhf import benchmarks as bm
-    from superhf.config import BenchmarkConfig
+    from superhf.config import EvaluateConfig
     from superhf.evaluate import load_benchmarks, sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
-    data = load_benchmarks(_eval_cfg(BenchmarkConfig()))
+    data = load_benchmarks(EvaluateConfig())  # the packaged fixture sets
     t_bench = median_time(lambda: bm.run_all(model, tok, data, {}, 0, 0, 16), repeats, warmup=0)
     texts = [p for p in PROMPTS for _ in range(6)]
     comps = [" ".join(["word"] * (4 + 3 * i)) for i in range(len(texts))]
     t_lp = median_time(lambda: sequence_logprobs(model, tok, texts, comps), repeats)
     return {"benchmarks_s": t_bench, "kl_logprobs_s": t_lp}
-
-
-def _eval_cfg(bench):
-    from superhf.config import EvaluateConfig
-
-    return EvaluateConfig(benchmarks=bench)
 
 
 def bench_scoring(reward: Path, repeats: int) -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from superhf.core import position_ids
+from superhf.core import tail_forward_inputs
 
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
 TWEET_LABELS = (" negative", " neutral", " positive")
@@ -148,8 +148,7 @@ def loglikelihood(
             row = encoded[i][0]
             ids[r, width - len(row) :] = torch.tensor(row)
             attn[r, width - len(row) :] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device),
-                       position_ids=position_ids(attn).to(device), logits_to_keep=keep).logits  # fmt: skip
+        logits = model(**tail_forward_inputs(ids.to(device), attn.to(device), keep)).logits
         logp = F.log_softmax(logits.float(), dim=-1)
         for r, i in enumerate(idx):
             row, n = encoded[i]

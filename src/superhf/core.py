@@ -66,6 +66,15 @@ def tail_columns(targets: torch.Tensor) -> int:
     return targets.shape[1] - int(cols[0])
 
 
+def tail_forward_inputs(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: int
+) -> dict[str, torch.Tensor | int]:
+    """Keyword arguments for a causal LM forward over a left-padded batch that returns
+    logits for the last ``keep`` columns only (see ``tail_columns``)."""
+    return {"input_ids": input_ids, "attention_mask": attention_mask,
+            "position_ids": position_ids(attention_mask), "logits_to_keep": keep}  # fmt: skip
+
+
 def shifted_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """log p(token_t | tokens_<t) for t >= 1: shape [batch, seq-1]."""
     logp = F.log_softmax(logits[:, :-1].float(), dim=-1)

@@ -27,7 +27,13 @@ import torch
 from superhf import benchmarks
 from superhf.config import TABLE4_COLUMNS as COLUMNS
 from superhf.config import EvaluateConfig
-from superhf.core import IGNORE, build_sft_batch, position_ids, shifted_logprobs, tail_columns
+from superhf.core import (
+    IGNORE,
+    build_sft_batch,
+    shifted_logprobs,
+    tail_columns,
+    tail_forward_inputs,
+)
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
@@ -99,8 +105,7 @@ def sequence_logprobs(
         ]
         b = build_sft_batch(p, c, tok.pad_token_id)
         keep = tail_columns(b["labels"] != IGNORE)  # logits for the completion columns only
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                       position_ids=position_ids(b["attention_mask"]), logits_to_keep=keep).logits  # fmt: skip
+        logits = model(**tail_forward_inputs(b["input_ids"], b["attention_mask"], keep)).logits
         lp = shifted_logprobs(logits, b["input_ids"][:, -keep:])
         mask = b["labels"][:, -keep:][:, 1:] != IGNORE
         out += (lp * mask).sum(1).tolist()

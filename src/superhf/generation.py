@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from superhf.config import GenerationConfig
-from superhf.core import position_ids
+from superhf.core import tail_forward_inputs
 
 # The next turn starts at "Human:", "Assistant:", or a "\n\n<Name>:" of one to three words.
 # (The paper's code cut at "\n\n[^:]+:|Human|Assistant", which also cut a reply that merely
@@ -154,8 +154,7 @@ def prefill_shared(model: PreTrainedModel, enc: dict[str, torch.Tensor], rows: t
     the last prompt token, so S completions of one prompt cost one prefill, not S."""
     cache = DynamicCache(config=model.config)
     ids, attn = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]
-    model(input_ids=ids, attention_mask=attn, position_ids=position_ids(attn), use_cache=True,
-          logits_to_keep=1, **{cache_kwarg(model): cache})  # fmt: skip
+    model(**tail_forward_inputs(ids, attn, 1), use_cache=True, **{cache_kwarg(model): cache})
     cache.batch_select_indices(rows)
     return cache
 
@@ -195,21 +194,21 @@ def generate(
             kwargs["logits_processor"] = LogitsProcessorList([TopPFromTopK(cfg.top_p)])
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    for start in range(0, len(texts), cfg.batch_size):
-        chunk = list(texts[start : start + cfg.batch_size])
-        distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
-        enc = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)
-        where = {t: i for i, t in enumerate(distinct)}
-        rows = torch.tensor([where[t] for t in chunk] if share_prefill else range(len(chunk)),
-                            device=device)  # fmt: skip
-        cached = {}
-        if len(distinct) < len(chunk) and int(enc["attention_mask"].sum(1).min()) >= 2:
-            cached[cache_kwarg(model)] = prefill_shared(model, enc, rows)
-        inputs = {k: v[rows] for k, v in enc.items()}
-        with fast_cpu_head(model):
+    with fast_cpu_head(model):
+        for start in range(0, len(texts), cfg.batch_size):
+            chunk = list(texts[start : start + cfg.batch_size])
+            distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
+            inputs = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)
+            cached = {}
+            if len(distinct) < len(chunk):  # tokenized once per prompt, then one row per text
+                where = {t: i for i, t in enumerate(distinct)}
+                rows = torch.tensor([where[t] for t in chunk], device=device)
+                if int(inputs["attention_mask"].sum(1).min()) >= 2:
+                    cached[cache_kwarg(model)] = prefill_shared(model, inputs, rows)
+                inputs = {k: v[rows] for k, v in inputs.items()}
             seqs = model.generate(**inputs, **kwargs, **cached, **extra)
-        new = seqs[:, inputs["input_ids"].shape[1] :]
-        out += tokenizer.batch_decode(new, skip_special_tokens=True)
+            new = seqs[:, inputs["input_ids"].shape[1] :]
+            out += tokenizer.batch_decode(new, skip_special_tokens=True)
     model.train(was_training)
     return out
 

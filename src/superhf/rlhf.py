@@ -27,9 +27,9 @@ from superhf.core import (
     IGNORE,
     build_sft_batch,
     ema,
-    position_ids,
     shifted_logprobs,
     tail_columns,
+    tail_forward_inputs,
 )
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.models import load_causal_lm, load_tokenizer
@@ -111,8 +111,7 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
     n = input_ids.shape[0]
     targets = torch.cat([torch.zeros_like(mask[:, :1]), mask], 1).bool()
     keep = max(2, tail_columns(targets))
-    fwd = {"input_ids": input_ids, "attention_mask": attn, "position_ids": position_ids(attn),
-           "logits_to_keep": keep}  # fmt: skip
+    fwd = tail_forward_inputs(input_ids, attn, keep)
     ids, mask = input_ids[:, -keep:], mask[:, -(keep - 1) :]
     reuse = reuse_forward and cfg.minibatch_size >= n
     t0 = time.perf_counter()

@@ -32,10 +32,10 @@ from superhf.core import (
     IGNORE,
     build_sft_batch,
     ema,
-    position_ids,
     select_top_k,
     superhf_loss,
     tail_columns,
+    tail_forward_inputs,
 )
 from superhf.generation import distinct_n, format_prompt, generate, trim_completion
 from superhf.models import load_causal_lm, load_tokenizer
@@ -181,8 +181,7 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
         n_tokens += int(batch["attention_mask"].sum()) if weight else 0
         # logits only where completion tokens are predicted (the prompt's are never used)
         keep = tail_columns(batch["labels"] != IGNORE)
-        fwd = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
-               "position_ids": position_ids(batch["attention_mask"]), "logits_to_keep": keep}  # fmt: skip
+        fwd = tail_forward_inputs(batch["input_ids"], batch["attention_mask"], keep)
         with acc.autocast():
             out = model(**fwd)
             ref_logits = None
