@@ -133,9 +133,10 @@ def bench_generation(
 def bench_evaluation(policy: Path, repeats: int) -> dict:
     """The evaluate stage's model work on the packaged fixture sets: every capability
     benchmark (log-likelihood scoring and SQuAD generation) and the KL log-probs."""
-    from superhf import benchmarks as bm
+    from superhf import capabilities as bm
+    from superhf.capabilities import load_benchmarks
     from superhf.config import EvaluateConfig
-    from superhf.evaluate import load_benchmarks, sequence_logprobs
+    from superhf.evaluation import sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
@@ -176,7 +177,7 @@ def bench_superhf(
     """Wall time per superbatch split into generate / score / train, from the real loop."""
     from superhf.config import SuperHFConfig
     from superhf.models import load_causal_lm
-    from superhf.superhf_train import train
+    from superhf.superhf_trainer import train
 
     cfg = SuperHFConfig(num_prompts=steps, superbatch_size=S, minibatch_size=8,
                         generation=gen_cfg(new_tokens, S, chat), checkpoint_every=10**6)  # fmt: skip
@@ -200,7 +201,7 @@ def bench_ppo(
     """Wall time per PPO step split into rollout / score / ref+value forward / update."""
     from superhf.config import RLHFConfig
     from superhf.models import load_causal_lm
-    from superhf.rlhf import train
+    from superhf.ppo_trainer import train
 
     cfg = RLHFConfig(num_prompts=B * steps, batch_size=B, minibatch_size=min(8, B),
                      generation=gen_cfg(new_tokens, B, chat), checkpoint_every=10**6)  # fmt: skip
@@ -334,7 +335,7 @@ def bench_peer(venv: Path, B: int, new_tokens: int, steps: int) -> dict:
     import subprocess
 
     from superhf.config import GenerationConfig, OptimConfig, RLHFConfig
-    from superhf.rlhf import train
+    from superhf.ppo_trainer import train
 
     epochs, lr = 4, 1.41e-5
     with tempfile.TemporaryDirectory() as d:

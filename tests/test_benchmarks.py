@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA, needs_shared
 
-from superhf import benchmarks as B
-from superhf.evaluate import fixture_eval_dir
+from superhf import capabilities as B
+from superhf.paths import fixture_eval_dir
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 

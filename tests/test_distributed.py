@@ -17,10 +17,10 @@ from superhf.config import RLHFConfig, SuperHFConfig
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["superhf_train", "rlhf"])
+@pytest.mark.parametrize("stage", ["superhf", "rlhf"])
 def test_two_cpu_processes(tmp_path: Path, stage: str) -> None:
     policy, reward = make_tiny_models(tmp_path / "m")
-    if stage == "superhf_train":
+    if stage == "superhf":
         section = {"superhf": json.loads(SuperHFConfig.model_validate(
             {"num_prompts": 4, "superbatch_size": 4, "minibatch_size": 2, "generation": TINY_GEN,
              "optim": {"lr": 1e-2, "warmup_steps": 0}, "checkpoint_every": 1}).model_dump_json())}  # fmt: skip
@@ -32,7 +32,7 @@ def test_two_cpu_processes(tmp_path: Path, stage: str) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517" if stage == "rlhf" else "29513",
-           "-m", f"superhf.{stage}", "--params", str(params), "--policy", str(policy), "--reward", str(reward),
+           "-m", f"superhf.stages.{stage}", "--params", str(params), "--policy", str(policy), "--reward", str(reward),
            "--prompts", str(prompts), "--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ck"),
            "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
            "--samples", str(tmp_path / "s.jsonl")]  # fmt: skip

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
-from superhf import evaluate, report
-from superhf.evaluate import bootstrap_ci, repeated_ngram_rate, shared_tail_share
+from superhf import evaluation
+from superhf.evaluation import bootstrap_ci, repeated_ngram_rate, shared_tail_share
+from superhf.stages import evaluate, report
 
 
 def test_bootstrap_interval_covers_the_mean() -> None:
@@ -85,7 +86,7 @@ def test_sequence_logprobs_match_one_row_at_a_time() -> None:
     model = tiny_causal_lm(tok, seed=0)
     texts = [PROMPTS[0], PROMPTS[1] + " longer prompt here", PROMPTS[2]]
     comps = [" Boil it.", " No.", ""]
-    got = evaluate.sequence_logprobs(model, tok, texts, comps, bs=3)
+    got = evaluation.sequence_logprobs(model, tok, texts, comps, bs=3)
     for text, comp, lp in zip(texts, comps, got):
         p = tok(text, add_special_tokens=False)["input_ids"]
         c = tok(comp, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]

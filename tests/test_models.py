@@ -7,9 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, BertConfig, BertForSequenceClassification
 
-from superhf import base_policy, packaged
+from superhf import packaged
 from superhf.config import BasePolicyConfig
+from superhf.materialise import build_base_policy
 from superhf.models import ModelLoadError, load_causal_lm, load_reward_model
+from superhf.stages import base_policy
 from superhf.tiny import tiny_tokenizer
 
 
@@ -33,7 +35,7 @@ def test_tiny_policy_stage_is_loadable_and_generates(tmp_path: Path) -> None:
 def test_hub_path_on_a_local_snapshot(tmp_path: Path) -> None:
     """source=hub calls from_pretrained(hub_id); a folder laid out like a snapshot stands in."""
     snap = run_stage(tmp_path, "  source: tiny\n")
-    model, tok = base_policy.build(BasePolicyConfig(source="hub", name=str(snap)))
+    model, tok = build_base_policy(BasePolicyConfig(source="hub", name=str(snap)))
     ref = AutoModelForCausalLM.from_pretrained(snap)
     for a, b in zip(model.state_dict().values(), ref.state_dict().values()):
         assert torch.equal(a, b)
@@ -42,13 +44,13 @@ def test_hub_path_on_a_local_snapshot(tmp_path: Path) -> None:
 
 def test_missing_and_non_model_folders(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="local model folder not found"):
-        base_policy.build(BasePolicyConfig(source="local", name=str(tmp_path / "nope")))
+        build_base_policy(BasePolicyConfig(source="local", name=str(tmp_path / "nope")))
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hi")
     with pytest.raises(ModelLoadError, match="no config.json"):
         load_causal_lm(tmp_path / "junk")
     with pytest.raises(ModelLoadError, match="not a packaged policy"):
-        base_policy.build(BasePolicyConfig(source="packaged", name="all-minilm-l6-v2"))
+        build_base_policy(BasePolicyConfig(source="packaged", name="all-minilm-l6-v2"))
 
 
 def test_reward_model_with_two_outputs_is_refused(tmp_path: Path) -> None:

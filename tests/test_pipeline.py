@@ -89,6 +89,12 @@ def test_dvc_pipeline_on_tiny_profile(tmp_path: Path) -> None:
     assert "up to date" in status.lower() or "changed" not in status, status
 
 
+def _module_file(module: str) -> Path:
+    """``superhf.stages.evaluate`` -> src/superhf/stages/evaluate.py (or a package __init__)."""
+    base = REPO / "src" / Path(*module.split("."))
+    return base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+
+
 def _imported_modules(module: str, seen: set[str]) -> set[str]:
     """``module`` and every superhf module it imports, transitively (read, not imported)."""
     import ast
@@ -96,29 +102,40 @@ def _imported_modules(module: str, seen: set[str]) -> set[str]:
     if module in seen:
         return seen
     seen.add(module)
-    tree = ast.parse((REPO / "src" / "superhf" / f"{module}.py").read_text())
+    tree = ast.parse(_module_file(module).read_text())
     for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("superhf"):
-            parts = node.module.split(".")
-            names = [a.name for a in node.names] if len(parts) == 1 else [parts[1]]
+        names: list[str] = []
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "superhf"
+        ):
+            for alias in node.names:  # `from superhf import packaged` names a module
+                sub = f"{node.module}.{alias.name}"
+                names.append(sub if _module_file(sub).is_file() else node.module)
         elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("superhf.")]
+            names = [a.name for a in node.names if a.name.startswith("superhf.")]
         for name in names:
             _imported_modules(name, seen)
     return seen
 
 
+def stage_code_deps(cmd: str) -> set[str]:
+    """The source files a stage's command runs: its module's whole superhf import closure."""
+    import re
+
+    module = re.search(r"-m (superhf\.[\w.]+)", cmd).group(1)
+    closure = _imported_modules(module, set())
+    return {str(_module_file(m).relative_to(REPO)) for m in closure if m != "superhf"}
+
+
 def test_every_stage_depends_on_the_code_it_runs() -> None:
     """A stage whose imported module is missing from its deps would not rerun when that
     module changes: dvc.yaml must list the whole import closure of each stage's module."""
-    import re
-
     import yaml
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        module = re.search(r"-m superhf\.(\w+)", stage["cmd"]).group(1)
-        need = {f"src/superhf/{m}.py" for m in _imported_modules(module, set())}
+        need = stage_code_deps(stage["cmd"])
         missing = need - set(stage.get("deps", []))
         assert not missing, f"stage {name} does not list {sorted(missing)} in its deps"

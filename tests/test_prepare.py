@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, needs_shared
 
-from superhf import prepare
+from superhf import data as prepare
 from superhf.config import PrepareConfig
+from superhf.stages import prepare as prepare_stage
 
 
 def cfg(**kw) -> PrepareConfig:
@@ -204,7 +205,7 @@ def test_hub_code_path_on_a_local_hub_layout() -> None:
 def test_main_writes_outputs(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("prepare:\n  test_size_per_dataset: 20\n")
-    prepare.main(
+    prepare_stage.main(
         [
             "--params",
             str(params),

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import SHARED_DATA, needs_shared
 
-from superhf import reward_model
 from superhf.config import RewardModelConfig
+from superhf.data import extract_pair
+from superhf.materialise import load_reward_backbone
 from superhf.models import save_model
-from superhf.prepare import extract_pair
 from superhf.reward import (
     RewardScorer,
     ScoreCache,
@@ -23,6 +23,7 @@ from superhf.reward import (
     pair_accuracy,
     train_reward_model,
 )
+from superhf.stages import reward_model
 from superhf.tiny import tiny_reward_backbone, tiny_tokenizer  # noqa: I001
 
 
@@ -125,7 +126,7 @@ def test_training_on_real_harmless_pairs_lowers_the_loss() -> None:
     with gzip.open(SHARED_DATA / "hh-rlhf/harmless-base/test.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for _, line in zip(range(40), f)]
     pairs = [p for p in (extract_pair("harmless_base", r) for r in rows) if p][:32]
-    model, tok = reward_model.load_backbone(RewardModelConfig(), seed=0)
+    model, tok = load_reward_backbone(RewardModelConfig(), seed=0)
 
     def loss() -> float:
         model.eval()

@@ -7,10 +7,11 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
-from superhf import rlhf
+from superhf import ppo_trainer as rlhf
 from superhf.config import RLHFConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import FixedKLController
+from superhf.stages import rlhf as rlhf_stage
 from superhf.training import make_accelerator
 
 
@@ -66,7 +67,7 @@ def test_stage_main_writes_model_and_metrics(tiny, tmp_path) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
     out = tmp_path / "out"
-    rlhf.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
+    rlhf_stage.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
                "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(tmp_path / "ck"),
                "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
                "--samples", str(tmp_path / "s.jsonl")])  # fmt: skip

@@ -13,9 +13,10 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
-from superhf import superhf_train
+from superhf import superhf_trainer as superhf_train
 from superhf.config import SuperHFConfig
 from superhf.models import load_causal_lm
+from superhf.stages import superhf as superhf_stage
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_lora_trains_only_adapters_and_saves_a_plain_model(tiny, tmp_path) -> No
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
     out = tmp_path / "out"
-    superhf_train.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
+    superhf_stage.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
                         "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(tmp_path / "ck"),
                         "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
                         "--samples", str(tmp_path / "s.jsonl")])  # fmt: skip
@@ -108,7 +109,7 @@ def stage_cmd(
 ) -> list[str]:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
-    return [sys.executable, "-m", "superhf.superhf_train", "--params", str(params), "--policy", str(policy),
+    return [sys.executable, "-m", "superhf.stages.superhf", "--params", str(params), "--policy", str(policy),
             "--reward", str(reward), "--prompts", str(prompts), "--out", str(out), "--checkpoints", str(ck),
             "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
             "--samples", str(tmp_path / "s.jsonl")]  # fmt: skip

@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from superhf.params import Section
-from superhf.tracking import TrackingConfig
 
 DATASETS = ("red_team", "harmless_base", "helpful_base", "webgpt")
 DatasetName = Literal["red_team", "harmless_base", "helpful_base", "webgpt"]
@@ -228,6 +227,12 @@ class EvaluateConfig(Section):
     benchmarks: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
     score_cache: bool = Field(True, description="cache reward scores by model hash")
     seed: int = 0
+
+
+class TrackingConfig(Section):
+    enabled: bool = Field(True, description="log runs to MLflow")
+    uri: str | None = Field(None, description="MLflow tracking URI; default sqlite in the repo")
+    experiment: str = Field("superhf", description="MLflow experiment name")
 
 
 # Section name in params.yaml -> its config class (every stage's section, for validation).

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from superhf.io import atomic_path
+from superhf.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,6 @@ PACKAGED: dict[str, Packaged] = {
 
 class IntegrityError(RuntimeError):
     """A downloaded or cached file does not have the pinned sha256."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SUPERHF_CACHE", Path.home() / ".cache" / "superhf"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
+from superhf.config import RewardModelConfig
 from superhf.models import check_model_dir, load_reward_model, load_tokenizer, read_meta
 
 log = logging.getLogger(__name__)
@@ -271,3 +273,26 @@ def train_reward_model(
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+# ----------------------------------------------------------------------------- pairs
+def split_pairs(pairs: list[dict], cfg: RewardModelConfig) -> tuple[list[dict], list[dict]]:
+    """Training pairs of the proxy and of the gold model (disjoint halves by default)."""
+    pairs = pairs[: cfg.max_train_pairs] if cfg.max_train_pairs else pairs
+    if cfg.gold_split == "all":
+        return pairs, pairs
+    idx = list(range(len(pairs)))
+    random.Random(cfg.seed).shuffle(idx)
+    half = len(idx) // 2
+    return [pairs[i] for i in idx[:half]], [pairs[i] for i in idx[half:]]
+
+
+def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
+    prompts = [p["prompt"] for p in pairs]
+    chosen = scorer.score(prompts, [p["chosen"] for p in pairs])
+    rejected = scorer.score(prompts, [p["rejected"] for p in pairs])
+    return pair_accuracy(chosen, rejected)
+
+
+def length_baseline(pairs: list[dict]) -> float:
+    return pair_accuracy([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])

@@ -7,6 +7,10 @@ Everything is seeded, so the same call gives the same weights.
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
@@ -17,15 +21,24 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from superhf.prepare import fixture_dir, read_raw_file
+from superhf.paths import fixture_dir
 
 EOS, PAD, CLS = "<|endoftext|>", "<|pad|>", "<|cls|>"
+
+
+def _fixture_rows(path: Path) -> list[dict]:
+    """Rows of one (well-formed) fixture file: JSON lines, or a JSON array (red-team)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def fixture_texts() -> list[str]:
     texts = []
     for path in sorted(fixture_dir().rglob("*.gz")):
-        rows = read_raw_file(path)
+        rows = _fixture_rows(path)
         for r in rows:
             texts += [v for v in r.values() if isinstance(v, str)]
             texts += [

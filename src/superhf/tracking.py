@@ -16,18 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from superhf.params import Section
+from superhf.config import TrackingConfig
 
 log = logging.getLogger(__name__)
 DVC_TMP = os.sep.join(("", ".dvc", "tmp", "exps", ""))
-
-
-class TrackingConfig(Section):
-    enabled: bool = Field(True, description="log runs to MLflow")
-    uri: str | None = Field(None, description="MLflow tracking URI; default sqlite in the repo")
-    experiment: str = Field("superhf", description="MLflow experiment name")
 
 
 def main_repo_root(cwd: Path | None = None) -> Path:

@@ -1,17 +1,8 @@
-"""Stage ``superhf``: supervised fine-tuning from human feedback (paper section 4.1).
+"""The SuperHF training loop (paper section 4.1), run by stage ``superhf``.
 
 For each superbatch: take ``prompt_accumulation`` prompts, sample ``superbatch_size``
 completions of each from the current policy, score them with the reward model, keep the
 top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appended).
-
-    python -m superhf.superhf_train --params params.yaml --policy models/base \
-        --reward models/reward --prompts data/prompts/train.jsonl --out models/superhf \
-        --checkpoints checkpoints/superhf --metrics metrics/superhf.json \
-        --curve metrics/superhf_curve.csv --samples metrics/superhf_samples.jsonl
-
-Multi-process (prompts sharded, gradients synced, files written by rank 0):
-    torchrun --nproc_per_node 2 -m superhf.superhf_train ...   # CPU: gloo
-    accelerate launch --config_file configs/accelerate/ddp.yaml -m superhf.superhf_train ...
 """
 
 from __future__ import annotations
@@ -19,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +40,6 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
-    run_training_stage,
     seed_everything,
 )
 
@@ -208,15 +197,3 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
             opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return mean(losses), mean(nlls), mean(kls), n_tokens
-
-
-def main(argv: Iterable[str] | None = None) -> None:
-    run_training_stage(
-        "superhf", SuperHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
-        extra_metrics=lambda h: {"superbatches": len(h)},
-    )  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -1,13 +1,9 @@
-"""Stage ``rlhf``: the paper's baseline (section 4.2), RLHF with PPO and a KL penalty.
+"""The PPO training loop of the RLHF baseline (paper section 4.2), run by stage ``rlhf``.
 
 Classic design (Ziegler et al. 2019, TRL 0.4, which the paper used): per-token reward
 ``-kl_coef * (logp - logp_ref)`` plus the reward-model score on the last response token,
 a value head on the policy, GAE, whitened advantages, clipped policy and value losses,
 ``ppo_epochs`` passes over minibatches, an adaptive (or fixed) KL coefficient.
-
-    python -m superhf.rlhf --params params.yaml --policy models/base --reward models/reward \
-        --prompts data/prompts/train.jsonl --out models/rlhf --checkpoints checkpoints/rlhf \
-        --metrics metrics/rlhf.json --curve metrics/rlhf_curve.csv --samples metrics/rlhf_samples.jsonl
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -55,7 +50,6 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
-    run_training_stage,
     seed_everything,
 )
 
@@ -265,16 +259,3 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
                 {"history": history, "samples": samples, "kl_coef": kl_ctl.value},
             )
     return model, tok, history, samples, acc
-
-
-def main(argv: Iterable[str] | None = None) -> None:
-    run_training_stage(
-        "rlhf", RLHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.batch_size,
-        final_model=lambda model: model.policy,  # the value head is not part of the policy
-        extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
-    )  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

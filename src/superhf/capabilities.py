@@ -1,5 +1,6 @@
 """Capability and alignment benchmarks of the paper's Table 4, scored in-house by
 log-likelihood following the lm-evaluation-harness protocols (0-shot unless a param says).
+(Speed measurements live in the top-level ``benchmarks/`` folder; this is what a model can do.)
 
 Each task has a loader (a directory laid out like ``../shared/data/eval``: our fixtures by
 default, a local copy of the real files, or hub datasets) and a scorer.
@@ -20,7 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from superhf.config import EvaluateConfig
 from superhf.core import tail_forward_inputs
+from superhf.paths import fixture_eval_dir
 
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
 TWEET_LABELS = (" negative", " neutral", " positive")
@@ -112,6 +115,18 @@ def load_hub() -> dict[str, Any]:
               "answers": r["answers"]["text"], "id": r["id"]}
              for r in datasets.load_dataset("rajpurkar/squad", split="validation")]  # fmt: skip
     return {"hhh": hhh, "lambada": lam, "wsc": wsc, "tweets": tweets, "squad": squad}
+
+
+def load_benchmarks(cfg: EvaluateConfig) -> dict[str, Any] | None:
+    b = cfg.benchmarks
+    if not b.enabled:
+        return None
+    if b.source == "hub":
+        return load_hub()
+    root = Path(b.data_dir) if b.source == "local" else fixture_eval_dir()
+    if not root.is_dir():
+        raise FileNotFoundError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
+    return load_all(root)
 
 
 # ----------------------------------------------------------------------------- scoring core

@@ -1,0 +1,32 @@
+"""Stage ``rlhf``: the paper's baseline (section 4.2), RLHF with PPO and a KL penalty.
+
+Classic design (Ziegler et al. 2019, TRL 0.4, which the paper used): per-token reward
+``-kl_coef * (logp - logp_ref)`` plus the reward-model score on the last response token,
+a value head on the policy, GAE, whitened advantages, clipped policy and value losses,
+``ppo_epochs`` passes over minibatches, an adaptive (or fixed) KL coefficient.
+
+    python -m superhf.stages.rlhf --params params.yaml --policy models/base --reward models/reward \
+        --prompts data/prompts/train.jsonl --out models/rlhf --checkpoints checkpoints/rlhf \
+        --metrics metrics/rlhf.json --curve metrics/rlhf_curve.csv --samples metrics/rlhf_samples.jsonl
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from superhf.config import RLHFConfig
+from superhf.ppo_trainer import train
+from superhf.stages.common import run_training_stage
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    run_training_stage(
+        "rlhf", RLHFConfig, train, argv, __doc__.split("\n\n")[0],
+        rollouts_per_step=lambda cfg: cfg.batch_size,
+        final_model=lambda model: model.policy,  # the value head is not part of the policy
+        extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

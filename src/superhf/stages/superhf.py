@@ -1,0 +1,35 @@
+"""Stage ``superhf``: supervised fine-tuning from human feedback (paper section 4.1).
+
+For each superbatch: take ``prompt_accumulation`` prompts, sample ``superbatch_size``
+completions of each from the current policy, score them with the reward model, keep the
+top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appended).
+
+    python -m superhf.stages.superhf --params params.yaml --policy models/base \
+        --reward models/reward --prompts data/prompts/train.jsonl --out models/superhf \
+        --checkpoints checkpoints/superhf --metrics metrics/superhf.json \
+        --curve metrics/superhf_curve.csv --samples metrics/superhf_samples.jsonl
+
+Multi-process (prompts sharded, gradients synced, files written by rank 0):
+    torchrun --nproc_per_node 2 -m superhf.stages.superhf ...   # CPU: gloo
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m superhf.stages.superhf ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from superhf.config import SuperHFConfig
+from superhf.stages.common import run_training_stage
+from superhf.superhf_trainer import train
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    run_training_stage(
+        "superhf", SuperHFConfig, train, argv, __doc__.split("\n\n")[0],
+        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
+        extra_metrics=lambda h: {"superbatches": len(h)},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
