@@ -84,7 +84,8 @@ def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
     policy, _ = tiny
     tok = load_tokenizer(policy)
     c = cfg(batch_size=4, minibatch_size=4, ppo_epochs=2)
-    responses = ["I can help with that.", "No.", "Boil it in water for ten minutes", ""]
+    texts = [" I can help with that.", " No.", " Boil it in water for ten minutes", " "]
+    responses = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     ids, attn, mask = rlhf.rollout_batch(tok, PROMPTS, responses, 64)
     scores = torch.tensor([0.5, -1.0, 2.0, 0.0])
     acc = make_accelerator("fp32")

@@ -79,8 +79,13 @@ class RewardModelConfig(Section):
     )
     revision: str | None = None
     trust_remote_code: bool = False
-    input_format: Literal["auto", "text", "pair"] = Field(
-        "auto", description="pair: (question, answer) as a text pair (OpenAssistant models)"
+    input_format: Literal["auto", "text", "pair", "upstream"] = Field(
+        "auto",
+        description="text: prompt + ' ' + completion, truncated from the left; pair: (question, "
+        "answer) as a text pair (OpenAssistant models); upstream: what the paper's code fed its "
+        "reward model, preamble + prompt + ' ' + completion as one string, truncated from the "
+        "right (the preamble is the scoring stage's generation.preamble); auto: pair for "
+        "deberta, else text",
     )
     max_length: int = Field(256, gt=8, description="tokens; inputs are truncated from the left")
     epochs: float = Field(1.0, gt=0)
@@ -101,6 +106,18 @@ class GenerationConfig(Section):
     max_new_tokens: int = Field(64, gt=0)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(0.9, gt=0, le=1)
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="keep the k most likely tokens before top_p; 0 = off. The paper's code "
+        "never set it, so transformers 4.26's default 50 applied (paper-run profile)",
+    )
+    trim: Literal["paper", "later", "none"] = Field(
+        "later",
+        description="where a completion is cut: paper: the paper-era regex (first newline, "
+        "double quote, hyphen, 'Human', 'Assistant' or '\\n\\n<words>:'); later: at "
+        "'Human:', 'Assistant:' or '\\n\\n<one to three words>:'; none: never",
+    )
     repetition_penalty: float = Field(1.05, gt=0)
     batch_size: int = Field(32, gt=0, description="generation batch (rows at once)")
     prompt_format: Literal["raw", "chat"] = Field(
@@ -138,6 +155,25 @@ class SuperHFConfig(Section):
     minibatch_size: int = Field(8, gt=0, description="fine-tuning minibatch")
     gradient_accumulation: int = Field(1, gt=0)
     kl_coef: float = Field(0.0, ge=0, description="KL(policy || reference) weight; 0 = off")
+    measure_kl: bool = Field(
+        True,
+        description="with kl_coef 0, still measure KL(policy || reference) on the trained "
+        "tokens (keeps a frozen copy of the policy unless LoRA); false logs NaN",
+    )
+    append_eos: bool = Field(
+        True,
+        description="append EOS to each kept completion's sampled tokens so the model learns "
+        "to stop (the paper's code did not: false in the paper-run profile)",
+    )
+    length_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="score -= c * log(completion characters), for selection and the logged "
+        "reward (the paper's linked run: 0.01)",
+    )
+    inverse_loss_penalty: float = Field(
+        0.0, ge=0, description="loss + c / loss per minibatch (the paper's linked run: 0.01)"
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -171,6 +207,11 @@ class RLHFConfig(Section):
     cliprange_value: float = Field(0.2, gt=0)
     vf_coef: float = Field(0.1, ge=0)
     whiten_scores: bool = Field(False, description="normalise reward-model scores per batch")
+    whiten_advantages: Literal["batch", "minibatch"] = Field(
+        "batch",
+        description="whiten advantages over the whole batch, or inside each minibatch as "
+        "TRL 0.4 (the paper's RLHF run) did",
+    )
     optim: OptimConfig = Field(
         default_factory=lambda: OptimConfig(lr=1.41e-5, scheduler="constant", warmup_steps=0)
     )

@@ -3,6 +3,7 @@ plain reference implementation in ``tests/test_core.py``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -111,18 +112,37 @@ def superhf_loss(
     kl_coef: float = 0.0,
     ref_logits: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    inverse_loss_penalty: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, optionally weighted."""
+    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, optionally weighted, plus
+    ``inverse_loss_penalty / loss`` (the paper's linked run). ``kl`` is measured (detached)
+    whenever ``ref_logits`` is given, whatever ``kl_coef``; without them it is NaN, never a
+    zero that was not measured."""
     nll = completion_nll(policy_logits, labels)
-    kl = (
-        kl_per_example(policy_logits, ref_logits, labels)
-        if kl_coef > 0 and ref_logits is not None
-        else torch.zeros_like(nll)
-    )
-    per = nll + kl_coef * kl
+    if ref_logits is None:
+        if kl_coef > 0:
+            raise ValueError("kl_coef > 0 needs the reference logits")
+        kl = torch.full_like(nll, float("nan"))
+    elif kl_coef > 0:
+        kl = kl_per_example(policy_logits, ref_logits, labels)
+    else:  # measured only: no gradient through it
+        kl = kl_per_example(policy_logits.detach(), ref_logits, labels)
+    per = nll + kl_coef * kl if kl_coef > 0 else nll
     w = torch.ones_like(per) if weights is None else weights.to(per)
     loss = (per * w).sum() / w.sum().clamp(min=1)
+    if inverse_loss_penalty > 0:
+        loss = loss + inverse_loss_penalty / loss
     return loss, nll.detach(), kl.detach()
+
+
+def length_penalised(
+    scores: Sequence[float], completions: Sequence[str], coef: float
+) -> list[float]:
+    """score - coef * log(completion characters) (the paper's linked run, coef 0.01); an
+    empty completion counts as one character."""
+    if coef == 0:
+        return list(scores)
+    return [s - coef * math.log(max(1, len(c))) for s, c in zip(scores, completions)]
 
 
 def ema(values: Sequence[float], alpha: float = 0.9) -> list[float]:

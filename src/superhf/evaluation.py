@@ -26,7 +26,7 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.generation import distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer
 
@@ -81,16 +81,14 @@ def diagnostics(texts: Sequence[str], tail_chars: int) -> dict[str, float]:
 
 @torch.inference_mode()
 def sequence_logprobs(
-    model, tok, texts: Sequence[str], completions: Sequence[str], bs: int = 16
+    model, tok, texts: Sequence[str], completion_ids: Sequence[Sequence[int]], bs: int = 16
 ) -> list[float]:
-    """log p(completion + EOS | prompt text) under ``model``, one number per row."""
+    """log p(completion | prompt text) under ``model``, one number per row; the completion
+    is given as the token ids the policy sampled (cut at the trim point), never re-tokenised."""
     out = []
     for s in range(0, len(texts), bs):
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
-        c = [
-            tok(x, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            for x in completions[s : s + bs]
-        ]
+        c = [list(x) for x in completion_ids[s : s + bs]]
         b = build_sft_batch(p, c, tok.pad_token_id)
         keep = tail_columns(b["labels"] != IGNORE)  # logits for the completion columns only
         logits = model(**tail_forward_inputs(b["input_ids"], b["attention_mask"], keep)).logits
@@ -135,15 +133,17 @@ def evaluate_models(
         tok = base_tok if name == "base" else load_tokenizer(path)
         texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
         torch.manual_seed(cfg.seed)
-        comps = [trim_completion(c) for c in generate(model, tok, texts, cfg.generation)]
+        sampled = sample_completions(model, tok, texts, cfg.generation)
+        comps = [c.text for c in sampled]
         scores = score_all(scorers, prompts, comps)
         rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
                  "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
         if name == "base":
             kl = [0.0] * len(comps)  # log p_base - log p_base
         else:
-            lp_model = sequence_logprobs(model, tok, texts, comps)
-            lp_base = sequence_logprobs(base_model, base_tok, base_texts, comps)
+            ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
+            lp_model = sequence_logprobs(model, tok, texts, ids)
+            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids)
             kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
@@ -170,10 +170,8 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
     """The base policy samples n completions per prompt; the proxy picks one. No training."""
     n = cfg.best_of_n
     torch.manual_seed(cfg.seed + 1)
-    comps = [
-        trim_completion(c)
-        for c in generate(model, tok, [t for t in texts for _ in range(n)], cfg.generation)
-    ]
+    rows_in = [t for t in texts for _ in range(n)]
+    comps = [c.text for c in sample_completions(model, tok, rows_in, cfg.generation)]
     prompts = [t["prompt"] for t in test]
     proxy = scorers["proxy"].score([p for p in prompts for _ in range(n)], comps)
     picked = []

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from transformers import (
@@ -16,23 +17,70 @@ from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
     TopPLogitsWarper,
 )
 
 from superhf.config import GenerationConfig
 from superhf.core import tail_forward_inputs
 
-# The next turn starts at "Human:", "Assistant:", or a "\n\n<Name>:" of one to three words.
-# (The paper's code cut at "\n\n[^:]+:|Human|Assistant", which also cut a reply that merely
-# mentions the word "Human".)
+# trim "later" (today's rule): the next turn starts at "Human:", "Assistant:", or a
+# "\n\n<Name>:" of one to three words.
 TURN_RE = re.compile(r"Human:|Assistant:|\n\n[^\s:]+(?: [^\s:]+){0,2}:")
+# trim "paper": the paper-era regex (../shared/REFERENCE.md): cuts at the first newline,
+# double quote or hyphen too (single-line answers), and at the bare word "Human".
+PAPER_TRIM_RE = re.compile(r'\n\n[^:]+:|\n|"|-|Human|Assistant')
+TRIM_RES = {"later": TURN_RE, "paper": PAPER_TRIM_RE}
 _ROLE_RE = re.compile(r"\n\n(Human|Assistant):")
 
 
-def trim_completion(text: str) -> str:
-    """Cut ``text`` at the first sign of a new dialogue turn, and strip it."""
-    m = TURN_RE.search(text)
-    return (text[: m.start()] if m else text).strip()
+def trim_point(text: str, mode: str = "later") -> int | None:
+    """Character index where ``text`` is cut under trim ``mode``; None when it is not cut."""
+    if mode == "none":
+        return None
+    m = TRIM_RES[mode].search(text)
+    return m.start() if m else None
+
+
+def trim_completion(text: str, mode: str = "later") -> str:
+    """Cut ``text`` at the first sign of a new dialogue turn (``mode``), and strip it."""
+    cut = trim_point(text, mode)
+    return (text if cut is None else text[:cut]).strip()
+
+
+def cut_ids_at_trim(
+    ids: Sequence[int], decode: Callable[[list[int]], str], mode: str = "later"
+) -> list[int]:
+    """The sampled ``ids`` a trimmed completion consists of: all of them when the trim cuts
+    nothing (a sampled EOS included), else the shortest prefix whose decoded text covers
+    the text kept before the cut (no re-tokenisation: the tokens are the policy's own).
+    ``decode`` turns ids into text as the completion was decoded (special tokens skipped).
+    """
+    ids = list(ids)
+    raw = decode(ids)
+    cut = trim_point(raw, mode)
+    if cut is None:
+        return ids
+    kept = raw[:cut].rstrip()
+    if not kept.strip():
+        return []
+    for n in range(1, len(ids) + 1):
+        if decode(ids[:n]).startswith(kept):
+            return ids[:n]
+    return ids
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled completion: ``text`` is trimmed and stripped (what is scored and shown);
+    ``ids`` are the sampled token ids cut at the trim point (what is trained on and what
+    the KL diagnostic scores); ``sampled_ids`` are every sampled id, up to and including a
+    sampled EOS, without padding."""
+
+    text: str
+    ids: list[int]
+    sampled_ids: list[int]
 
 
 def dialogue_messages(prompt: str) -> list[dict[str, str]]:
@@ -105,6 +153,21 @@ class TopPFromTopK(LogitsProcessor):
         return out
 
 
+def sampling_processors(cfg: GenerationConfig) -> LogitsProcessorList:
+    """Temperature, then top-k, then top-p, in transformers' own order. They are passed as
+    custom processors with ``generate``'s own warpers off: transformers runs custom
+    processors before its temperature warper, so a custom top-p there would pick its
+    nucleus from the untempered distribution."""
+    procs = LogitsProcessorList()
+    if cfg.temperature != 1.0:
+        procs.append(TemperatureLogitsWarper(cfg.temperature))
+    if cfg.top_k > 0:
+        procs.append(TopKLogitsWarper(cfg.top_k))
+    if cfg.top_p < 1.0:
+        procs.append(TopPFromTopK(cfg.top_p))
+    return procs
+
+
 class RowsTimesWeightHead(torch.nn.Module):
     """A linear LM head computed as ``(W @ x.T).T``. For the few rows of a decode step, CPU
     BLAS runs this orientation of the same product 1.6-2x faster than ``x @ W.T``
@@ -159,8 +222,19 @@ def prefill_shared(model: PreTrainedModel, enc: dict[str, torch.Tensor], rows: t
     return cache
 
 
+def sampled_ids(new_tokens: torch.Tensor, eos_id: int | None) -> list[list[int]]:
+    """Each row's sampled ids: up to and including its first EOS (the padding after it
+    dropped), or all of them when it never sampled EOS."""
+    out = []
+    for row in new_tokens.tolist():
+        if eos_id is not None and eos_id in row:
+            row = row[: row.index(eos_id) + 1]
+        out.append(row)
+    return out
+
+
 @torch.inference_mode()
-def generate(
+def generate_ids(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
@@ -169,8 +243,8 @@ def generate(
     do_sample: bool = True,
     share_prefill: bool = True,
     **extra: object,
-) -> list[str]:
-    """Sample one raw completion (new tokens only, decoded) per formatted prompt text.
+) -> list[list[int]]:
+    """Sample one completion per formatted prompt text: its new token ids (``sampled_ids``).
 
     Batches of ``cfg.batch_size`` rows, KV cache on. Rows with the same prompt (SuperHF's
     superbatch, best-of-n) share one prefill (``prefill_shared``) unless ``share_prefill``
@@ -180,7 +254,7 @@ def generate(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out: list[str] = []
+    out: list[list[int]] = []
     kwargs = dict(
         max_new_tokens=cfg.max_new_tokens,
         repetition_penalty=cfg.repetition_penalty,
@@ -188,10 +262,9 @@ def generate(
         eos_token_id=tokenizer.eos_token_id,
         use_cache=True,
     )
-    if do_sample:
-        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=1.0, top_k=0)
-        if cfg.top_p < 1.0:  # after temperature, as transformers orders its own warper
-            kwargs["logits_processor"] = LogitsProcessorList([TopPFromTopK(cfg.top_p)])
+    if do_sample:  # generate's own warpers off: ours run in order (sampling_processors)
+        kwargs.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+        kwargs["logits_processor"] = sampling_processors(cfg)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with fast_cpu_head(model):
@@ -207,10 +280,44 @@ def generate(
                     cached[cache_kwarg(model)] = prefill_shared(model, inputs, rows)
                 inputs = {k: v[rows] for k, v in inputs.items()}
             seqs = model.generate(**inputs, **kwargs, **cached, **extra)
-            new = seqs[:, inputs["input_ids"].shape[1] :]
-            out += tokenizer.batch_decode(new, skip_special_tokens=True)
+            out += sampled_ids(seqs[:, inputs["input_ids"].shape[1] :], tokenizer.eos_token_id)
     model.train(was_training)
     return out
+
+
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    cfg: GenerationConfig,
+    **kwargs: object,
+) -> list[str]:
+    """Sample one raw completion (new tokens only, decoded) per formatted prompt text;
+    arguments as ``generate_ids``."""
+    ids = generate_ids(model, tokenizer, texts, cfg, **kwargs)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def sample_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    cfg: GenerationConfig,
+    **kwargs: object,
+) -> list[Completion]:
+    """Sample, then trim each completion under ``cfg.trim``: its text and its sampled ids
+    cut at the trim point (``cut_ids_at_trim``). Arguments as ``generate_ids``."""
+    rows = generate_ids(model, tokenizer, texts, cfg, **kwargs)
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    return [
+        Completion(
+            trim_completion(decode(ids), cfg.trim), cut_ids_at_trim(ids, decode, cfg.trim), ids
+        )
+        for ids in rows
+    ]
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:

@@ -3,7 +3,9 @@
 Classic design (Ziegler et al. 2019, TRL 0.4, which the paper used): per-token reward
 ``-kl_coef * (logp - logp_ref)`` plus the reward-model score on the last response token,
 a value head on the policy, GAE, whitened advantages, clipped policy and value losses,
-``ppo_epochs`` passes over minibatches, an adaptive (or fixed) KL coefficient.
+``ppo_epochs`` passes over minibatches, an adaptive (or fixed) KL coefficient. Responses
+are the tokens the policy sampled (cut at the trim point), so the ratio, advantages and
+per-token KL act on what was sampled.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import (
     AdaptiveKLController,
@@ -79,15 +81,22 @@ class PolicyWithValueHead(torch.nn.Module):
         return out.logits, values
 
 
-def rollout_batch(tok, texts: list[str], responses: list[str], max_prompt_tokens: int):
-    """Left-padded prompt+response rows; only response tokens (plus EOS) are in the mask.
+def response_ids(c: Completion) -> list[int]:
+    """The tokens PPO scores and trains for one rollout: the sampled ids cut at the trim
+    point (an EOS only where the policy sampled one). A completion trimmed to nothing keeps
+    its first sampled token, so its score lands on the token that ended it."""
+    return list(c.ids) if c.ids else list(c.sampled_ids[:1])
 
-    The paper's code passed the prompt again inside the response, so PPO trained on a
-    duplicated prompt; here responses are the trimmed generated text alone.
+
+def rollout_batch(tok, texts: list[str], responses: list[list[int]], max_prompt_tokens: int):
+    """Left-padded prompt+response rows; only the response tokens are in the mask.
+
+    ``responses`` are sampled token ids (``response_ids``), never a re-tokenisation. The
+    paper's code passed the prompt again inside the response, so PPO trained on a
+    duplicated prompt; here a response is the sampled tokens alone.
     """
     p_ids = [tok(t, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for t in texts]
-    r_ids = [tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for r in responses]
-    batch = build_sft_batch(p_ids, r_ids, tok.pad_token_id)
+    batch = build_sft_batch(p_ids, responses, tok.pad_token_id)
     mask = (batch["labels"][:, 1:] != IGNORE).float()
     return batch["input_ids"], batch["attention_mask"], mask
 
@@ -100,8 +109,8 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
     prompt's vocabulary-sized logits are never used. With one minibatch per epoch, the
     rollout forward (old log-probs and values) is the first epoch's forward: it runs once,
     with gradients, instead of twice (``reuse_forward=False`` runs it twice; same result).
+    The learning-rate schedule steps once per PPO step, as TRL 0.4's did.
     """
-    unwrapped = acc.unwrap_model(model)
     n = input_ids.shape[0]
     targets = torch.cat([torch.zeros_like(mask[:, :1]), mask], 1).bool()
     keep = max(2, tail_columns(targets))
@@ -109,64 +118,48 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
     ids, mask = input_ids[:, -keep:], mask[:, -(keep - 1) :]
     reuse = reuse_forward and cfg.minibatch_size >= n
     t0 = time.perf_counter()
-    first_logits = first_values = None
+    first = None
     if reuse:
         with acc.autocast():
-            first_logits, first_values = model(**fwd)
-        logits, values = first_logits.detach(), first_values.detach()
-    else:
-        with torch.no_grad():
-            logits, values = model(**fwd)
-    with torch.no_grad():
-        old_logp = shifted_logprobs(logits, ids)
-        if ref is None:  # LoRA: the reference is the base weights
-            with unwrapped.policy.disable_adapter():
-                ref_logits = unwrapped.policy(**fwd).logits
-        else:
-            ref_logits = ref(**fwd).logits
-        ref_logp = shifted_logprobs(ref_logits, ids)
-        del logits, ref_logits
-        old_values = values[:, :-1] * mask
-        if cfg.whiten_scores:
-            scores = (scores - scores.mean()) / (scores.std() + 1e-8) if len(scores) > 1 else scores
-        rewards, kl = per_token_rewards(scores, old_logp, ref_logp, mask, kl_ctl.value)
-        adv, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam)
-        adv = masked_whiten(adv, mask) * mask
+            first = model(**fwd)
+    ro = _rollout(cfg, acc, model, ref, kl_ctl, fwd, ids, mask, scores, first)
     t_forward = time.perf_counter() - t0
     stats: dict[str, list[float]] = {
         k: [] for k in ("pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac", "approx_kl", "entropy")
     }
     gen = torch.Generator().manual_seed(step)
-    for epoch in range(cfg.ppo_epochs):
+    for _ in range(cfg.ppo_epochs):
         perm = torch.randperm(n, generator=gen)
         for s in range(0, n, cfg.minibatch_size):
             idx = perm[s : s + cfg.minibatch_size].to(input_ids.device)
-            if reuse and epoch == 0:
-                new_logits, new_values = first_logits[idx], first_values[idx]
+            if first is not None:  # epoch 0 of a single minibatch: the rollout forward
+                new_logits, new_values = first[0][idx], first[1][idx]
             else:
                 with acc.autocast():
                     new_logits, new_values = model(**{k: v[idx] if torch.is_tensor(v) else v
                                                       for k, v in fwd.items()})  # fmt: skip
-            logp = shifted_logprobs(new_logits, ids[idx])
             m = mask[idx]
-            pg, pg_clip, approx = policy_loss(logp, old_logp[idx], adv[idx], m, cfg.cliprange)
-            vf, vf_clip = value_loss(
-                new_values[:, :-1] * m, old_values[idx], returns[idx], m, cfg.cliprange_value
-            )
+            adv = ro["adv"][idx]
+            if cfg.whiten_advantages == "minibatch":  # TRL 0.4: inside each minibatch's loss
+                adv = masked_whiten(adv, m) * m
+            logp = shifted_logprobs(new_logits, ids[idx])
+            pg, pg_clip, approx = policy_loss(logp, ro["old_logp"][idx], adv, m, cfg.cliprange)
+            vf, vf_clip = value_loss(new_values[:, :-1] * m, ro["old_values"][idx],
+                                     ro["returns"][idx], m, cfg.cliprange_value)  # fmt: skip
             loss = pg + cfg.vf_coef * vf
             check_finite("loss", loss.detach(), step)
             acc.backward(loss)
             if cfg.optim.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             opt.step()
-            sched.step()
             opt.zero_grad(set_to_none=True)
             with torch.no_grad():
                 ent = masked_mean(entropy_from_logits(new_logits[:, :-1]), m)
             for k, v in zip(stats, (pg, vf, pg_clip, vf_clip, approx, ent)):
                 stats[k].append(float(v.detach()))
-        first_logits = first_values = None  # epoch 0 is done with them
-    mean_kl = sum(gather_object([float(kl.sum(1).mean())])) / acc.num_processes
+        first = None  # epoch 0 is done with it
+    sched.step()
+    mean_kl = sum(gather_object([float(ro["kl"].sum(1).mean())])) / acc.num_processes
     kl_coef_used = kl_ctl.value
     kl_ctl.update(mean_kl, n * acc.num_processes)
     out = {k: sum(v) / len(v) for k, v in stats.items()}
@@ -174,6 +167,34 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
                batch_tokens=float(attn.sum()),
                time_forward=t_forward, time_optimise=time.perf_counter() - t0 - t_forward)  # fmt: skip
     return out
+
+
+@torch.no_grad()
+def _rollout(cfg, acc, model, ref, kl_ctl, fwd, ids, mask, scores, first) -> dict:
+    """Old log-probs and values, per-token rewards and KL, GAE advantages and returns of a
+    batch of rollouts (advantages whitened over the batch unless per minibatch)."""
+    if first is not None:
+        logits, values = first[0].detach(), first[1].detach()
+    else:
+        logits, values = model(**fwd)
+    old_logp = shifted_logprobs(logits, ids)
+    policy = acc.unwrap_model(model).policy
+    if ref is None:  # LoRA: the reference is the base weights
+        with policy.disable_adapter():
+            ref_logits = policy(**fwd).logits
+    else:
+        ref_logits = ref(**fwd).logits
+    ref_logp = shifted_logprobs(ref_logits, ids)
+    del logits, ref_logits
+    old_values = values[:, :-1] * mask
+    if cfg.whiten_scores:
+        scores = (scores - scores.mean()) / (scores.std() + 1e-8) if len(scores) > 1 else scores
+    rewards, kl = per_token_rewards(scores, old_logp, ref_logp, mask, kl_ctl.value)
+    adv, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam)
+    if cfg.whiten_advantages == "batch":
+        adv = masked_whiten(adv, mask) * mask
+    return {"old_logp": old_logp, "old_values": old_values, "adv": adv, "returns": returns,
+            "kl": kl}  # fmt: skip
 
 
 def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoint_dir, run: Any = None,
@@ -186,24 +207,19 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     policy = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
     ref = frozen_reference(policy, cfg.lora.enabled)
     model = PolicyWithValueHead(policy).train()
-    scorer = scorer or RewardScorer(reward_dir, device=acc.device)
+    preamble = cfg.generation.preamble  # an upstream-format reward model sees it
+    scorer = scorer or RewardScorer(reward_dir, device=acc.device, preamble=preamble)
     world, B = acc.num_processes, cfg.batch_size
     n_steps = math.ceil(cfg.num_prompts / (B * world))
-    updates = cfg.ppo_epochs * math.ceil(B / cfg.minibatch_size)
-    opt, sched = build_optimizer(model, cfg.optim, n_steps * updates)
+    opt, sched = build_optimizer(model, cfg.optim, n_steps)  # the schedule steps per PPO step
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
     schedule = prompt_schedule(len(prompts), n_steps * B * world, cfg.seed)
-    fp = fingerprint(
-        cfg.model_dump(),
-        model_hash(policy_dir),
-        getattr(scorer, "hash", type(scorer).__name__),
-        len(prompts),
-        world,
-    )
+    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir),
+                     getattr(scorer, "hash", type(scorer).__name__), len(prompts), world)  # fmt: skip
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
     resumed = ckpt.load(model, opt, sched)
@@ -214,48 +230,49 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
     for step in bar:
         t0 = time.perf_counter()
+        # 1. roll out: one sampled response per prompt
         base = step * B * world + acc.process_index * B
         batch_prompts = [prompts[schedule[base + j]] for j in range(B)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-        responses = [
-            trim_completion(c)
-            for c in generate(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
-        ]
+        rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
+        responses = [c.text for c in rollouts]
         t_gen = time.perf_counter()
+        # 2. score the trimmed texts
         scores = scorer.score(batch_prompts, responses)
         check_finite("reward", sum(scores), step)
         t_score = time.perf_counter()
-        input_ids, attn, mask = rollout_batch(
-            tok, texts, responses, cfg.generation.max_prompt_tokens
-        )
+        # 3. one PPO step on the sampled tokens
+        input_ids, attn, mask = rollout_batch(tok, texts, [response_ids(c) for c in rollouts],
+                                              cfg.generation.max_prompt_tokens)  # fmt: skip
         dev = acc.device
         stats = ppo_step(cfg, acc, model, ref, opt, sched, kl_ctl, input_ids.to(dev), attn.to(dev),
                          mask.to(dev), torch.tensor(scores, device=dev), step)  # fmt: skip
         t_update = time.perf_counter()
-        all_scores, all_resp = gather_object(scores), gather_object(responses)
-        mean = sum(all_scores) / len(all_scores)
-        row = {"step": step, "reward_mean": mean,
-               "reward_std": float(torch.tensor(all_scores).std()) if len(all_scores) > 1 else 0.0,
-               **stats, "completion_chars": sum(map(len, all_resp)) / len(all_resp),
-               "empty_share": sum(not r for r in all_resp) / len(all_resp),
-               "distinct_1": distinct_n(all_resp, 1), "distinct_2": distinct_n(all_resp, 2),
+        # 4. log, sample, checkpoint
+        row = {"step": step, **_reward_stats(scores, responses), **stats,
                "time_rollout": t_gen - t0, "time_score": t_score - t_gen, "time_update": t_update - t_score}  # fmt: skip
-        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [mean])[-1]
+        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
         if acc.is_main_process:
             run.log_metrics(
                 {f"rlhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)}, step
             )
-            bar.set_postfix(reward=f"{mean:.3f}", kl=f"{stats['kl']:.3f}")
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kl=f"{stats['kl']:.3f}")
             if step % cfg.sample_every == 0 or step == n_steps - 1:
                 samples += [{"step": step, "prompt": p, "completion": r, "reward": s}
                             for p, r, s in list(zip(batch_prompts, responses, scores))[:2]]  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
-            ckpt.save(
-                model,
-                opt,
-                sched,
-                step + 1,
-                {"history": history, "samples": samples, "kl_coef": kl_ctl.value},
-            )
+            state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
+            ckpt.save(model, opt, sched, step + 1, state)
     return model, tok, history, samples, acc
+
+
+def _reward_stats(scores: list[float], responses: list[str]) -> dict[str, float]:
+    """The batch's reward and response statistics over every process."""
+    all_scores, all_resp = gather_object(scores), gather_object(responses)
+    n = len(all_scores)
+    return {"reward_mean": sum(all_scores) / n,
+            "reward_std": float(torch.tensor(all_scores).std()) if n > 1 else 0.0,
+            "completion_chars": sum(map(len, all_resp)) / n,
+            "empty_share": sum(not r for r in all_resp) / n,
+            "distinct_1": distinct_n(all_resp, 1), "distinct_2": distinct_n(all_resp, 2)}  # fmt: skip

@@ -137,8 +137,11 @@ def encode(
     input_format: str,
     max_length: int,
 ) -> dict[str, torch.Tensor]:
-    """Tokenise reward-model inputs, truncating from the left, padding on the right."""
-    tokenizer.truncation_side = "left"
+    """Tokenise reward-model inputs, padding on the right. ``text`` and ``pair`` truncate
+    from the left (the end of a reply is what a preference is about); ``upstream`` is the
+    paper's code: ``prompt + " " + completion`` (the caller prepends the preamble to the
+    prompt) truncated from the right, as its tokenizer call did by default."""
+    tokenizer.truncation_side = "right" if input_format == "upstream" else "left"
     tokenizer.padding_side = "right"
     if input_format == "pair":
         questions = [last_human_turn(p) for p in prompts]
@@ -167,7 +170,11 @@ class RewardScorer:
         device: str | torch.device = "cpu",
         cache_dir: str | Path | None = None,
         trust_remote_code: bool = False,
+        preamble: str = "",
     ) -> None:
+        """``preamble``: for a model whose ``input_format`` is ``upstream``, the text the
+        policy saw before each prompt (the caller's ``generation.preamble``); the paper's
+        code scored ``preamble + prompt + " " + completion``. Other formats ignore it."""
         self.model_dir = check_model_dir(model_dir)
         meta = read_meta(self.model_dir)
         self.model = load_reward_model(self.model_dir, trust_remote_code=trust_remote_code)
@@ -175,6 +182,7 @@ class RewardScorer:
         self.tokenizer = load_tokenizer(self.model_dir, trust_remote_code=trust_remote_code)
         self.input_format = meta.get("input_format", "text")
         self.max_length = int(meta.get("max_length", 512))
+        self.preamble = preamble if self.input_format == "upstream" else ""
         self.batch_size = batch_size
         self.sort_by_length = True  # the benchmarks switch it off to measure what it buys
         self.device = torch.device(device)
@@ -209,6 +217,8 @@ class RewardScorer:
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        if self.preamble:  # upstream: the reward model sees the prompt as the policy did
+            prompts = [self.preamble + p for p in prompts]
         if self.cache is None:
             scores = self._score_uncached(prompts, completions)
         else:

@@ -2,7 +2,8 @@
 
 For each superbatch: take ``prompt_accumulation`` prompts, sample ``superbatch_size``
 completions of each from the current policy, score them with the reward model, keep the
-top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appended).
+top-K per prompt, and fine-tune on the kept completions' sampled tokens (prompt masked,
+EOS appended unless ``append_eos`` is false).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from superhf.core import (
     IGNORE,
     build_sft_batch,
     ema,
+    length_penalised,
     select_top_k,
     superhf_loss,
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import distinct_n, format_prompt, generate, trim_completion
+from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer, model_hash
 from superhf.tracking import NullRun
@@ -60,8 +62,11 @@ def train(
     tok = load_tokenizer(policy_dir)
     model = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
     model.train()
-    ref = frozen_reference(model, cfg.lora.enabled) if cfg.kl_coef > 0 else None
-    scorer = RewardScorer(reward_dir, device=acc.device)
+    # the reference measures KL (and is its prior when kl_coef > 0); under LoRA it is the
+    # base weights with the adapter off, otherwise a frozen copy (one more model in memory)
+    measure_kl = cfg.kl_coef > 0 or cfg.measure_kl
+    ref = frozen_reference(model, cfg.lora.enabled) if measure_kl else None
+    scorer = RewardScorer(reward_dir, device=acc.device, preamble=cfg.generation.preamble)
 
     world, P, S, K = acc.num_processes, cfg.prompt_accumulation, cfg.superbatch_size, cfg.top_k
     n_super = math.ceil(cfg.num_prompts / (P * world))
@@ -79,75 +84,100 @@ def train(
         start, state = resumed
         history, samples = state["history"], state["samples"]
     run = run or NullRun()
-    eos = tok.eos_token or ""
     bar = tqdm(
         range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
     )
     for step in bar:
         t0 = time.perf_counter()
+        # 1. sample S completions of each of this process's P prompts
         base = step * P * world + acc.process_index * P
         batch_prompts = [prompts[schedule[base + j]] for j in range(P)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-        raw = generate(
+        completions = sample_completions(
             acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
         )
-        completions = [trim_completion(c) for c in raw]
         t_gen = time.perf_counter()
-        rewards = scorer.score([p for p in batch_prompts for _ in range(S)], completions)
+        # 2. score them (minus the optional length penalty)
+        comp_texts = [c.text for c in completions]
+        rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
+        rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
         check_finite("reward", sum(rewards), step)
         t_score = time.perf_counter()
-        kept: list[tuple[int, str, float]] = []  # (prompt j, completion, reward)
-        for j in range(P):
-            r, c = rewards[j * S : (j + 1) * S], completions[j * S : (j + 1) * S]
-            for i in select_top_k(r, [bool(x) for x in c], K):
-                kept.append((j, c[i], r[i]))
+        # 3. keep the top-K of each prompt and fine-tune on their sampled tokens
+        kept = keep_top_k(completions, rewards, P, S, K)
         loss_v, nll_v, kl_v, n_tokens = _finetune(
-            cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step
+            cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl
         )
         t_train = time.perf_counter()
-
-        all_rewards = gather_object(rewards)
-        all_comps = gather_object(completions)
-        kept_rewards = gather_object([k[2] for k in kept])
-        mean = sum(all_rewards) / len(all_rewards)
-        row = {
-            "step": step,
-            "reward_mean": mean,
-            "reward_std": float(torch.tensor(all_rewards).std()) if len(all_rewards) > 1 else 0.0,
-            "reward_max": max(all_rewards),
-            "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
-            "loss": loss_v,
-            "nll": nll_v,
-            "kl": kl_v,
-            "lr": sched.get_last_lr()[0],
-            "completion_chars": sum(map(len, all_comps)) / len(all_comps),
-            "empty_share": sum(not c for c in all_comps) / len(all_comps),
-            "distinct_1": distinct_n(all_comps, 1),
-            "distinct_2": distinct_n(all_comps, 2),
-            "time_generate": t_gen - t0,
-            "time_score": t_score - t_gen,
-            "time_train": t_train - t_score,
-            "tokens_trained": n_tokens,
-        }
-        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [mean])[-1]
+        # 4. log, sample, checkpoint
+        row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts),
+               "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
+               "time_generate": t_gen - t0, "time_score": t_score - t_gen,
+               "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
+        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
         if acc.is_main_process:
             run.log_metrics(
                 {f"superhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)},
                 step,
             )
-            bar.set_postfix(reward=f"{mean:.3f}", ema=f"{row['reward_ema']:.3f}")
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", ema=f"{row['reward_ema']:.3f}")
             if step % cfg.sample_every == 0 or step == n_super - 1:
-                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c, "reward": r, "kept": True}
+                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r, "kept": True}
                             for j, c, r in kept[:2]]  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
     return model, tok, history, samples, acc
 
 
-def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
+def keep_top_k(
+    completions: list[Completion], rewards: list[float], P: int, S: int, K: int
+) -> list[tuple[int, Completion, float]]:
+    """(prompt index j, completion, reward) of the K best non-empty completions of each of
+    the P prompts, whose S completions sit together in ``completions``."""
+    kept = []
+    for j in range(P):
+        r, c = rewards[j * S : (j + 1) * S], completions[j * S : (j + 1) * S]
+        for i in select_top_k(r, [bool(x.text) for x in c], K):
+            kept.append((j, c[i], r[i]))
+    return kept
+
+
+def _reward_stats(rewards, rm_scores, kept, comp_texts) -> dict[str, float]:
+    """The superbatch's reward and completion statistics over every process."""
+    all_rewards, all_rm = gather_object(rewards), gather_object(rm_scores)
+    all_comps = gather_object(comp_texts)
+    kept_rewards = gather_object([k[2] for k in kept])
+    n = len(all_rewards)
+    return {
+        "reward_mean": sum(all_rewards) / n,
+        "reward_std": float(torch.tensor(all_rewards).std()) if n > 1 else 0.0,
+        "reward_max": max(all_rewards),
+        "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
+        "reward_model_mean": sum(all_rm) / n,  # before the length penalty
+        "completion_chars": sum(map(len, all_comps)) / n,
+        "empty_share": sum(not c for c in all_comps) / n,
+        "distinct_1": distinct_n(all_comps, 1),
+        "distinct_2": distinct_n(all_comps, 2),
+    }
+
+
+def training_rows(tok, texts, kept, append_eos: bool) -> list[tuple[str, list[int]]]:
+    """(prompt text, target ids) per kept completion: its sampled ids, cut at the trim
+    point, plus EOS when ``append_eos`` and the policy did not sample one there."""
+    eos = tok.eos_token_id
+    rows = []
+    for j, c, _ in kept:
+        ids = list(c.ids)
+        if append_eos and eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+        rows.append((texts[j], ids))
+    return rows
+
+
+def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl):
     """Fine-tune on the kept completions; every process runs the same number of minibatches."""
-    rows = [(texts[j], c + eos) for j, c, _ in kept]
+    rows = training_rows(tok, texts, kept, cfg.append_eos)
     mb = cfg.minibatch_size
     n_local = math.ceil(len(rows) / mb)
     n_mb = max(gather_object([n_local]))
@@ -155,34 +185,20 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
         return float("nan"), float("nan"), float("nan"), 0
     losses, nlls, kls = [], [], []
     n_tokens = 0
+    filler = tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id
     for m in range(n_mb):
         chunk = rows[m * mb : (m + 1) * mb]
         weight = 1.0
         if not chunk:  # this process ran out: a zero-weight row keeps collectives in step
-            chunk, weight = [(texts[0], eos or " ")], 0.0
-        p_ids = [
+            chunk, weight = [(texts[0], [filler])], 0.0
+        p_ids = [  # the prompt tokens exactly as generate saw them (cut from the left)
             tok(p, add_special_tokens=False)["input_ids"][-cfg.generation.max_prompt_tokens :]
             for p, _ in chunk
         ]
-        c_ids = [tok(c, add_special_tokens=False)["input_ids"] for _, c in chunk]
-        batch = build_sft_batch(p_ids, c_ids, tok.pad_token_id)
+        batch = build_sft_batch(p_ids, [c for _, c in chunk], tok.pad_token_id)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
         n_tokens += int(batch["attention_mask"].sum()) if weight else 0
-        # logits only where completion tokens are predicted (the prompt's are never used)
-        keep = tail_columns(batch["labels"] != IGNORE)
-        fwd = tail_forward_inputs(batch["input_ids"], batch["attention_mask"], keep)
-        with acc.autocast():
-            out = model(**fwd)
-            ref_logits = None
-            if cfg.kl_coef > 0:
-                with torch.no_grad():
-                    if ref is None:  # LoRA: the reference is the base weights
-                        with acc.unwrap_model(model).disable_adapter():
-                            ref_logits = model(**fwd).logits
-                    else:
-                        ref_logits = ref(**fwd).logits
-            labels = batch["labels"][:, -keep:]
-            loss, nll, kl = superhf_loss(out.logits, labels, cfg.kl_coef, ref_logits)
+        loss, nll, kl = _minibatch_loss(cfg, acc, model, ref, batch, measure_kl)
         check_finite("loss", loss.detach(), step)
         acc.backward(loss * weight / cfg.gradient_accumulation)
         if weight:
@@ -197,3 +213,24 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, eos, step):
             opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return mean(losses), mean(nlls), mean(kls), n_tokens
+
+
+def _minibatch_loss(cfg, acc, model, ref, batch, measure_kl):
+    """(loss, nll, kl) of one minibatch; logits only where completion tokens are predicted
+    (the prompt's are never used). KL is measured against the reference when
+    ``measure_kl``, else NaN."""
+    keep = tail_columns(batch["labels"] != IGNORE)
+    fwd = tail_forward_inputs(batch["input_ids"], batch["attention_mask"], keep)
+    with acc.autocast():
+        out = model(**fwd)
+        ref_logits = None
+        if measure_kl:
+            with torch.no_grad():
+                if ref is None:  # LoRA: the reference is the base weights
+                    with acc.unwrap_model(model).disable_adapter():
+                        ref_logits = model(**fwd).logits
+                else:
+                    ref_logits = ref(**fwd).logits
+        labels = batch["labels"][:, -keep:]
+        return superhf_loss(out.logits, labels, cfg.kl_coef, ref_logits,
+                            inverse_loss_penalty=cfg.inverse_loss_penalty)  # fmt: skip

@@ -64,8 +64,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         test = [test[i] for i in keep]
     cache = cache_root() / "scores" if cfg.score_cache else None
     scorers = {
-        "proxy": RewardScorer(args.reward, cache_dir=cache),
-        "gold": RewardScorer(args.gold, cache_dir=cache),
+        "proxy": RewardScorer(args.reward, cache_dir=cache, preamble=cfg.generation.preamble),
+        "gold": RewardScorer(args.gold, cache_dir=cache, preamble=cfg.generation.preamble),
     }
     main_proc = int(os.environ.get("RANK", "0")) == 0
     with stage_run("evaluate", {"evaluate": raw["evaluate"]}, tracking, main_process=main_proc,

@@ -63,7 +63,9 @@ def main(argv: Iterable[str] | None = None) -> None:
                 "loss_first_quarter": sum(losses[:q]) / q,
                 "loss_last_quarter": sum(losses[-q:]) / q,
             }
-            meta = {"source": "train", "backbone": cfg.name, "input_format": "text",
+            # trained on "text"; "upstream" only changes how it is fed when scoring
+            fmt = "upstream" if cfg.input_format == "upstream" else "text"
+            meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
                     "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
             with atomic_path(out) as tmp:
                 save_model(model, tok, tmp, meta)
