@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +32,8 @@ def summarise(history: list[dict], wall: float, completions_total: int) -> dict:
         "reward_last_quarter": sum(rewards[-q:]) / q,
         "reward_gain": sum(rewards[-q:]) / q - sum(rewards[:q]) / q,
         "reward_ema_final": history[-1]["reward_ema"],
-        "kl_final": history[-1]["kl"],
+        # null when KL was not measured (superhf.measure_kl false): never a typed-in 0
+        "kl_final": history[-1]["kl"] if math.isfinite(history[-1]["kl"]) else None,
         "wall_seconds": wall,
         "completions_per_second": completions_total / wall if wall > 0 else float("nan"),
     }
@@ -99,6 +101,6 @@ def run_training_stage(
             write_jsonl(args.samples, samples)
             run.log_artifact(args.samples)
             run.log_artifact(args.curve)
-            log.info("%s: reward %.3f -> %.3f (first vs last quarter), final KL %.3f", stage,
+            log.info("%s: reward %.3f -> %.3f (first vs last quarter), final KL %s", stage,
                      metrics["reward_first_quarter"], metrics["reward_last_quarter"], metrics["kl_final"])  # fmt: skip
     return metrics
