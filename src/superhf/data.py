@@ -241,6 +241,9 @@ def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]
         for split in ("train", "test"):
             pairs[split] += [{**p, "dataset": dataset} for p in res.pairs[split]]
         per[dataset] = {
+            # Table 1 counts: the raw train split before the length filter and before the
+            # test rows are taken from its end (paper section 5.1, ../shared/REFERENCE.md)
+            "table1_raw_train_rows": len(raw.get("train", [])),
             "kept_train": len(train),
             "kept_test": len(test),
             "dropped_too_long": res.too_long,
@@ -257,6 +260,7 @@ def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]
         d["share"] = round((d["kept_train"] + d["kept_test"]) / total, 4) if total else 0.0
     metrics = {
         "datasets": per,
+        "table1_raw_train_rows": sum(d["table1_raw_train_rows"] for d in per.values()),
         "total_prompts": total,
         "train_prompts": len(prompts["train"]),
         "test_prompts": len(prompts["test"]),

@@ -2,9 +2,12 @@
 
 The config classes' own defaults are the paper's values (Tables 2 and 3). A profile is a
 small overlay in ``profiles/<name>.yaml`` on top of those defaults; resolving it gives a
-complete, validated params file. ``params.yaml`` is the resolved default profile.
+complete, validated params file. ``params.yaml`` is the resolved default profile. An overlay
+may start with ``extends: <profile>`` to apply another profile's overlay first (paper-run
+extends paper).
 
     python -m superhf.profile paper            # write params.yaml for the paper setup
+    python -m superhf.profile paper-run        # the configs of the paper's linked runs
     python -m superhf.profile default          # back to the offline default
     python -m superhf.profile tiny --out p.yaml
 """
@@ -47,16 +50,29 @@ def defaults() -> dict[str, Any]:
     return {name: model().model_dump(mode="json") for name, model in SECTIONS.items()}
 
 
-def resolve(name: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
-    """The complete params of profile ``name``, validated section by section."""
+def overlay_of(name: str, profile_dir: Path = PROFILE_DIR, seen: tuple[str, ...] = ()) -> list:
+    """The overlays of profile ``name``, the one it ``extends`` first."""
     path = profile_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in profile_dir.glob("*.yaml"))
         raise ParamsError(f"no profile '{name}' ({path}); known profiles: {known}")
+    if name in seen:
+        raise ParamsError(f"profile {path}: 'extends' loops through {' -> '.join(seen)}")
     overlay = yaml.load(path.read_text(), Loader=_Loader) or {}  # noqa: S506 - SafeLoader
-    params = {"profile": name, **deep_merge(defaults(), overlay)}
+    parent = overlay.pop("extends", None)
+    chain = overlay_of(str(parent), profile_dir, (*seen, name)) if parent else []
+    return [*chain, (path, overlay)]
+
+
+def resolve(name: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
+    """The complete params of profile ``name``, validated section by section."""
+    chain = overlay_of(name, profile_dir)
+    params = defaults()
+    for _, overlay in chain:
+        params = deep_merge(params, overlay)
+    params = {"profile": name, **params}
     for section, model in SECTIONS.items():
-        parse_section(section, params[section], model, source=str(path))
+        parse_section(section, params[section], model, source=str(chain[-1][0]))
     return params
 
 
@@ -68,7 +84,7 @@ def dump(params: dict[str, Any]) -> str:
 
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", help="profile name: tiny, default or paper")
+    ap.add_argument("name", help="profile name: tiny, default, paper or paper-run")
     ap.add_argument("--out", default="params.yaml")
     args = ap.parse_args(list(argv) if argv is not None else None)
     text = dump(resolve(args.name))
