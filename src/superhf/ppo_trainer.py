@@ -158,12 +158,13 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
             for k, v in zip(stats, (pg, vf, pg_clip, vf_clip, approx, ent)):
                 stats[k].append(float(v.detach()))
         first = None  # epoch 0 is done with it
+    lr_used = sched.get_last_lr()[0]
     sched.step()
     mean_kl = sum(gather_object([float(ro["kl"].sum(1).mean())])) / acc.num_processes
     kl_coef_used = kl_ctl.value
     kl_ctl.update(mean_kl, n * acc.num_processes)
     out = {k: sum(v) / len(v) for k, v in stats.items()}
-    out.update(kl=mean_kl, kl_coef=kl_coef_used, response_tokens=float(mask.sum(1).mean()),
+    out.update(kl=mean_kl, kl_coef=kl_coef_used, lr=lr_used, response_tokens=float(mask.sum(1).mean()),
                batch_tokens=float(attn.sum()),
                time_forward=t_forward, time_optimise=time.perf_counter() - t0 - t_forward)  # fmt: skip
     return out
