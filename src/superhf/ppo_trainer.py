@@ -138,24 +138,16 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
                 with acc.autocast():
                     new_logits, new_values = model(**{k: v[idx] if torch.is_tensor(v) else v
                                                       for k, v in fwd.items()})  # fmt: skip
-            m = mask[idx]
-            adv = ro["adv"][idx]
-            if cfg.whiten_advantages == "minibatch":  # TRL 0.4: inside each minibatch's loss
-                adv = masked_whiten(adv, m) * m
-            logp = shifted_logprobs(new_logits, ids[idx])
-            pg, pg_clip, approx = policy_loss(logp, ro["old_logp"][idx], adv, m, cfg.cliprange)
-            vf, vf_clip = value_loss(new_values[:, :-1] * m, ro["old_values"][idx],
-                                     ro["returns"][idx], m, cfg.cliprange_value)  # fmt: skip
-            loss = pg + cfg.vf_coef * vf
+            loss, values = _minibatch_loss(
+                cfg, ro, new_logits, new_values, ids[idx], mask[idx], idx
+            )
             check_finite("loss", loss.detach(), step)
             acc.backward(loss)
             if cfg.optim.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                ent = masked_mean(entropy_from_logits(new_logits[:, :-1]), m)
-            for k, v in zip(stats, (pg, vf, pg_clip, vf_clip, approx, ent)):
+            for k, v in zip(stats, values):
                 stats[k].append(float(v.detach()))
         first = None  # epoch 0 is done with it
     lr_used = sched.get_last_lr()[0]
@@ -168,6 +160,21 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
                batch_tokens=float(attn.sum()),
                time_forward=t_forward, time_optimise=time.perf_counter() - t0 - t_forward)  # fmt: skip
     return out
+
+
+def _minibatch_loss(cfg, ro: dict, new_logits, new_values, ids, m, idx):
+    """The clipped PPO loss of one minibatch (rows ``idx`` of the rollout ``ro``) and its
+    statistics (pg_loss, vf_loss, pg_clipfrac, vf_clipfrac, approx_kl, entropy)."""
+    adv = ro["adv"][idx]
+    if cfg.whiten_advantages == "minibatch":  # TRL 0.4: inside each minibatch's loss
+        adv = masked_whiten(adv, m) * m
+    logp = shifted_logprobs(new_logits, ids)
+    pg, pg_clip, approx = policy_loss(logp, ro["old_logp"][idx], adv, m, cfg.cliprange)
+    vf, vf_clip = value_loss(new_values[:, :-1] * m, ro["old_values"][idx], ro["returns"][idx],
+                             m, cfg.cliprange_value)  # fmt: skip
+    with torch.no_grad():
+        ent = masked_mean(entropy_from_logits(new_logits[:, :-1]), m)
+    return pg + cfg.vf_coef * vf, (pg, vf, pg_clip, vf_clip, approx, ent)
 
 
 @torch.no_grad()

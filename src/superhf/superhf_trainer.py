@@ -59,13 +59,7 @@ def train(
     """The SuperHF loop. Returns (model, tokenizer, per-superbatch history, samples, acc)."""
     acc = make_accelerator(cfg.optim.mixed_precision)
     seed_everything(cfg.seed + acc.process_index)
-    tok = load_tokenizer(policy_dir)
-    model = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
-    model.train()
-    # the reference measures KL (and is its prior when kl_coef > 0); under LoRA it is the
-    # base weights with the adapter off, otherwise a frozen copy (one more model in memory)
-    measure_kl = cfg.kl_coef > 0 or cfg.measure_kl
-    ref = frozen_reference(model, cfg.lora.enabled) if measure_kl else None
+    tok, model, ref, measure_kl = load_policy(cfg, policy_dir)
     scorer = RewardScorer(reward_dir, device=acc.device, preamble=cfg.generation.preamble)
 
     world, P, S, K = acc.num_processes, cfg.prompt_accumulation, cfg.superbatch_size, cfg.top_k
@@ -128,6 +122,21 @@ def train(
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
     return model, tok, history, samples, acc
+
+
+def load_policy(cfg: SuperHFConfig, policy_dir: str | Path):
+    """(tokenizer, policy in train mode, frozen reference or None, whether KL is measured).
+
+    The reference measures KL (and is its prior when kl_coef > 0). Under LoRA it is the
+    base weights with the adapter off (None here); otherwise a frozen copy of the policy:
+    one more model in memory, which ``measure_kl: false`` saves when kl_coef is 0.
+    """
+    tok = load_tokenizer(policy_dir)
+    model = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
+    model.train()
+    measure_kl = cfg.kl_coef > 0 or cfg.measure_kl
+    ref = frozen_reference(model, cfg.lora.enabled) if measure_kl else None
+    return tok, model, ref, measure_kl
 
 
 def keep_top_k(
