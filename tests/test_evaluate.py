@@ -85,11 +85,11 @@ def test_sequence_logprobs_match_one_row_at_a_time() -> None:
     tok = tiny_tokenizer()
     model = tiny_causal_lm(tok, seed=0)
     texts = [PROMPTS[0], PROMPTS[1] + " longer prompt here", PROMPTS[2]]
-    comps = [" Boil it.", " No.", ""]
+    eos = tok.eos_token_id
+    comps = [tok(" Boil it.")["input_ids"] + [eos], tok(" No.")["input_ids"], [eos]]  # sampled ids
     got = evaluation.sequence_logprobs(model, tok, texts, comps, bs=3)
-    for text, comp, lp in zip(texts, comps, got):
+    for text, c, lp in zip(texts, comps, got):
         p = tok(text, add_special_tokens=False)["input_ids"]
-        c = tok(comp, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         with torch.no_grad():
             logp = F.log_softmax(model(torch.tensor([p + c])).logits[0].double(), -1)
         want = sum(logp[len(p) + k - 1, t].item() for k, t in enumerate(c))
