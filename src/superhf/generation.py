@@ -5,9 +5,11 @@ sampling with the KV cache, and trimming a completion where the model starts the
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from transformers import (
@@ -21,6 +23,7 @@ from transformers import (
 
 from superhf.config import GenerationConfig
 from superhf.core import tail_forward_inputs
+from superhf.params import ParamsError
 
 # The next turn starts at "Human:", "Assistant:", or a "\n\n<Name>:" of one to three words.
 # (The paper's code cut at "\n\n[^:]+:|Human|Assistant", which also cut a reply that merely
@@ -48,11 +51,27 @@ def dialogue_messages(prompt: str) -> list[dict[str, str]]:
     return messages
 
 
+def check_context(model_dir: str | Path, cfg: GenerationConfig, key: str) -> None:
+    """Before any model loads: prompt budget plus new tokens must fit the model's context
+    (``config.json``'s position limit); ``key`` names the params section in the error."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    names = ("max_position_embeddings", "n_positions", "n_ctx")
+    limit = next((config[n] for n in names if isinstance(config.get(n), int)), None)
+    need = cfg.max_prompt_tokens + cfg.max_new_tokens
+    if limit is not None and need > limit:
+        raise ParamsError(
+            f"{key}.max_prompt_tokens + {key}.max_new_tokens = {need} tokens, more than the "
+            f"{limit}-token context of {model_dir}"
+        )
+
+
 def format_prompt(prompt: str, tokenizer: PreTrainedTokenizerBase, cfg: GenerationConfig) -> str:
     """The text the policy sees: preamble + raw dialogue, or the model's chat template."""
     if cfg.prompt_format == "chat":
         if not getattr(tokenizer, "chat_template", None):
-            raise ValueError("generation.prompt_format is 'chat' but the tokenizer has no template")
+            raise ParamsError(
+                "generation.prompt_format is 'chat' but the tokenizer has no template"
+            )
         messages = dialogue_messages(prompt)
         if cfg.preamble:
             messages = [{"role": "system", "content": cfg.preamble}, *messages]

@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from superhf.errors import UserError
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params file is missing, unreadable, or holds a value its stage cannot use."""
 
 
