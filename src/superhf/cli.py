@@ -38,7 +38,9 @@ def add_params_arg(ap: argparse.ArgumentParser) -> None:
 
 
 def stage_name(main: Callable[..., Any]) -> str:
-    return main.__module__.rsplit(".", 1)[-1]
+    """``prepare`` for superhf.stages.prepare.main, also when run as ``python -m``."""
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    return (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
 
 
 def run(main: Callable[[Iterable[str] | None], Any], argv: Iterable[str] | None = None) -> Any:

@@ -116,9 +116,7 @@ def read_raw_bytes(path: Path) -> bytes:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             return f.read()
     except (EOFError, OSError, zlib.error) as exc:
-        raise BadInputError(
-            f"prepare: {path} is truncated or corrupt ({exc}); download it again"
-        ) from None
+        raise BadInputError(f"{path} is truncated or corrupt ({exc}); download it again") from None
 
 
 def read_raw_file(path: Path) -> list[Any]:
@@ -129,9 +127,7 @@ def read_raw_file(path: Path) -> list[Any]:
         try:
             return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
         except ValueError as exc:  # a JSON array cannot be split into rows: the file fails
-            raise BadInputError(
-                f"prepare: {path}: a JSON array that does not parse: {exc}"
-            ) from None
+            raise BadInputError(f"{path}: a JSON array that does not parse: {exc}") from None
     rows: list[Any] = []
     for lineno, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
@@ -165,9 +161,9 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
         else:
             splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
     if not folder.is_dir():
-        raise MissingInputError(f"prepare: subset '{dataset}' not found: no directory {folder}")
+        raise MissingInputError(f"subset '{dataset}' not found: no directory {folder}")
     if not any(splits.values()):
-        raise MissingInputError(f"prepare: subset '{dataset}': no .jsonl/.json files in {folder}")
+        raise MissingInputError(f"subset '{dataset}': no .jsonl/.json files in {folder}")
     out = {}
     for split, files in splits.items():
         if not files:
