@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from superhf.config import EvaluateConfig
 from superhf.core import tail_forward_inputs
+from superhf.errors import BadInputError, MissingInputError, UserError
 from superhf.paths import fixture_eval_dir
 
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
@@ -32,7 +33,7 @@ TWEET_LABELS = (" negative", " neutral", " positive")
 # ----------------------------------------------------------------------------- loaders
 def _need(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark file not found: {path}")
+        raise MissingInputError(f"benchmark file not found: {path}")
     return path
 
 
@@ -70,7 +71,7 @@ def load_tweets(root: Path) -> dict[str, list[dict]]:
     for split in ("test", "val"):
         texts, labels = _lines(d / f"{split}_text.txt"), _lines(d / f"{split}_labels.txt")
         if len(texts) != len(labels):
-            raise ValueError(f"{d}: {split} has {len(texts)} texts but {len(labels)} labels")
+            raise BadInputError(f"{d}: {split} has {len(texts)} texts but {len(labels)} labels")
         out[split] = [{"text": t.strip(), "label": int(y)} for t, y in zip(texts, labels)]
     return out
 
@@ -85,8 +86,20 @@ def load_squad(root: Path) -> list[dict]:
 
 
 def load_all(root: Path) -> dict[str, Any]:
-    return {"hhh": load_hhh(root), "lambada": load_lambada(root), "wsc": load_wsc(root),
-            "tweets": load_tweets(root), "squad": load_squad(root)}  # fmt: skip
+    """Every task from ``root``; a file that does not parse is an error naming the task."""
+    loaders = {"hhh": load_hhh, "lambada": load_lambada, "wsc": load_wsc,
+               "tweets": load_tweets, "squad": load_squad}  # fmt: skip
+    out = {}
+    for name, load in loaders.items():
+        try:
+            out[name] = load(root)
+        except UserError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, EOFError, OSError) as exc:
+            raise BadInputError(
+                f"benchmark {name} in {root}: unreadable ({type(exc).__name__}: {exc})"
+            ) from None
+    return out
 
 
 def load_hub() -> dict[str, Any]:
@@ -125,7 +138,7 @@ def load_benchmarks(cfg: EvaluateConfig) -> dict[str, Any] | None:
         return load_hub()
     root = Path(b.data_dir) if b.source == "local" else fixture_eval_dir()
     if not root.is_dir():
-        raise FileNotFoundError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
+        raise MissingInputError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
     return load_all(root)
 
 

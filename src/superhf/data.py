@@ -7,11 +7,14 @@ import gzip
 import json
 import logging
 import random
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from superhf.config import PrepareConfig
+from superhf.errors import BadInputError, MissingInputError
+from superhf.io import unique_keys
 from superhf.paths import fixture_dir
 
 log = logging.getLogger(__name__)
@@ -103,25 +106,42 @@ def extract_pair(dataset: str, row: dict[str, Any]) -> dict[str, str] | None:
 
 
 # ----------------------------------------------------------------------------- raw reading
+def read_raw_bytes(path: Path) -> bytes:
+    """The whole file (gunzipped); a truncated or corrupt gzip is an error naming the file.
+
+    We stop rather than keep the rows before the damage: a cut download would silently
+    change the dataset (and Table 1) by an amount nobody sees.
+    """
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return f.read()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise BadInputError(f"{path} is truncated or corrupt ({exc}); download it again") from None
+
+
 def read_raw_file(path: Path) -> list[Any]:
-    """Rows of a .jsonl(.gz) or JSON-array file; an unparsable line becomes a Malformed."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        text = f.read()
-    if text.lstrip().startswith("["):
+    """Rows of a .jsonl(.gz) or JSON-array file. A line that is not UTF-8, not JSON, or
+    repeats a key becomes a Malformed naming the file and line (counted and skipped)."""
+    data = read_raw_bytes(path)
+    if data.lstrip().startswith(b"["):
         try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: a JSON array that does not parse: {exc}") from None
-        return rows
+            return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+        except ValueError as exc:  # a JSON array cannot be split into rows: the file fails
+            raise BadInputError(f"{path}: a JSON array that does not parse: {exc}") from None
     rows: list[Any] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys))
+        except UnicodeDecodeError as exc:
+            rows.append(Malformed(f"{path.name} line {lineno}: not UTF-8 ({exc.reason})"))
         except json.JSONDecodeError as exc:
-            rows.append(Malformed(f"line {lineno}: invalid JSON ({exc.msg})"))
+            rows.append(Malformed(f"{path.name} line {lineno}: invalid JSON ({exc.msg})"))
+        except ValueError as exc:  # a duplicated key
+            rows.append(Malformed(f"{path.name} line {lineno}: {exc}"))
+    if not rows:
+        log.warning("prepare: %s holds no rows", path)
     return rows
 
 
@@ -141,9 +161,9 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
         else:
             splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
     if not folder.is_dir():
-        raise FileNotFoundError(f"prepare: subset '{dataset}' not found: no directory {folder}")
+        raise MissingInputError(f"subset '{dataset}' not found: no directory {folder}")
     if not any(splits.values()):
-        raise FileNotFoundError(f"prepare: subset '{dataset}': no .jsonl/.json files in {folder}")
+        raise MissingInputError(f"subset '{dataset}': no .jsonl/.json files in {folder}")
     out = {}
     for split, files in splits.items():
         if not files:
@@ -222,7 +242,7 @@ def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]
     """Read, extract and filter every selected subset; returns (prompts, pairs, metrics)."""
     root = fixture_dir() if cfg.source == "fixture" else Path(cfg.data_dir or "")
     if cfg.source != "hub" and not root.is_dir():
-        raise FileNotFoundError(f"prepare.data_dir: {root} is not a directory")
+        raise MissingInputError(f"prepare.data_dir: {root} is not a directory")
     rng = random.Random(cfg.seed)
     prompts: dict[str, list[dict]] = {"train": [], "test": []}
     pairs: dict[str, list[dict]] = {"train": [], "test": []}

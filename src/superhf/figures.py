@@ -11,16 +11,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from superhf.errors import BadInputError, MissingInputError  # noqa: E402
+
 log = logging.getLogger(__name__)
 MODELS = ("base", "best_of_n", "superhf", "rlhf")
 
 
 def read_curve(path: str | Path) -> dict[str, list[float]]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """A training curve (CSV of numbers with a header); a bad file is an error naming it."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"training curve not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        try:
+            rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise BadInputError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
-        raise ValueError(f"{path}: no rows")
-    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+        raise BadInputError(f"{path}: no rows")
+    try:
+        return {k: [float(r[k]) for r in rows] for k in rows[0]}
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"{path}: a value is not a number ({exc})") from None
 
 
 def training_figure(curves: dict[str, dict[str, list[float]]], out: Path) -> None:

@@ -22,10 +22,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from superhf.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model folder or id cannot be used: missing, not a model, or not what was expected."""
 
 
@@ -35,7 +37,32 @@ def check_model_dir(path: str | Path) -> Path:
         raise ModelLoadError(f"model folder not found: {path}")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} is not a model folder: it has no config.json")
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
     return path
+
+
+def check_safetensors(path: Path) -> None:
+    """Read a safetensors header (no weights): a truncated or foreign file fails here, with
+    its name, instead of as a deserialisation error deep inside transformers."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        try:
+            if n <= 0 or 8 + n > size:
+                raise ValueError("header length past the end of the file")
+            header = json.loads(f.read(n))
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"{path}: not a readable safetensors file ({exc}); truncated or corrupt?"
+            ) from None
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        raise ModelLoadError(
+            f"{path}: truncated ({size} bytes, its header needs {need}); copy or download it again"
+        )
 
 
 def _is_local(name: str) -> bool:
@@ -49,6 +76,8 @@ def load_tokenizer(
         str(name), revision=revision, trust_remote_code=trust_remote_code
     )
     if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ModelLoadError(f"{name}: the tokenizer has neither a pad nor an EOS token")
         tok.pad_token = tok.eos_token
     return tok
 

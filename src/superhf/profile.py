@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from superhf.cli import run
 from superhf.config import SECTIONS
 from superhf.io import atomic_path
 from superhf.params import ParamsError, _Loader, parse_section
@@ -94,4 +95,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

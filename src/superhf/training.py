@@ -17,13 +17,17 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_model, save_model
+from accelerate.utils import gather_object
+from safetensors.torch import load_file, save_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path
 
 log = logging.getLogger(__name__)
+# Layout of a checkpoint folder; raise it when the files change, so that an old checkpoint
+# is moved aside instead of half-loaded.
+CHECKPOINT_FORMAT = 1
 
 
 def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
@@ -122,7 +126,7 @@ class Checkpointer:
                 {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                 self.tmp / "optim.pt",
             )
-            meta = {"step": step, "fingerprint": self.fingerprint,
+            meta = {"format": CHECKPOINT_FORMAT, "step": step, "fingerprint": self.fingerprint,
                     "world_size": acc.num_processes, "state": state}  # fmt: skip
             (self.tmp / "meta.json").write_text(json.dumps(meta))
             with atomic_path(self.folder) as out:
@@ -130,11 +134,23 @@ class Checkpointer:
         acc.wait_for_everyone()
 
     def load(self, model, optimizer, scheduler) -> tuple[int, dict] | None:
-        """Restore the last checkpoint into the given objects; (step, state) or None."""
-        meta_path = self.folder / "meta.json"
-        if not meta_path.is_file():
+        """Restore the last checkpoint into the given objects; (step, state) or None.
+
+        Every file is read and checked before anything is restored. A checkpoint that cannot
+        be used (unreadable, truncated, from another version of this code, tensors that do
+        not fit the model) never blocks a run: it is moved aside to ``<folder>.unusable``
+        with a warning naming it, and training starts fresh. All processes agree.
+        """
+        if not self.folder.exists():
             return None
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta, tensors, opt_state, rng = self._read(model)
+            problem = None
+        except Exception as exc:  # noqa: BLE001 - anything unreadable means: start fresh
+            problem = f"{type(exc).__name__}: {exc}"
+        if any(p is not None for p in gather_object([problem])):
+            self._move_aside(problem or "unusable on another process")
+            return None
         if meta.get("fingerprint") != self.fingerprint:
             log.warning(
                 "checkpoint in %s is from other params or models; starting fresh", self.folder
@@ -145,17 +161,52 @@ class Checkpointer:
                 "checkpoint was written by %s processes; starting fresh", meta.get("world_size")
             )
             return None
-        load_model(self.acc.unwrap_model(model), str(self.folder / "model.safetensors"))
-        opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        self.acc.unwrap_model(model).load_state_dict(tensors, strict=False)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
-        rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
         random.setstate(rng["python"])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         log.info("resumed from %s at step %d", self.folder, meta["step"])
         return meta["step"], meta["state"]
+
+    def _read(self, model) -> tuple[dict, dict, dict, dict]:
+        """Read and check every file of the checkpoint; raise on anything unusable."""
+        meta = json.loads((self.folder / "meta.json").read_text())
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            got = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"checkpoint format {got!r}, this code writes {CHECKPOINT_FORMAT}")
+        if not isinstance(meta.get("step"), int) or not isinstance(meta.get("state"), dict):
+            raise ValueError("meta.json lacks an integer step or a state")
+        tensors = load_file(str(self.folder / "model.safetensors"))
+        expected = self.acc.unwrap_model(model).state_dict()
+        unknown = sorted(set(tensors) - set(expected))
+        wrong = [k for k in tensors if k in expected and tensors[k].shape != expected[k].shape]
+        missing = [k for k in expected if k not in tensors]
+        # tied weights are saved once (safetensors drops duplicates): a missing name must
+        # share its storage with a saved one
+        saved_ptrs = {expected[k].data_ptr() for k in tensors if k in expected}
+        missing = [k for k in missing if expected[k].data_ptr() not in saved_ptrs]
+        if unknown or wrong or missing:
+            raise ValueError(
+                f"model tensors do not fit: unknown {unknown[:3]}, wrong shape {wrong[:3]}, "
+                f"missing {missing[:3]}"
+            )
+        opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
+        return meta, tensors, opt_state, rng
+
+    def _move_aside(self, problem: str) -> None:
+        aside = self.folder.with_name(self.folder.name + ".unusable")
+        if self.acc.is_main_process:
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(self.folder, aside)
+            log.warning(
+                "checkpoint %s cannot be used (%s); moved to %s, training starts fresh",
+                self.folder, problem, aside,
+            )  # fmt: skip
+        self.acc.wait_for_everyone()
 
 
 def save_final(

@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from superhf.cli import add_params_arg, stage_parser
+from superhf.errors import BadInputError
+from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import check_model_dir
 from superhf.params import load_section, read_params
 from superhf.tracking import TrackingConfig, stage_run
 from superhf.training import discard_checkpoints, save_final
@@ -46,6 +50,39 @@ def write_curve(path: str | Path, history: list[dict]) -> None:
         w.writerows(history)
 
 
+TRAINING_ARGS = {
+    "policy": "model folder of the policy to start from (save_pretrained: config.json, "
+    "safetensors, tokenizer)",
+    "reward": "reward model folder (a sequence classifier with one output)",
+    "prompts": 'JSONL of training prompts, one {"prompt": ...} object per line',
+    "out": "output folder for the trained policy",
+    "checkpoints": "folder for resumable checkpoints (removed when the run finishes)",
+    "metrics": "output JSON of summary metrics",
+    "curve": "output CSV, one row per training step",
+    "samples": "output JSONL of sampled completions with their rewards",
+}
+
+
+def training_parser(stage: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of a training stage: --params plus the folders and files above."""
+    ap = stage_parser(f"superhf.stages.{stage}", doc)
+    add_params_arg(ap)
+    for name, text in TRAINING_ARGS.items():
+        ap.add_argument(f"--{name}", required=True, help=text)
+    return ap
+
+
+def check_training_inputs(stage: str, cfg: Any, args: argparse.Namespace) -> list[str]:
+    """Every input checked before a model loads; returns the prompts."""
+    check_model_dir(args.policy)
+    check_model_dir(args.reward)
+    check_context(args.policy, cfg.generation, f"{stage}.generation")
+    prompts = [r["prompt"] for r in read_jsonl(args.prompts, fields=("prompt",))]
+    if not prompts:
+        raise BadInputError(f"{args.prompts}: no prompts")
+    return prompts
+
+
 def run_training_stage(
     stage: str,
     config_cls: type,
@@ -58,27 +95,12 @@ def run_training_stage(
 ) -> dict:
     """The command line of a training stage (SuperHF or PPO): parse, validate, track, train,
     save the model, write metrics/curve/samples from rank 0, remove the checkpoints."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--params", default="params.yaml")
-    for name in (
-        "policy",
-        "reward",
-        "prompts",
-        "out",
-        "checkpoints",
-        "metrics",
-        "curve",
-        "samples",
-    ):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = training_parser(stage, description).parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(stage, config_cls, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
-    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
-    if not prompts:
-        raise SystemExit(f"{stage}: no prompts in {args.prompts}")
+    prompts = check_training_inputs(stage, cfg, args)
     main_proc = int(os.environ.get("RANK", "0")) == 0
     t0 = time.perf_counter()
     with stage_run(stage, {stage: raw[stage]}, tracking, main_process=main_proc,

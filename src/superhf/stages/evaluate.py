@@ -20,9 +20,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from superhf.capabilities import load_benchmarks
+from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
 from superhf.evaluation import evaluate_models, table4
+from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import check_model_dir
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
@@ -45,20 +48,37 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     return models
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    add_params_arg(ap)
+    ap.add_argument(
+        "--model", action="append", default=[],
+        help="NAME=FOLDER of a policy to evaluate (repeat; base=FOLDER is required)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--prompts", required=True, help="JSONL of test prompts, {prompt, dataset} per line"
+    )
+    ap.add_argument("--reward", required=True, help="proxy reward model folder")
+    ap.add_argument("--gold", required=True, help="gold reward model folder")
+    ap.add_argument("--metrics", required=True, help="output JSON of every number")
+    ap.add_argument("--table", required=True, help="output Markdown of Table 4")
+    ap.add_argument("--completions", required=True, help="output JSONL of scored completions")
+    return ap
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
-    for name in ("prompts", "reward", "gold", "metrics", "table", "completions"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     models = parse_models(args.model)
+    for path in [*models.values(), args.reward, args.gold]:  # before any model loads
+        check_model_dir(path)
+    for path in models.values():
+        check_context(path, cfg.generation, "evaluate.generation")
     bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
-    test = read_jsonl(args.prompts)
+    test = read_jsonl(args.prompts, fields=("prompt", "dataset"))
     if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
         keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
         test = [test[i] for i in keep]
@@ -92,4 +112,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

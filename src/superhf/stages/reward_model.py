@@ -14,7 +14,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import RewardModelConfig
+from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
 from superhf.materialise import load_reward_backbone, materialise_pretrained
 from superhf.models import save_model
@@ -28,25 +30,36 @@ from superhf.reward import (
 )
 
 log = logging.getLogger(__name__)
+PAIR_FIELDS = ("prompt", "chosen", "rejected")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    add_params_arg(ap)
+    ap.add_argument(
+        "--preferences",
+        required=True,
+        help="folder with train.jsonl and test.jsonl, one {prompt, chosen, rejected} per line",
+    )
+    ap.add_argument("--out", required=True, help="output folder for the proxy reward model")
+    ap.add_argument("--gold-out", required=True, help="output folder for the gold reward model")
+    ap.add_argument("--metrics", required=True, help="output JSON: pair accuracies and losses")
+    return ap
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--preferences", required=True, help="dir with train.jsonl and test.jsonl")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--gold-out", required=True)
-    ap.add_argument("--metrics", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("reward_model", RewardModelConfig, args.params)
-    test = read_jsonl(Path(args.preferences) / "test.jsonl")
+    test = read_jsonl(Path(args.preferences) / "test.jsonl", fields=PAIR_FIELDS)
     metrics: dict = {"source": cfg.source, "name": cfg.name, "test_pairs": len(test)}
     outs = {"proxy": Path(args.out), "gold": Path(args.gold_out)}
     if cfg.source == "train":
-        train = read_jsonl(Path(args.preferences) / "train.jsonl")
+        train = read_jsonl(Path(args.preferences) / "train.jsonl", fields=PAIR_FIELDS)
         if len(train) < 2:
-            raise SystemExit(f"reward_model: {args.preferences}/train.jsonl has {len(train)} pairs")
+            raise BadInputError(
+                f"{args.preferences}/train.jsonl has {len(train)} pairs; training needs 2 or more"
+            )
         halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
         seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
         for which, out in outs.items():
@@ -89,4 +102,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
