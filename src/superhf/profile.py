@@ -43,8 +43,23 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any], where: str = "") -
     return out
 
 
+# Top-level keys that are not a stage section. ``launcher`` starts the training stages
+# (``${launcher} -m superhf.stages.superhf ...`` in dvc.yaml): ``python`` for one process,
+# ``accelerate launch --config_file configs/accelerate/ddp.yaml`` or ``torchrun ...`` for DDP.
+TOP_LEVEL: dict[str, Any] = {"launcher": "python"}
+
+
 def defaults() -> dict[str, Any]:
-    return {name: model().model_dump(mode="json") for name, model in SECTIONS.items()}
+    return {
+        **TOP_LEVEL,
+        **{name: model().model_dump(mode="json") for name, model in SECTIONS.items()},
+    }
+
+
+def check_launcher(value: Any, source: str) -> None:
+    """A launcher is a non-empty command line that ends where ``-m <module>`` can follow."""
+    if not isinstance(value, str) or not value.strip():
+        raise ParamsError(f"{source}: launcher must be a command such as 'python', got {value!r}")
 
 
 def resolve(name: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
@@ -55,6 +70,7 @@ def resolve(name: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
         raise ParamsError(f"no profile '{name}' ({path}); known profiles: {known}")
     overlay = yaml.load(path.read_text(), Loader=_Loader) or {}  # noqa: S506 - SafeLoader
     params = {"profile": name, **deep_merge(defaults(), overlay)}
+    check_launcher(params["launcher"], str(path))
     for section, model in SECTIONS.items():
         parse_section(section, params[section], model, source=str(path))
     return params
