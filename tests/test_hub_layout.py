@@ -150,7 +150,9 @@ def test_bin_only_main_and_safetensors_on_a_pr_branch(
     assert not list((repo / "snapshots" / ("a" * 40)).glob("*.safetensors"))
     with caplog.at_level(logging.INFO, logger="superhf.models"):
         model, _ = build_base_policy(BasePolicyConfig(source="hub", name="org/policy"))
-    assert "org/policy: read pytorch_model.bin (torch.load weights_only=True) weights" in caplog.text
+    assert (
+        "org/policy: read pytorch_model.bin (torch.load weights_only=True) weights" in caplog.text
+    )
     for k, v in main_lm.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     caplog.clear()
