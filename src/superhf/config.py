@@ -31,7 +31,15 @@ class PrepareConfig(Section):
         None, description="for source=local: holds hh-rlhf/<subset>/ and webgpt_comparisons/"
     )
     hh_rlhf_hub_id: str = Field("Anthropic/hh-rlhf", description="for source=hub")
+    hh_rlhf_revision: str | None = Field(
+        None, description="for source=hub: hh-rlhf branch, tag or commit (null = main)"
+    )
     webgpt_hub_id: str = Field("openai/webgpt_comparisons", description="for source=hub")
+    webgpt_revision: str | None = Field(
+        "refs/convert/parquet",
+        description="for source=hub: webgpt revision; main is a loading script, which "
+        "datasets 5 cannot run, so the hub's parquet conversion branch",
+    )
     datasets: list[DatasetName] = Field(
         default_factory=lambda: list(DATASETS), min_length=1, description="subsets to use"
     )
@@ -77,15 +85,21 @@ class RewardModelConfig(Section):
     gold_name: str | None = Field(
         None, description="for hub/local: a second model used as gold; default = same as name"
     )
-    revision: str | None = None
+    revision: str | None = Field(
+        None, description="hub revision of name (branch, tag, commit or refs/pr/N; null = main)"
+    )
+    gold_revision: str | None = Field(
+        None, description="hub revision of gold_name (its own repo, so its own revision)"
+    )
     trust_remote_code: bool = False
     input_format: Literal["auto", "text", "pair", "upstream"] = Field(
         "auto",
         description="text: prompt + ' ' + completion, truncated from the left; pair: (question, "
         "answer) as a text pair (OpenAssistant models); upstream: what the paper's code fed its "
         "reward model, preamble + prompt + ' ' + completion as one string, truncated from the "
-        "right (the preamble is the scoring stage's generation.preamble); auto: pair for "
-        "deberta, else text",
+        "right (the preamble is the scoring stage's generation.preamble); auto: for "
+        "source=train 'text', for hub/local the source folder's superhf_meta.json (refused "
+        "when it has none)",
     )
     max_length: int = Field(256, gt=8, description="tokens; inputs are truncated from the left")
     epochs: float = Field(1.0, gt=0)
@@ -100,6 +114,12 @@ class RewardModelConfig(Section):
     )
     seed: int = 0
     gold_seed: int = 1
+    mixed_precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="reward-model training (bf16 autocast, fp32 weights) and the stage's "
+        "test-pair scoring (bf16 weights) on the picked device (the GPU when there is one)",
+    )
+    score_batch_size: int = Field(64, gt=0, description="pairs per forward when scoring")
 
 
 class GenerationConfig(Section):
@@ -268,6 +288,13 @@ class EvaluateConfig(Section):
     benchmarks: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
     score_cache: bool = Field(True, description="cache reward scores by model hash")
     seed: int = 0
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="dtype of every model evaluate loads (policies and reward models) on the "
+        "picked device (the GPU when there is one); bf16 halves memory on a GPU",
+    )
+    score_batch_size: int = Field(32, gt=0, description="rows per reward-model forward")
+    kl_batch_size: int = Field(16, gt=0, description="rows per forward of the KL log-probs")
 
 
 class TrackingConfig(Section):

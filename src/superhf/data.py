@@ -173,14 +173,20 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
 
 
 def read_hub(cfg: PrepareConfig, dataset: str) -> dict[str, list[Any]]:
-    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir)."""
+    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir).
+
+    The calls datasets 5 accepts (no loading scripts; ../shared/REFERENCE.md): webgpt from
+    its parquet conversion branch (``cfg.webgpt_revision``), hh-rlhf by ``data_dir=<subset>``
+    (red-team-attempts has a ``train`` split only; its file is one JSON array).
+    """
     import datasets
 
     if dataset == "webgpt":
-        return {"train": list(datasets.load_dataset(cfg.webgpt_hub_id, split="train"))}
+        rows = datasets.load_dataset(cfg.webgpt_hub_id, revision=cfg.webgpt_revision, split="train")
+        return {"train": list(rows)}
     splits = ("train", "test") if dataset in OWN_TEST_SPLIT else ("train",)
     sub = HH_SUBSETS[dataset]
-    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, data_dir=sub)
+    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, revision=cfg.hh_rlhf_revision, data_dir=sub)
     missing = [s for s in splits if s not in loaded]
     if len(missing) == len(splits):
         raise FileNotFoundError(f"prepare: {cfg.hh_rlhf_hub_id}/{sub} has no split {splits}")

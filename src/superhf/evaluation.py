@@ -27,7 +27,7 @@ from superhf.core import (
     tail_forward_inputs,
 )
 from superhf.generation import distinct_n, format_prompt, sample_completions
-from superhf.models import load_causal_lm, load_tokenizer
+from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
 from superhf.reward import RewardScorer
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def sequence_logprobs(
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
         c = [list(x) for x in completion_ids[s : s + bs]]
         b = build_sft_batch(p, c, tok.pad_token_id)
+        b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
         keep = tail_columns(b["labels"] != IGNORE)  # logits for the completion columns only
         logits = model(**tail_forward_inputs(b["input_ids"], b["attention_mask"], keep)).logits
         lp = shifted_logprobs(logits, b["input_ids"][:, -keep:])
@@ -125,11 +126,15 @@ def evaluate_models(
     results: dict[str, Any] = {}
     all_rows: list[dict] = []
     prompts = [t["prompt"] for t in test]
-    base_model = load_causal_lm(models["base"]).eval()
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    log.info("evaluate on %s (%s)", device, cfg.precision)
+    base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
     base_tok = load_tokenizer(models["base"])
     base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
     for name, path in models.items():
-        model = base_model if name == "base" else load_causal_lm(path).eval()
+        model = (
+            base_model if name == "base" else load_causal_lm(path, dtype=dtype).to(device).eval()
+        )
         tok = base_tok if name == "base" else load_tokenizer(path)
         texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
         torch.manual_seed(cfg.seed)
@@ -142,8 +147,8 @@ def evaluate_models(
             kl = [0.0] * len(comps)  # log p_base - log p_base
         else:
             ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
-            lp_model = sequence_logprobs(model, tok, texts, ids)
-            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids)
+            lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size)
+            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size)
             kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip

@@ -25,7 +25,7 @@ from superhf.config import EvaluateConfig
 from superhf.evaluation import evaluate_models, table4
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
-from superhf.models import check_model_dir
+from superhf.models import check_model_dir, pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
@@ -83,10 +83,12 @@ def main(argv: Iterable[str] | None = None) -> None:
         keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
         test = [test[i] for i in keep]
     cache = cache_root() / "scores" if cfg.score_cache else None
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
     scorers = {
-        "proxy": RewardScorer(args.reward, cache_dir=cache, preamble=cfg.generation.preamble),
-        "gold": RewardScorer(args.gold, cache_dir=cache, preamble=cfg.generation.preamble),
-    }
+        name: RewardScorer(folder, cache_dir=cache, device=device, dtype=dtype,
+                           batch_size=cfg.score_batch_size, preamble=cfg.generation.preamble)
+        for name, folder in (("proxy", args.reward), ("gold", args.gold))
+    }  # fmt: skip
     main_proc = int(os.environ.get("RANK", "0")) == 0
     with stage_run("evaluate", {"evaluate": raw["evaluate"]}, tracking, main_process=main_proc,
                    profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip

@@ -19,7 +19,7 @@ from superhf.config import RewardModelConfig
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
 from superhf.materialise import load_reward_backbone, materialise_pretrained
-from superhf.models import save_model
+from superhf.models import pick_device, save_model, torch_dtype
 from superhf.params import load_section
 from superhf.reward import (
     RewardScorer,
@@ -54,6 +54,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     test = read_jsonl(Path(args.preferences) / "test.jsonl", fields=PAIR_FIELDS)
     metrics: dict = {"source": cfg.source, "name": cfg.name, "test_pairs": len(test)}
     outs = {"proxy": Path(args.out), "gold": Path(args.gold_out)}
+    device = pick_device()
+    log.info("reward_model on %s (%s)", device, cfg.mixed_precision)
     if cfg.source == "train":
         train = read_jsonl(Path(args.preferences) / "train.jsonl", fields=PAIR_FIELDS)
         if len(train) < 2:
@@ -68,6 +70,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                 model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
                 batch_size=cfg.batch_size, max_length=cfg.max_length,
                 weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
+                device=device, mixed_precision=cfg.mixed_precision,
             )  # fmt: skip
             q = max(1, len(losses) // 4)
             metrics[which] = {
@@ -81,15 +84,22 @@ def main(argv: Iterable[str] | None = None) -> None:
             meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
                     "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
             with atomic_path(out) as tmp:
-                save_model(model, tok, tmp, meta)
+                save_model(model.cpu(), tok, tmp, meta)
     else:
         for which, out in outs.items():
-            name = cfg.name if which == "proxy" else (cfg.gold_name or cfg.name)
+            name, rev = cfg.name, cfg.revision
+            if which == "gold" and cfg.gold_name:
+                name, rev = cfg.gold_name, cfg.gold_revision
             with atomic_path(out) as tmp:
-                materialise_pretrained(cfg, name, tmp)
-            metrics[which] = {"name": name}
+                materialise_pretrained(cfg, name, tmp, revision=rev)
+            metrics[which] = {"name": name, "revision": rev}
     for which, out in outs.items():
-        scorer = RewardScorer(out, batch_size=64)
+        scorer = RewardScorer(
+            out,
+            batch_size=cfg.score_batch_size,
+            device=device,
+            dtype=torch_dtype(cfg.mixed_precision),
+        )
         metrics[which]["test_accuracy"] = evaluate_pairs(scorer, test) if test else None
     metrics["length_baseline_accuracy"] = length_baseline(test) if test else None
     write_json(args.metrics, metrics)
