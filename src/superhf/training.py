@@ -148,8 +148,9 @@ class Checkpointer:
             problem = None
         except Exception as exc:  # noqa: BLE001 - anything unreadable means: start fresh
             problem = f"{type(exc).__name__}: {exc}"
-        if any(p is not None for p in gather_object([problem])):
-            self._move_aside(problem or "unusable on another process")
+        problems = [p for p in gather_object([problem]) if p is not None]
+        if problems:  # every process sees the same list, so all start fresh together
+            self._move_aside(problems[0])
             return None
         if meta.get("fingerprint") != self.fingerprint:
             log.warning(
