@@ -50,7 +50,9 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    save_snapshot,
     seed_everything,
+    snapshot_due,
 )
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,7 @@ def ppo_step(cfg: RLHFConfig, acc, model, ref, opt, sched, kl_ctl, input_ids, at
 
 
 def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoint_dir, run: Any = None,
-          scorer: Any = None):  # fmt: skip
+          scorer: Any = None, snapshot_dir: str | None = None):  # fmt: skip
     """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
     the reward model in ``reward_dir``."""
     acc = make_accelerator(cfg.optim.mixed_precision)
@@ -258,4 +260,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
                 step + 1,
                 {"history": history, "samples": samples, "kl_coef": kl_ctl.value},
             )
+        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
+            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "rlhf", "reward_queries": (step + 1) * B * world})  # fmt: skip
     return model, tok, history, samples, acc

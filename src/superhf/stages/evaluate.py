@@ -7,12 +7,15 @@ the capability/alignment benchmarks. Every completion is saved with its scores.
     python -m superhf.stages.evaluate --params params.yaml --prompts data/prompts/test.jsonl \
         --model base=models/base --model superhf=models/superhf --model rlhf=models/rlhf \
         --reward models/reward --gold models/reward_gold --metrics metrics/eval.json \
-        --table metrics/table4.md --completions metrics/eval_completions.jsonl
+        --table metrics/table4.md --completions metrics/eval_completions.jsonl \
+        --snapshots superhf=models/superhf_snapshots --snapshots rlhf=models/rlhf_snapshots \
+        --overopt metrics/overoptimisation.json --overopt-plots metrics/overopt
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import random
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from superhf.capabilities import load_benchmarks
 from superhf.config import EvaluateConfig
-from superhf.evaluation import evaluate_models, table4
+from superhf.evaluation import evaluate_models, overoptimisation, table4
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
@@ -45,10 +48,44 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     return models
 
 
+def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | None) -> dict:
+    """--snapshots NAME=FOLDER (a training stage's snapshot folder, with index.json)."""
+    snaps = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--snapshots expects NAME=FOLDER, got {item!r}")
+        if name not in models:
+            raise SystemExit(f"--snapshots {name}: no --model {name}=PATH (its final model)")
+        if not (Path(path) / "index.json").is_file():
+            raise SystemExit(f"--snapshots {name}: {path}/index.json is missing")
+        snaps[name] = Path(path)
+    if snaps and not overopt:
+        raise SystemExit("--snapshots needs --overopt (where the curves are written)")
+    return snaps
+
+
+def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
+    """The curves as JSON (per method, a list of points) and one CSV per method."""
+    write_json(path, {"test_prompts": n, **curves})
+    if plots:
+        with atomic_path(plots) as tmp:
+            tmp.mkdir()
+            for method, pts in curves.items():
+                cols = ["step", "reward_queries", "kl", "sqrt_kl", "gold_mean", "proxy_mean"]
+                with (tmp / f"{method}.csv").open("w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+                    w.writeheader()
+                    w.writerows(pts)
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
+    ap.add_argument("--snapshots", action="append", default=[], help="NAME=FOLDER (repeat)")
+    ap.add_argument("--overopt", help="over-optimisation curves (JSON)")
+    ap.add_argument("--overopt-plots", help="folder: one CSV per method, for DVC plots")
     for name in ("prompts", "reward", "gold", "metrics", "table", "completions"):
         ap.add_argument(f"--{name}", required=True)
     args = ap.parse_args(list(argv) if argv is not None else None)
@@ -57,6 +94,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     models = parse_models(args.model)
+    snapshots = parse_snapshots(args.snapshots, models, args.overopt)
     bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
     test = read_jsonl(args.prompts)
     if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
@@ -88,6 +126,10 @@ def main(argv: Iterable[str] | None = None) -> None:
                     0,
                 )
         run.log_artifact(args.table)
+        if args.overopt:
+            curves = overoptimisation(cfg, models, snapshots, test, scorers, results)
+            write_overopt(curves, args.overopt, args.overopt_plots, len(test))
+            run.log_artifact(args.overopt)
         print(table)
 
 

@@ -1,7 +1,8 @@
 """Stage ``report``: figures from the training curves and the evaluation.
 
     python -m superhf.stages.report --params params.yaml --superhf-curve metrics/superhf_curve.csv \
-        --rlhf-curve metrics/rlhf_curve.csv --eval metrics/eval.json --out reports
+        --rlhf-curve metrics/rlhf_curve.csv --eval metrics/eval.json --out reports \
+        --overopt metrics/overoptimisation.json
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from superhf.figures import (
     MODELS,
     benchmark_figure,
+    overopt_figure,
     read_curve,
     reward_figure,
     training_figure,
@@ -32,6 +34,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     for name in ("superhf-curve", "rlhf-curve", "eval", "out"):
         ap.add_argument(f"--{name}", required=True)
+    ap.add_argument("--overopt", help="metrics/overoptimisation.json (evaluate stage)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     tracking = load_section("tracking", TrackingConfig, args.params)
@@ -46,6 +49,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         reward_figure(ev, tmp / "proxy_vs_gold.png")
         if any("benchmarks" in ev.get(m, {}) for m in MODELS):
             benchmark_figure(ev, tmp / "benchmarks.png")
+        if args.overopt:
+            overopt_figure(json.loads(Path(args.overopt).read_text()), tmp / "overoptimisation.png")
         for png in sorted(tmp.glob("*.png")):
             run.log_artifact(png)
     log.info("figures in %s", args.out)
