@@ -39,6 +39,12 @@ class PrepareConfig(Section):
     test_size_per_dataset: int = Field(
         2300, ge=0, description="rows from the end of train used as test, where no test split"
     )
+    missing_split: Literal["empty", "split_by_prompt"] = Field(
+        "empty",
+        description="harmless/helpful, when the source has only one of their train/test files: "
+        "empty leaves the other split empty; split_by_prompt splits the rows present by first "
+        "prompt (seeded, see data.split_by_prompt), about test_size_per_dataset rows to test",
+    )
     max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     seed: int = 0
