@@ -47,6 +47,12 @@ class PrepareConfig(Section):
     test_size_per_dataset: int = Field(
         2300, ge=0, description="rows from the end of train used as test, where no test split"
     )
+    missing_split: Literal["empty", "split_by_prompt"] = Field(
+        "empty",
+        description="harmless/helpful, when the source has only one of their train/test files: "
+        "empty leaves the other split empty; split_by_prompt splits the rows present by first "
+        "prompt (seeded, see data.split_by_prompt), about test_size_per_dataset rows to test",
+    )
     max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     seed: int = 0
@@ -199,6 +205,12 @@ class SuperHFConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     checkpoint_every: int = Field(10, gt=0, description="superbatches between checkpoints")
     sample_every: int = Field(10, gt=0, description="superbatches between logged samples")
+    snapshot_every: int = Field(
+        0,
+        ge=0,
+        description="superbatches between policy snapshots (over-optimisation curve; "
+        "each is a full model on disk); 0 = off, the final model is always the last point",
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -239,6 +251,12 @@ class RLHFConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     checkpoint_every: int = Field(10, gt=0)
     sample_every: int = Field(10, gt=0)
+    snapshot_every: int = Field(
+        0,
+        ge=0,
+        description="PPO steps between policy snapshots (over-optimisation curve); "
+        "0 = off, the final model is always the last point",
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -283,6 +301,12 @@ class EvaluateConfig(Section):
     max_test_prompts: int | None = Field(None, gt=0, description="seeded subsample of test")
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     best_of_n: int = Field(32, ge=0, description="n for the best-of-n baseline; 0 = off")
+    best_of_n_curve: int | None = Field(
+        None,
+        ge=0,
+        description="N draws per test prompt for the best-of-n over-optimisation "
+        "curve (n = 1, 2, 4, ..., N, unbiased over all n-subsets); null = best_of_n; 0 = off",
+    )
     bootstrap_samples: int = Field(1000, gt=0)
     tail_chars: int = Field(24, gt=0, description="tail length for the shared-ending check")
     benchmarks: BenchmarkConfig = Field(default_factory=BenchmarkConfig)

@@ -4,6 +4,7 @@ train/test prompts, plus the preference pairs the reward model trains on."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -206,9 +207,45 @@ class SubsetResult:
     examples: list[str] = field(default_factory=list)
 
 
+def split_by_prompt(dataset: str, rows: list[Any], n_test: int, seed: int) -> dict[str, list[Any]]:
+    """Split one subset's rows into train/test when its source holds only one split file.
+
+    Rows are grouped by their first-turn prompt (``extract_prompt``), so a prompt and every
+    dialogue that starts with it land on one side (harmless-base's 2312 test rows hold 2178
+    distinct prompts: a row split would leak). Groups are ordered by
+    sha256(f"{seed}:{prompt}") and moved to test in that order until at least ``n_test`` rows
+    are test. The rule depends only on the seed and the rows, not on their order; rows keep
+    their file order within each split. Malformed rows stay in train (they are counted there).
+    """
+    keys: list[str | None] = []
+    for row in rows:
+        try:
+            keys.append(None if isinstance(row, Malformed) else extract_prompt(dataset, row))
+        except Malformed:
+            keys.append(None)
+    sizes: dict[str, int] = {}
+    for k in keys:
+        if k is not None:
+            sizes[k] = sizes.get(k, 0) + 1
+    order = sorted(sizes, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    test_keys, n = set(), 0
+    for k in order:
+        if n >= n_test:
+            break
+        test_keys.add(k)
+        n += sizes[k]
+    return {"train": [r for r, k in zip(rows, keys) if k not in test_keys],
+            "test": [r for r, k in zip(rows, keys) if k in test_keys]}  # fmt: skip
+
+
 def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) -> SubsetResult:
     """Split, extract, filter one subset. Malformed rows are counted and skipped."""
     splits = dict(raw)
+    present = [s for s in ("train", "test") if splits.get(s)]
+    if dataset in OWN_TEST_SPLIT and cfg.missing_split == "split_by_prompt" and len(present) == 1:
+        log.info("%s: only its %s rows are present; splitting them by prompt (seed %d)",
+                 dataset, present[0], cfg.seed)  # fmt: skip
+        splits = split_by_prompt(dataset, splits[present[0]], cfg.test_size_per_dataset, cfg.seed)
     if dataset not in OWN_TEST_SPLIT:
         train = splits.get("train", [])
         n_test = min(cfg.test_size_per_dataset, len(train))

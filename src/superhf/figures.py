@@ -92,3 +92,40 @@ def benchmark_figure(ev: dict, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+OVEROPT_STYLE = {
+    "superhf": ("SuperHF", "C0"),
+    "rlhf": ("PPO", "C1"),
+    "best_of_n": ("best-of-n", "C2"),
+}
+
+
+def overopt_figure(curves: dict, out: Path) -> None:
+    """Gold (solid) and proxy (dashed) reward against sqrt(KL to base), the frame of Gao et al.
+    2022, and against reward-model queries spent; 95% bootstrap intervals as bands."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method, pts in curves.items():
+        if not isinstance(pts, list) or not pts:
+            continue
+        label, color = OVEROPT_STYLE.get(method, (method, None))
+        for ax, x in zip(axes, ("sqrt_kl", "reward_queries")):
+            xs = [p[x] for p in pts]
+            for which, ls in (("gold", "-"), ("proxy", "--")):
+                ax.plot(xs, [p[f"{which}_mean"] for p in pts], ls, marker="o", ms=3, color=color,
+                        label=f"{label} {which}")  # fmt: skip
+                if which == "gold":
+                    ax.fill_between(xs, [p["gold_ci_low"] for p in pts],
+                                    [p["gold_ci_high"] for p in pts], color=color, alpha=0.15)  # fmt: skip
+    axes[0].set_xlabel("sqrt(KL(policy || base)) [nats^0.5]")
+    axes[1].set_xlabel("reward-model queries (completions scored)")
+    axes[1].set_xscale("symlog", linthresh=1)
+    for ax in axes:
+        ax.set_ylabel("mean reward on test prompts")
+        ax.axhline(0, color="grey", lw=0.5)
+    axes[0].set_title("Over-optimisation: gold (solid) vs proxy (dashed)")
+    axes[1].set_title("Against reward-model queries")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -52,7 +52,9 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    save_snapshot,
     seed_everything,
+    snapshot_due,
 )
 
 log = logging.getLogger(__name__)
@@ -206,7 +208,7 @@ def _rollout(cfg, acc, model, ref, kl_ctl, fwd, ids, mask, scores, first) -> dic
 
 
 def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoint_dir, run: Any = None,
-          scorer: Any = None):  # fmt: skip
+          scorer: Any = None, snapshot_dir: str | None = None):  # fmt: skip
     """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
     the reward model in ``reward_dir``."""
     acc = make_accelerator(cfg.optim.mixed_precision)
@@ -272,6 +274,9 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
             state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
             ckpt.save(model, opt, sched, step + 1, state)
+        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
+            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "rlhf", "reward_queries": (step + 1) * B * world})  # fmt: skip
     return model, tok, history, samples, acc
 
 

@@ -42,7 +42,9 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    save_snapshot,
     seed_everything,
+    snapshot_due,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ def train(
     prompts: list[str],
     checkpoint_dir: str | Path,
     run: Any = None,
+    snapshot_dir: str | Path | None = None,
 ) -> tuple[Any, Any, list[dict], list[dict], Any]:
     """The SuperHF loop. Returns (model, tokenizer, per-superbatch history, samples, acc)."""
     acc = make_accelerator(cfg.optim.mixed_precision)
@@ -121,6 +124,9 @@ def train(
                             for j, c, r in kept[:2]]  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
+        if snapshot_due(cfg.snapshot_every, step, n_super):  # over-optimisation curve
+            save_snapshot(model, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "superhf", "reward_queries": (step + 1) * P * S * world})  # fmt: skip
     return model, tok, history, samples, acc
 
 

@@ -243,3 +243,30 @@ def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
         rng.shuffle(block)
         order += block
     return order[:total]
+
+
+def snapshot_due(every: int, step: int, n_steps: int) -> bool:
+    """After ``step`` (0-based) of ``n_steps``: is a snapshot due? Never after the last step
+    (the final model is the curve's last point) and never when ``every`` is 0."""
+    return every > 0 and (step + 1) % every == 0 and step + 1 < n_steps
+
+
+def save_snapshot(
+    model, tokenizer: PreTrainedTokenizerBase, folder: str | Path | None, step: int,
+    accelerator: Accelerator, meta: dict,
+) -> None:  # fmt: skip
+    """Save the policy after ``step`` steps to ``folder/step-<step>/`` (rank 0, atomic), for
+    the over-optimisation curve. Unlike ``save_final`` a LoRA policy is merged in a copy, so
+    training continues on the adapter."""
+    if folder is None:
+        return
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        plain = accelerator.unwrap_model(model)
+        if hasattr(plain, "merge_and_unload"):
+            plain = copy.deepcopy(plain).merge_and_unload()
+        with atomic_path(Path(folder) / f"step-{step:06d}") as tmp:
+            plain.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "superhf_meta.json").write_text(json.dumps({**meta, "step": step}, indent=2))
+    accelerator.wait_for_everyone()

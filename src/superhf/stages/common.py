@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import math
 import os
@@ -83,6 +84,24 @@ def check_training_inputs(stage: str, cfg: Any, args: argparse.Namespace) -> lis
     return prompts
 
 
+def write_snapshot_index(folder: str | Path, n_steps: int) -> list[dict]:
+    """``folder/index.json``: the snapshots of this run (step, reward-model queries, path).
+
+    The folder always exists afterwards (a DVC output), empty of snapshots when
+    ``snapshot_every`` is 0. Snapshots from a longer earlier run are left out.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = []
+    for meta_path in sorted(folder.glob("step-*/superhf_meta.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta["step"] < n_steps:
+            index.append({"step": meta["step"], "reward_queries": meta["reward_queries"],
+                          "path": meta_path.parent.name})  # fmt: skip
+    write_json(folder / "index.json", index)
+    return index
+
+
 def run_training_stage(
     stage: str,
     config_cls: type,
@@ -95,7 +114,9 @@ def run_training_stage(
 ) -> dict:
     """The command line of a training stage (SuperHF or PPO): parse, validate, track, train,
     save the model, write metrics/curve/samples from rank 0, remove the checkpoints."""
-    args = training_parser(stage, description).parse_args(list(argv) if argv is not None else None)
+    ap = training_parser(stage, description)
+    ap.add_argument("--snapshots", default=None, help="folder for snapshot_every's snapshots")
+    args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(stage, config_cls, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
@@ -106,18 +127,22 @@ def run_training_stage(
     with stage_run(stage, {stage: raw[stage]}, tracking, main_process=main_proc,
                    profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
         model, tok, history, samples, acc = train_fn(
-            cfg, args.policy, args.reward, prompts, args.checkpoints, run
-        )
+            cfg, args.policy, args.reward, prompts, args.checkpoints, run,
+            snapshot_dir=args.snapshots,
+        )  # fmt: skip
         n_rollouts = rollouts_per_step(cfg) * acc.num_processes * len(history)
         metrics = {
             **summarise(history, time.perf_counter() - t0, n_rollouts),
             **extra_metrics(history),
         }
         metrics["mlflow_run_id"] = run.run_id
-        meta = {"stage": stage, "mlflow_run_id": run.run_id, "base": str(args.policy)}
+        meta = {"stage": stage, "mlflow_run_id": run.run_id, "base": str(args.policy),
+                "step": len(history), "reward_queries": n_rollouts}  # fmt: skip
         save_final(final_model(acc.unwrap_model(model)), tok, args.out, acc, meta)
         discard_checkpoints(args.checkpoints, acc)
         if acc.is_main_process:
+            if args.snapshots:
+                write_snapshot_index(args.snapshots, len(history))
             write_json(args.metrics, metrics)
             write_curve(args.curve, history)
             write_jsonl(args.samples, samples)

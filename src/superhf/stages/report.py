@@ -1,21 +1,25 @@
 """Stage ``report``: figures from the training curves and the evaluation.
 
     python -m superhf.stages.report --params params.yaml --superhf-curve metrics/superhf_curve.csv \
-        --rlhf-curve metrics/rlhf_curve.csv --eval metrics/eval.json --out reports
+        --rlhf-curve metrics/rlhf_curve.csv --eval metrics/eval.json --out reports \
+        --overopt metrics/overoptimisation.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.errors import BadInputError
 from superhf.figures import (
     MODELS,
     benchmark_figure,
+    overopt_figure,
     read_curve,
     reward_figure,
     training_figure,
@@ -34,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rlhf-curve", required=True, help="CSV curve of the rlhf stage")
     ap.add_argument("--eval", required=True, help="JSON metrics of the evaluate stage")
     ap.add_argument("--out", required=True, help="output folder for the PNG figures")
+    ap.add_argument("--overopt", help="metrics/overoptimisation.json of the evaluate stage")
     return ap
 
 
@@ -54,6 +59,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         reward_figure(ev, tmp / "proxy_vs_gold.png")
         if any("benchmarks" in ev.get(m, {}) for m in MODELS):
             benchmark_figure(ev, tmp / "benchmarks.png")
+        if args.overopt:
+            overopt_figure(json.loads(Path(args.overopt).read_text()), tmp / "overoptimisation.png")
         for png in sorted(tmp.glob("*.png")):
             run.log_artifact(png)
     log.info("figures in %s", args.out)
