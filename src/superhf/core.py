@@ -110,18 +110,15 @@ def superhf_loss(
     labels: torch.Tensor,
     kl_coef: float = 0.0,
     ref_logits: torch.Tensor | None = None,
-    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, optionally weighted."""
+    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL."""
     nll = completion_nll(policy_logits, labels)
     kl = (
         kl_per_example(policy_logits, ref_logits, labels)
         if kl_coef > 0 and ref_logits is not None
         else torch.zeros_like(nll)
     )
-    per = nll + kl_coef * kl
-    w = torch.ones_like(per) if weights is None else weights.to(per)
-    loss = (per * w).sum() / w.sum().clamp(min=1)
+    loss = (nll + kl_coef * kl).mean()
     return loss, nll.detach(), kl.detach()
 
 

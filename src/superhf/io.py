@@ -6,15 +6,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ Rules: ``trust_remote_code`` only when a param allows it; weights as safetensors
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-
-log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):

@@ -8,7 +8,6 @@ a value head on the policy, GAE, whitened advantages, clipped policy and value l
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
@@ -50,10 +49,9 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    prompts_per_step,
     seed_everything,
 )
-
-log = logging.getLogger(__name__)
 
 
 class PolicyWithValueHead(torch.nn.Module):
@@ -181,22 +179,23 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
     the reward model in ``reward_dir``."""
     acc = make_accelerator(cfg.optim.mixed_precision)
+    sizes = prompts_per_step(cfg.num_prompts, cfg.batch_size, acc.num_processes, "rlhf")
     seed_everything(cfg.seed + acc.process_index)
     tok = load_tokenizer(policy_dir)
     policy = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
     ref = frozen_reference(policy, cfg.lora.enabled)
     model = PolicyWithValueHead(policy).train()
     scorer = scorer or RewardScorer(reward_dir, device=acc.device)
-    world, B = acc.num_processes, cfg.batch_size
-    n_steps = math.ceil(cfg.num_prompts / (B * world))
-    updates = cfg.ppo_epochs * math.ceil(B / cfg.minibatch_size)
-    opt, sched = build_optimizer(model, cfg.optim, n_steps * updates)
+    world = acc.num_processes
+    n_steps = len(sizes)
+    updates = sum(cfg.ppo_epochs * math.ceil(b / cfg.minibatch_size) for b in sizes)
+    opt, sched = build_optimizer(model, cfg.optim, updates)
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
-    schedule = prompt_schedule(len(prompts), n_steps * B * world, cfg.seed)
+    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
     fp = fingerprint(
         cfg.model_dump(),
         model_hash(policy_dir),
@@ -214,7 +213,8 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
     for step in bar:
         t0 = time.perf_counter()
-        base = step * B * world + acc.process_index * B
+        B = sizes[step]
+        base = sum(sizes[:step]) * world + acc.process_index * B
         batch_prompts = [prompts[schedule[base + j]] for j in range(B)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
         responses = [
@@ -234,7 +234,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         t_update = time.perf_counter()
         all_scores, all_resp = gather_object(scores), gather_object(responses)
         mean = sum(all_scores) / len(all_scores)
-        row = {"step": step, "reward_mean": mean,
+        row = {"step": step, "prompts": len(all_scores), "reward_mean": mean,
                "reward_std": float(torch.tensor(all_scores).std()) if len(all_scores) > 1 else 0.0,
                **stats, "completion_chars": sum(map(len, all_resp)) / len(all_resp),
                "empty_share": sum(not r for r in all_resp) / len(all_resp),

@@ -7,7 +7,6 @@ top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appe
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -40,10 +39,9 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    prompts_per_step,
     seed_everything,
 )
-
-log = logging.getLogger(__name__)
 
 
 def train(
@@ -56,6 +54,7 @@ def train(
 ) -> tuple[Any, Any, list[dict], list[dict], Any]:
     """The SuperHF loop. Returns (model, tokenizer, per-superbatch history, samples, acc)."""
     acc = make_accelerator(cfg.optim.mixed_precision)
+    sizes = prompts_per_step(cfg.num_prompts, cfg.prompt_accumulation, acc.num_processes, "superhf")
     seed_everything(cfg.seed + acc.process_index)
     tok = load_tokenizer(policy_dir)
     model = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
@@ -63,14 +62,15 @@ def train(
     ref = frozen_reference(model, cfg.lora.enabled) if cfg.kl_coef > 0 else None
     scorer = RewardScorer(reward_dir, device=acc.device)
 
-    world, P, S, K = acc.num_processes, cfg.prompt_accumulation, cfg.superbatch_size, cfg.top_k
-    n_super = math.ceil(cfg.num_prompts / (P * world))
-    steps_per_super = math.ceil(math.ceil(P * K / cfg.minibatch_size) / cfg.gradient_accumulation)
-    opt, sched = build_optimizer(model, cfg.optim, n_super * steps_per_super)
+    world, S, K = acc.num_processes, cfg.superbatch_size, cfg.top_k
+    n_super = len(sizes)
+    opt_steps = sum(math.ceil(math.ceil(p * K / cfg.minibatch_size) / cfg.gradient_accumulation)
+                    for p in sizes)  # fmt: skip
+    opt, sched = build_optimizer(model, cfg.optim, opt_steps)
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
-    schedule = prompt_schedule(len(prompts), n_super * P * world, cfg.seed)
+    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
     fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts), world)
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
@@ -85,7 +85,8 @@ def train(
     )
     for step in bar:
         t0 = time.perf_counter()
-        base = step * P * world + acc.process_index * P
+        P = sizes[step]
+        base = sum(sizes[:step]) * world + acc.process_index * P
         batch_prompts = [prompts[schedule[base + j]] for j in range(P)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
         raw = generate(
@@ -106,6 +107,8 @@ def train(
         )
         t_train = time.perf_counter()
 
+        # how many completions each prompt kept: K, never more, never borrowed across prompts
+        kept_per_prompt = gather_object([sum(k[0] == j for k in kept) for j in range(P)])
         all_rewards = gather_object(rewards)
         all_comps = gather_object(completions)
         kept_rewards = gather_object([k[2] for k in kept])
@@ -116,6 +119,9 @@ def train(
             "reward_std": float(torch.tensor(all_rewards).std()) if len(all_rewards) > 1 else 0.0,
             "reward_max": max(all_rewards),
             "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
+            "prompts": len(kept_per_prompt),
+            "kept": sum(kept_per_prompt),
+            "kept_per_prompt_max": max(kept_per_prompt),
             "loss": loss_v,
             "nll": nll_v,
             "kl": kl_v,
@@ -138,7 +144,7 @@ def train(
             )
             bar.set_postfix(reward=f"{mean:.3f}", ema=f"{row['reward_ema']:.3f}")
             if step % cfg.sample_every == 0 or step == n_super - 1:
-                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c, "reward": r, "kept": True}
+                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c, "reward": r}
                             for j, c, r in kept[:2]]  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})

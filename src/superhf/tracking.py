@@ -9,7 +9,6 @@ runs into a folder that is deleted afterwards, so it is refused with a clear err
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 
 from superhf.config import TrackingConfig
 
-log = logging.getLogger(__name__)
 DVC_TMP = os.sep.join(("", ".dvc", "tmp", "exps", ""))
 
 
@@ -79,9 +77,6 @@ class NullRun:
     def log_artifact(self, path: str | Path) -> None:
         pass
 
-    def log_dict(self, obj: Any, name: str) -> None:
-        pass
-
 
 class MlflowRun(NullRun):
     def __init__(self, mlflow: Any, run: Any) -> None:
@@ -93,9 +88,6 @@ class MlflowRun(NullRun):
 
     def log_artifact(self, path: str | Path) -> None:
         self.mlflow.log_artifact(str(path))
-
-    def log_dict(self, obj: Any, name: str) -> None:
-        self.mlflow.log_dict(obj, name)
 
 
 def connect(cfg: TrackingConfig) -> Any:
