@@ -49,12 +49,15 @@ def main(argv: Iterable[str] | None = None) -> None:
             raise SystemExit(f"reward_model: {args.preferences}/train.jsonl has {len(train)} pairs")
         halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
         seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
+        # trained and scored with the same input format (auto: text for a model trained here)
+        fmt = "text" if cfg.input_format == "auto" else cfg.input_format
         for which, out in outs.items():
             model, tok = load_reward_backbone(cfg, seeds[which])
             losses = train_reward_model(
                 model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
                 batch_size=cfg.batch_size, max_length=cfg.max_length,
                 weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
+                input_format=fmt,
             )  # fmt: skip
             q = max(1, len(losses) // 4)
             metrics[which] = {
@@ -63,7 +66,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                 "loss_first_quarter": sum(losses[:q]) / q,
                 "loss_last_quarter": sum(losses[-q:]) / q,
             }
-            meta = {"source": "train", "backbone": cfg.name, "input_format": "text",
+            meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
                     "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
             with atomic_path(out) as tmp:
                 save_model(model, tok, tmp, meta)
