@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from superhf.errors import BadInputError, MissingInputError  # noqa: E402
 
-log = logging.getLogger(__name__)
 MODELS = ("base", "best_of_n", "superhf", "rlhf")
 
 

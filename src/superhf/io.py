@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from superhf.errors import BadInputError, MissingInputError
-
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager

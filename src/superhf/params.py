@@ -99,8 +99,13 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
 
 def parse_section(name: str, raw: Any, model: type[S], source: str = "params") -> S:
     """Validate ``raw`` (the dict under ``name``) into ``model`` or raise ParamsError."""
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:
+        # an empty section would silently run the paper's defaults (a 1B model, 2000 prompts)
+        raise ParamsError(
+            f"{source}: section '{name}' is empty; give its keys (an empty mapping would "
+            "silently mean the paper's defaults) or regenerate params.yaml with "
+            "python -m superhf.profile <name>"
+        )
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: section '{name}' must be a mapping, got {type(raw).__name__}")
     try:

@@ -9,7 +9,6 @@ runs into a folder that is deleted afterwards, so it is refused with a clear err
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -19,8 +18,6 @@ from typing import Any
 from superhf.config import TrackingConfig
 from superhf.errors import UserError
 from superhf.params import ParamsError
-
-log = logging.getLogger(__name__)
 
 
 class TrackingError(UserError, RuntimeError):
@@ -87,9 +84,6 @@ class NullRun:
     def log_artifact(self, path: str | Path) -> None:
         pass
 
-    def log_dict(self, obj: Any, name: str) -> None:
-        pass
-
 
 class MlflowRun(NullRun):
     def __init__(self, mlflow: Any, run: Any) -> None:
@@ -101,9 +95,6 @@ class MlflowRun(NullRun):
 
     def log_artifact(self, path: str | Path) -> None:
         self.mlflow.log_artifact(str(path))
-
-    def log_dict(self, obj: Any, name: str) -> None:
-        self.mlflow.log_dict(obj, name)
 
 
 def connect(cfg: TrackingConfig) -> Any:

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path
+from superhf.params import ParamsError
 
 log = logging.getLogger(__name__)
 # Layout of a checkpoint folder; raise it when the files change, so that an old checkpoint
@@ -232,6 +233,22 @@ def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
     if accelerator.is_main_process:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(Path(str(folder) + ".tmp"), ignore_errors=True)
+
+
+def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str) -> list[int]:
+    """Prompts each process takes at each step, so that a run uses exactly ``num_prompts``.
+
+    Full steps take ``per_step`` prompts per process; a remainder becomes one last, smaller
+    step (the same size on every process). A remainder that cannot be split evenly across
+    the processes is an error rather than a silent rounding.
+    """
+    if num_prompts % world:
+        raise ParamsError(
+            f"{section}.num_prompts ({num_prompts}) must be a multiple of the number of "
+            f"processes ({world}), so that every process takes the same prompts per step"
+        )
+    full, rest = divmod(num_prompts, per_step * world)
+    return [per_step] * full + ([rest // world] if rest else [])
 
 
 def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:

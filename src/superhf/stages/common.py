@@ -108,7 +108,7 @@ def run_training_stage(
     train_fn: Callable[..., tuple],
     argv: Iterable[str] | None,
     description: str,
-    rollouts_per_step: Callable[[Any], int],
+    completions_per_prompt: Callable[[Any], int],
     final_model: Callable[[Any], Any] = lambda m: m,
     extra_metrics: Callable[[list[dict]], dict] = lambda h: {},
 ) -> dict:
@@ -130,7 +130,8 @@ def run_training_stage(
             cfg, args.policy, args.reward, prompts, args.checkpoints, run,
             snapshot_dir=args.snapshots,
         )  # fmt: skip
-        n_rollouts = rollouts_per_step(cfg) * acc.num_processes * len(history)
+        # completions scored = reward-model queries (the last step may be smaller)
+        n_rollouts = completions_per_prompt(cfg) * sum(h["prompts"] for h in history)
         metrics = {
             **summarise(history, time.perf_counter() - t0, n_rollouts),
             **extra_metrics(history),

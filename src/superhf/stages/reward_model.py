@@ -64,13 +64,18 @@ def main(argv: Iterable[str] | None = None) -> None:
             )
         halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
         seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
+        # trained and scored with the same input format (auto: text for a model trained
+        # here); "upstream" trains on text (the pairs have no preamble) and only changes how
+        # the model is fed when scoring (preamble + prompt + " " + completion)
+        train_fmt = "text" if cfg.input_format in ("auto", "upstream") else cfg.input_format
+        fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
         for which, out in outs.items():
             model, tok = load_reward_backbone(cfg, seeds[which])
             losses = train_reward_model(
                 model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
                 batch_size=cfg.batch_size, max_length=cfg.max_length,
                 weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
-                device=device, mixed_precision=cfg.mixed_precision,
+                device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
             )  # fmt: skip
             q = max(1, len(losses) // 4)
             metrics[which] = {
@@ -79,8 +84,6 @@ def main(argv: Iterable[str] | None = None) -> None:
                 "loss_first_quarter": sum(losses[:q]) / q,
                 "loss_last_quarter": sum(losses[-q:]) / q,
             }
-            # trained on "text"; "upstream" only changes how it is fed when scoring
-            fmt = "upstream" if cfg.input_format == "upstream" else "text"
             meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
                     "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
             with atomic_path(out) as tmp:

@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Iterable[str] | None = None) -> None:
     run_training_stage(
         "superhf", SuperHFConfig, train, argv, __doc__,
-        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
+        completions_per_prompt=lambda cfg: cfg.superbatch_size,
         extra_metrics=lambda h: {"superbatches": len(h)},
     )  # fmt: skip
 
