@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from superhf import capabilities
 from superhf.config import TABLE4_COLUMNS as COLUMNS
@@ -85,7 +86,9 @@ def sequence_logprobs(
 ) -> list[float]:
     """log p(completion + EOS | prompt text) under ``model``, one number per row."""
     out = []
-    for s in range(0, len(texts), bs):
+    for s in tqdm(
+        range(0, len(texts), bs), desc="KL log-probs", disable=None, delay=2, leave=False
+    ):
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
         c = [
             tok(x, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -130,7 +133,9 @@ def evaluate_models(
     base_model = load_causal_lm(models["base"]).eval()
     base_tok = load_tokenizer(models["base"])
     base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
-    for name, path in models.items():
+    bar = tqdm(models.items(), desc="evaluate", unit="model", disable=None)
+    for name, path in bar:
+        bar.set_postfix_str(name)
         model = base_model if name == "base" else load_causal_lm(path).eval()
         tok = base_tok if name == "base" else load_tokenizer(path)
         texts = [format_prompt(p, tok, cfg.generation) for p in prompts]

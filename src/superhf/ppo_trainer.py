@@ -211,7 +211,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         start, state = resumed
         history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]
     run = run or NullRun()
-    bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
+    bar = tqdm(range(start, n_steps), desc="rlhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         base = step * B * world + acc.process_index * B

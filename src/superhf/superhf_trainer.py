@@ -80,9 +80,7 @@ def train(
         history, samples = state["history"], state["samples"]
     run = run or NullRun()
     eos = tok.eos_token or ""
-    bar = tqdm(
-        range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
-    )
+    bar = tqdm(range(start, n_super), desc="superhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         base = step * P * world + acc.process_index * P
