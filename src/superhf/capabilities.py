@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from superhf.config import EvaluateConfig
 from superhf.core import tail_forward_inputs
@@ -164,7 +165,8 @@ def loglikelihood(
         encoded.append((ids, min(len(x_ids), len(ids) - 1)))
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
-    for s in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    for s in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
         idx = order[s : s + batch_size]
         width = max(len(encoded[i][0]) for i in idx)
         # left padding puts every continuation at the right end, so logits are computed for
@@ -283,7 +285,7 @@ def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -
 
     device = next(model.parameters()).device
     preds = []
-    for s in range(0, len(rows), bs):
+    for s in tqdm(range(0, len(rows), bs), desc="squad", disable=None, delay=2, leave=False):
         chunk = rows[s : s + bs]
         texts = [
             f"Title: {r['title']}\n\nBackground: {r['context']}\n\nQuestion: {r['question']}\n\nAnswer:"

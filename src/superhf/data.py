@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from superhf.config import PrepareConfig
 from superhf.errors import BadInputError, MissingInputError
 from superhf.io import unique_keys
@@ -252,7 +254,9 @@ def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) 
         splits = {"train": train[: len(train) - n_test], "test": train[len(train) - n_test :]}
     res = SubsetResult()
     for split, rows in splits.items():
-        for i, row in enumerate(rows):
+        for i, row in enumerate(
+            tqdm(rows, desc=f"{dataset}/{split}", disable=None, delay=2, leave=False)
+        ):
             try:
                 if isinstance(row, Malformed):
                     raise row
@@ -290,7 +294,7 @@ def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]
     prompts: dict[str, list[dict]] = {"train": [], "test": []}
     pairs: dict[str, list[dict]] = {"train": [], "test": []}
     per: dict[str, dict[str, Any]] = {}
-    for dataset in cfg.datasets:
+    for dataset in tqdm(cfg.datasets, desc="prepare", unit="subset", disable=None, delay=2):
         raw = read_hub(cfg, dataset) if cfg.source == "hub" else read_local(root, dataset)
         res = process_subset(dataset, raw, cfg)
         for example in res.examples:

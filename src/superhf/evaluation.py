@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from superhf import capabilities
 from superhf.config import TABLE4_COLUMNS as COLUMNS
@@ -88,7 +89,9 @@ def sequence_logprobs(
     """log p(completion | prompt text) under ``model``, one number per row; the completion
     is given as the token ids the policy sampled (cut at the trim point), never re-tokenised."""
     out = []
-    for s in range(0, len(texts), bs):
+    for s in tqdm(
+        range(0, len(texts), bs), desc="KL log-probs", disable=None, delay=2, leave=False
+    ):
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
         c = [list(x) for x in completion_ids[s : s + bs]]
         b = build_sft_batch(p, c, tok.pad_token_id)
@@ -133,7 +136,9 @@ def evaluate_models(
     base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
     base_tok = load_tokenizer(models["base"])
     base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
-    for name, path in models.items():
+    bar = tqdm(models.items(), desc="evaluate", unit="model", disable=None)
+    for name, path in bar:
+        bar.set_postfix_str(name)
         model = (
             base_model if name == "base" else load_causal_lm(path, dtype=dtype).to(device).eval()
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     DynamicCache,
     LogitsProcessor,
@@ -287,7 +288,10 @@ def generate_ids(
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with fast_cpu_head(model):
-        for start in range(0, len(texts), cfg.batch_size):
+        batches = range(0, len(texts), cfg.batch_size)
+        for start in tqdm(
+            batches, desc="generate", unit="batch", disable=None, delay=2, leave=False
+        ):
             chunk = list(texts[start : start + cfg.batch_size])
             distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
             inputs = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)

@@ -236,7 +236,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         start, state = resumed
         history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]
     run = run or NullRun()
-    bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
+    bar = tqdm(range(start, n_steps), desc="rlhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         # 1. roll out: one sampled response per prompt

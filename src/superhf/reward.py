@@ -222,7 +222,8 @@ class RewardScorer:
         if self.sort_by_length:
             order.sort(key=lambda i: -lengths[i])
         out = [0.0] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
+        batches = range(0, len(order), self.batch_size)
+        for start in tqdm(batches, desc="score", unit="batch", disable=None, delay=2, leave=False):
             idx = order[start : start + self.batch_size]
             enc = encode(
                 self.tokenizer,
@@ -292,7 +293,7 @@ def train_reward_model(
     model.train()
     losses: list[float] = []
     order: list[int] = []
-    for _ in tqdm(range(total), desc="reward model", mininterval=5):
+    for _ in tqdm(range(total), desc="reward model", disable=None):
         if not order:
             order = torch.randperm(len(pairs), generator=gen).tolist()
         batch = [pairs[i] for i in order[:batch_size]]

@@ -81,9 +81,7 @@ def train(
         start, state = resumed
         history, samples = state["history"], state["samples"]
     run = run or NullRun()
-    bar = tqdm(
-        range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
-    )
+    bar = tqdm(range(start, n_super), desc="superhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         # 1. sample S completions of each of this process's P prompts
