@@ -66,11 +66,11 @@ from superhf.config import RLHFConfig, SuperHFConfig
 stage, cfg_json, policy, reward, prompts_file, out = sys.argv[1:]
 mod, cls = (superhf_trainer, SuperHFConfig) if stage == "superhf" else (ppo_trainer, RLHFConfig)
 seen = []
-real = mod.generate
+real = mod.sample_completions
 def spy(model, tok, texts, cfg, **kw):
     seen.append(sorted(set(texts)))
     return real(model, tok, texts, cfg, **kw)
-mod.generate = spy
+mod.sample_completions = spy
 prompts = [json.loads(line)["prompt"] for line in open(prompts_file)]
 model, tok, history, samples, acc = mod.train(cls.model_validate_json(cfg_json), policy, reward,
                                               prompts, out + "/ck")

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from superhf import superhf_trainer as superhf_train
 from superhf.config import SuperHFConfig
+from superhf.generation import Completion
 from superhf.models import load_causal_lm
 from superhf.stages import superhf as superhf_stage
 
@@ -47,11 +48,14 @@ def test_one_superbatch_changes_every_parameter_and_keeps_the_best(tiny, tmp_pat
 
 def test_top_k_keeps_k_per_prompt_and_kl_is_logged(tiny, tmp_path, monkeypatch) -> None:
     policy, reward = tiny
+
     # rewards fall with the row index, so a top-K taken across prompts would keep 2K rows of
     # the first prompt and none of the second; non-empty completions so all S are eligible
-    monkeypatch.setattr(
-        superhf_train, "generate", lambda m, t, rows, g: [f" w{i}" for i in range(len(rows))]
-    )
+    def fake_sample(m, t, rows, g):
+        ids = [t(f" w{i}", add_special_tokens=False)["input_ids"] for i in range(len(rows))]
+        return [Completion(f"w{i}", x, x) for i, x in enumerate(ids)]
+
+    monkeypatch.setattr(superhf_train, "sample_completions", fake_sample)
     monkeypatch.setattr(superhf_train.RewardScorer, "score",
                         lambda self, p, c: [-float(i) for i in range(len(c))])  # fmt: skip
     c = cfg(prompt_accumulation=2, top_k=2, kl_coef=0.1, num_prompts=4, minibatch_size=4)

@@ -101,7 +101,8 @@ def test_max_grad_norm_bounds_the_update(tiny, tmp_path, monkeypatch) -> None:
 def test_max_grad_norm_and_whitening_in_a_ppo_step(tiny) -> None:
     policy, _ = tiny
     tok = load_tokenizer(policy)
-    responses = ["I can help with that.", "No.", "Boil it in water for ten minutes", "Yes"]
+    texts = ["I can help with that.", "No.", "Boil it in water for ten minutes", "Yes"]
+    responses = [tok(r, add_special_tokens=False)["input_ids"] for r in texts]  # as if sampled
     ids, attn, mask = ppo_trainer.rollout_batch(tok, PROMPTS, responses, 64)
     acc = make_accelerator("fp32")
 
@@ -212,11 +213,11 @@ def test_chat_template_prompt_path(tiny, tmp_path) -> None:
 
     save_model(load_causal_lm(policy), tok, chat_policy, {"source": "tiny"})
     seen: list[str] = []
-    real = superhf_trainer.generate
+    real = superhf_trainer.sample_completions
     c = shf(generation={**TINY_GEN, "prompt_format": "chat", "preamble": ""})
     import unittest.mock as mock
 
-    with mock.patch.object(superhf_trainer, "generate",
+    with mock.patch.object(superhf_trainer, "sample_completions",
                            lambda m, t, texts, g: seen.extend(texts) or real(m, t, texts, g)):  # fmt: skip
         superhf_trainer.train(c, chat_policy, reward, PROMPTS, tmp_path / "ck")
     assert seen and all(t.startswith("<|user|>") and t.endswith("<|assistant|>") for t in seen)
