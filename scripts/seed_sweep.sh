@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Seed sweep of SuperHF vs RLHF as queued DVC experiments, in one command:
-#   scripts/seed_sweep.sh 0 1 2        # then: dvc exp show --only-changed
+#   scripts/seed_sweep.sh 0 1 2
+# It ends with a table of the headline numbers' mean and spread over the seeds
+# (scripts/sweep_table.py; rerun it any time: python scripts/sweep_table.py seed-0 seed-1 seed-2).
 # Each experiment reruns only the seed-dependent stages (superhf, rlhf, evaluate, report).
 # Queued experiments run in temporary workspaces; MLflow runs still land in the main
 # repository's mlflow.db (absolute default) or in $MLFLOW_TRACKING_URI.
@@ -15,3 +17,6 @@ dvc queue start --jobs "${JOBS:-1}"
 while dvc queue status | grep -qE "Queued|Running"; do sleep 5; done
 dvc queue status
 dvc exp show --no-pager --only-changed
+# the headline numbers (metrics/summary.json): mean and spread over the seeds
+names=(); for seed in "$@"; do names+=("seed-$seed"); done
+python "$(dirname "$0")/sweep_table.py" "${names[@]}"

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ../shared beside the repository; SUPERHF_SHARED points elsewhere (e.g. from a worktree)
+SHARED = Path(os.environ.get("SUPERHF_SHARED", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data"
 
 needs_shared = pytest.mark.skipif(

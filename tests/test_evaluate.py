@@ -6,10 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import evaluation
 from superhf.evaluation import bootstrap_ci, repeated_ngram_rate, shared_tail_share
+from superhf.models import load_causal_lm, load_tokenizer, save_model
+from superhf.reward import RewardScorer
 from superhf.stages import evaluate, report
 
 
@@ -29,10 +32,27 @@ def test_hacking_diagnostics() -> None:
     assert shared_tail_share(texts, 12) == pytest.approx(0.75)
 
 
-def test_stage_end_to_end_on_tiny_models(tmp_path: Path) -> None:
+def test_stage_end_to_end_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
     policy, reward = make_tiny_models(tmp_path / "m")
     shutil.copytree(reward, tmp_path / "gold")
     shutil.copytree(policy, tmp_path / "superhf")
+    # a model that differs from base: every weight moved by seeded noise
+    moved = load_causal_lm(policy)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    save_model(moved, load_tokenizer(policy), tmp_path / "rlhf", {"source": "test"})
+    calls: list[tuple[list[str], list[float]]] = []  # every proxy scoring call, to check best-of-n
+    real_score = RewardScorer.score
+
+    def spy(self, prompts, completions):
+        out = real_score(self, prompts, completions)
+        if Path(self.model_dir).resolve() == Path(reward).resolve():
+            calls.append((list(completions), out))
+        return out
+
+    monkeypatch.setattr(RewardScorer, "score", spy)
     prompts = tmp_path / "test.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p, "dataset": d}) + "\n"
                                for p, d in zip(PROMPTS, ["a", "b", "a", "b"])))  # fmt: skip
@@ -41,14 +61,24 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path) -> None:
     params = write_params(tmp_path / "p.yaml", evaluate=section)
     out = tmp_path / "out"
     evaluate.main(["--params", str(params), "--prompts", str(prompts), "--model", f"base={policy}",
-                   "--model", f"superhf={tmp_path / 'superhf'}", "--reward", str(reward), "--gold", str(tmp_path / "gold"),
+                   "--model", f"superhf={tmp_path / 'superhf'}", "--model", f"rlhf={tmp_path / 'rlhf'}", "--reward", str(reward), "--gold", str(tmp_path / "gold"),
                    "--metrics", str(out / "eval.json"), "--table", str(out / "table4.md"),
                    "--completions", str(out / "c.jsonl")])  # fmt: skip
     ev = json.loads((out / "eval.json").read_text())
     assert set(ev) >= {"base", "superhf", "best_of_n"}
     assert ev["base"]["kl_to_base"] == pytest.approx(0.0, abs=1e-4)
     assert ev["superhf"]["kl_to_base"] == pytest.approx(0.0, abs=1e-4)  # identical weights
-    assert ev["best_of_n"]["proxy"]["mean"] >= ev["base"]["proxy"]["mean"] - 1.0
+    assert ev["rlhf"]["kl_to_base"] > 0.1  # a model that differs from base
+    # best-of-n: for each prompt the proxy's argmax among the 2 non-empty candidates
+    cands, proxy = next(c for c in calls if len(c[0]) == 3 * 2)
+    rows = [json.loads(x) for x in (out / "c.jsonl").read_text().splitlines()]
+    picked = [r["completion"] for r in rows if r["model"] == "best_of_n"]
+    for i, got in enumerate(picked):
+        pairs = [(proxy[i * 2 + j], cands[i * 2 + j]) for j in range(2) if cands[i * 2 + j]]
+        assert got == (max(pairs)[1] if pairs else "")
+        assert not pairs or [r["proxy"] for r in rows if r["model"] == "best_of_n"][
+            i
+        ] == pytest.approx(max(pairs)[0])
     assert (
         ev["base"]["proxy"]["ci_low"]
         <= ev["base"]["proxy"]["mean"]
@@ -57,8 +87,7 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path) -> None:
     assert 0 <= ev["base"]["benchmarks"]["hhh"]["harmless"] <= 1
     table = (out / "table4.md").read_text()
     assert "| base |" in table and "| best_of_n |" in table and "Harmless" in table
-    rows = [json.loads(x) for x in (out / "c.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 * 3 and all({"proxy", "gold", "completion"} <= set(r) for r in rows)
+    assert len(rows) == 4 * 3 and all({"proxy", "gold", "completion"} <= set(r) for r in rows)
 
     curve = tmp_path / "curve.csv"
     curve.write_text("step,reward_mean,reward_ema\n0,0.1,0.1\n1,0.3,0.12\n")

@@ -56,7 +56,7 @@ def test_paper_profile_is_the_paper() -> None:
     assert p["base_policy"] == {
         **p["base_policy"],
         "source": "hub",
-        "name": "blackcat102/pythia-1b-deduped-sft",
+        "name": "theblackcat102/pythia-1b-deduped-sft",
     }
     assert (
         p["reward_model"]["source"],

@@ -55,15 +55,16 @@ def test_dvc_pipeline_on_tiny_profile(tmp_path: Path) -> None:
     sh(["git", "commit", "-qm", "repro"], work, env)
 
     # changing a seed reruns only the stages that depend on it
-    out = sh(["dvc", "exp", "run", "-S", "superhf.seed=1"], work, env)
+    out = sh(["dvc", "exp", "run", "--name", "seed-1", "-S", "superhf.seed=1"], work, env)
     assert "Running stage 'superhf'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'rlhf'" not in out and "Running stage 'reward_model'" not in out
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], work, env))
-    names = json.dumps(shown)
-    assert "superhf.json" in names and names.count('"rev"') >= 2
+    assert json.dumps(shown).count('"rev"') >= 2
+    check_exp_show_and_plots(shown, work, env, tmp_path)
 
     # a queued seed sweep runs in DVC's temporary workspaces; its MLflow runs still land here
-    sh(["bash", "scripts/seed_sweep.sh", "2"], work, env)
+    out = sh(["bash", "scripts/seed_sweep.sh", "2"], work, env)
+    assert "1 experiments: seed-2" in out and "| superhf.gold |" in out  # the sweep table
     shown = sh(["dvc", "exp", "show", "--json"], work, env)
     assert "seed-2" in shown
 
@@ -85,8 +86,48 @@ def test_dvc_pipeline_on_tiny_profile(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(work), str(clone)], tmp_path, env)
     sh(["dvc", "pull"], clone, env)
-    status = sh(["dvc", "status"], clone, env)
-    assert "up to date" in status.lower() or "changed" not in status, status
+    status = sh(["dvc", "status", "--json"], clone, env)
+    assert json.loads(status) == {}, status
+
+
+HEADLINE = [f"{m}.{k}" for m in ("base", "best_of_n", "superhf", "rlhf") for k in ("proxy", "proxy_ci", "gold", "gold_ci")]  # fmt: skip
+HEADLINE += ["superhf.kl", "rlhf.kl", "superhf.train_gain", "rlhf.train_gain", "superhf.bench",
+             "superhf.wall_s", "reward_model.proxy_acc", "reward_model.gold_acc"]  # fmt: skip
+
+
+def metric_columns(entry: dict) -> set[str]:
+    """The metric columns one row of `dvc exp show --json` gives: file:flattened.key."""
+
+    def flat(d: dict, prefix: str) -> list[str]:
+        return [c for k, v in d.items()
+                for c in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k])]  # fmt: skip
+
+    return {f"{f}:{c}" for f, m in entry["data"]["metrics"].items() for c in flat(m["data"], "")}
+
+
+def check_exp_show_and_plots(shown: list, work: Path, env: dict, tmp_path: Path) -> None:
+    """Issue 17: `dvc exp show` lists the headline numbers only; `dvc plots diff` overlays
+    the experiment on its baseline."""
+    baseline = next(e for e in shown if e["rev"] != "workspace")
+    exp = next(r for x in baseline["experiments"] for r in x["revs"] if r["name"] == "seed-1")
+    for entry in (baseline, exp):
+        cols = metric_columns(entry)
+        assert len(cols) <= 40, sorted(cols)
+        assert {f"metrics/summary.json:{k}" for k in HEADLINE} <= cols, sorted(cols)
+        assert not any("mlflow" in c or c.startswith("metrics/eval.json") for c in cols)
+    summary = json.loads((work / "metrics/summary.json").read_text())  # seed-1, applied
+    assert exp["data"]["metrics"]["metrics/summary.json"]["data"] == summary
+    plots = json.loads(sh(["dvc", "plots", "diff", "HEAD", "seed-1", "--json"], work, env))
+    assert not plots.get("errors"), plots["errors"]
+    overlay = next(v for k, v in plots["data"].items() if k.startswith("Proxy reward during"))
+    rows = overlay[0]["content"]["data"]["values"]
+    assert {(r["rev"], r["filename"]) for r in rows} == {
+        (rev, f) for rev in ("HEAD", "seed-1") for f in ("superhf_curve.csv", "rlhf_curve.csv")}  # fmt: skip
+    assert overlay[0]["content"]["encoding"]["x"]["axis"]["format"] == "d"  # integer steps
+    assert not any(k.endswith(".csv") for k in plots["data"])  # no undefined default plots
+    html = tmp_path / "plots"
+    sh(["dvc", "plots", "diff", "HEAD", "seed-1", "-o", str(html)], work, env)
+    assert (html / "index.html").stat().st_size > 0
 
 
 def _module_file(module: str) -> Path:

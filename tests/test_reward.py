@@ -192,3 +192,42 @@ def test_stage_local_source_copies_a_model(tmp_path: Path, tiny_rm: Path) -> Non
 
     with pytest.raises(ModelLoadError, match="not found"):
         stage(tmp_path, f"  source: local\n  name: {tmp_path / 'missing'}\n", PREFS)
+
+
+def test_split_pairs_gives_disjoint_halves_covering_every_pair() -> None:
+    from superhf.config import RewardModelConfig
+    from superhf.reward import split_pairs
+
+    pairs = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(11)]
+    proxy, gold = split_pairs(pairs, RewardModelConfig())
+    ids = lambda xs: [p["prompt"] for p in xs]  # noqa: E731
+    assert not set(ids(proxy)) & set(ids(gold))
+    assert sorted(ids(proxy) + ids(gold)) == sorted(ids(pairs))
+    assert abs(len(proxy) - len(gold)) <= 1
+    same, also = split_pairs(pairs, RewardModelConfig(gold_split="all"))
+    assert ids(same) == ids(also) == ids(pairs)
+    capped, rest = split_pairs(pairs, RewardModelConfig(max_train_pairs=4))
+    assert len(capped) + len(rest) == 4 and set(ids(capped) + ids(rest)) <= set(ids(pairs[:4]))
+
+
+def test_stage_trains_and_scores_with_the_configured_input_format(tmp_path, monkeypatch) -> None:
+    """reward_model.input_format with source train: the format the model trains on is the
+    one written to its meta (and so the one it is scored with); auto means text."""
+    from superhf import reward as reward_mod
+
+    seen: list[str] = []
+    real = reward_mod.encode
+
+    def spy(tok, prompts, comps, input_format, max_length):
+        seen.append(input_format)
+        return real(tok, prompts, comps, input_format, max_length)
+
+    monkeypatch.setattr(reward_mod, "encode", spy)
+    base = "  name: tiny\n  epochs: 1.0\n  batch_size: 4\n  max_length: 32\n"
+    stage(tmp_path, base + "  input_format: pair\n", PREFS)
+    assert set(seen) == {"pair"}
+    assert RewardScorer(tmp_path / "r").input_format == "pair"
+    assert RewardScorer(tmp_path / "g").input_format == "pair"
+    seen.clear()
+    stage(tmp_path, base, PREFS)  # auto
+    assert set(seen) == {"text"} and RewardScorer(tmp_path / "r").input_format == "text"

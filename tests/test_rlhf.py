@@ -74,7 +74,10 @@ def test_stage_main_writes_model_and_metrics(tiny, tmp_path) -> None:
     model = load_causal_lm(out)
     assert set(model.state_dict()) == set(load_causal_lm(policy).state_dict())  # no value head
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["ppo_steps"] == 2 and m["kl_coef_final"] > 0 and "superbatches" not in m
+    assert m["ppo_steps"] == 2 and "superbatches" not in m
+    # step 0's rollouts come from the reference (KL 0, below target 6): the adaptive
+    # controller lowers the coefficient by the clipped error 0.2 x 8 rollouts / horizon
+    assert m["kl_coef_final"] == pytest.approx(0.2 * (1 - 0.2 * 8 / 10000), rel=1e-6)
     assert "pg_loss" in (tmp_path / "c.csv").read_text().splitlines()[0]
 
 
@@ -108,3 +111,40 @@ def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
         assert torch.allclose(p1[k], p2[k], atol=1e-6), k
     for k in ("pg_loss", "vf_loss", "approx_kl", "entropy", "kl"):
         assert s1[k] == pytest.approx(s2[k], abs=1e-5), k
+
+
+def test_adaptive_kl_controller_moves_towards_the_target() -> None:
+    from superhf.ppo_core import AdaptiveKLController
+
+    above = AdaptiveKLController(0.2, target=6.0, horizon=100.0)
+    above.update(9.0, 10)  # KL 1.5x target: error +0.5, clipped to +0.2
+    assert above.value == pytest.approx(0.2 * (1 + 0.2 * 10 / 100))
+    below = AdaptiveKLController(0.2, target=6.0, horizon=100.0)
+    below.update(4.5, 10)  # KL 0.75x target: error -0.25, clipped to -0.2
+    assert below.value == pytest.approx(0.2 * (1 - 0.2 * 10 / 100))
+    near = AdaptiveKLController(0.2, target=6.0, horizon=100.0)
+    near.update(6.6, 10)  # error +0.1, within the clip
+    assert near.value == pytest.approx(0.2 * (1 + 0.1 * 10 / 100))
+    fixed = FixedKLController(0.2)
+    fixed.update(100.0, 10)
+    assert fixed.value == 0.2
+
+
+def test_stage_with_a_fixed_kl_coefficient_keeps_it(tiny, tmp_path) -> None:
+    """adap_kl_ctrl: false end to end: every step uses init_kl_coef, the run ends with it."""
+    policy, reward = tiny
+    c = cfg(num_prompts=16, adap_kl_ctrl=False, init_kl_coef=0.05)
+    params = write_params(tmp_path / "p.yaml", rlhf=json.loads(c.model_dump_json()))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    rlhf_stage.main(["--params", str(params), "--policy", str(policy), "--reward", str(reward),
+                     "--prompts", str(prompts), "--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ck"),
+                     "--metrics", str(tmp_path / "m.json"), "--curve", str(tmp_path / "c.csv"),
+                     "--samples", str(tmp_path / "s.jsonl")])  # fmt: skip
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["kl_coef_final"] == 0.05
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert [float(r["kl_coef"]) for r in rows] == [0.05, 0.05]
+    assert float(rows[1]["kl"]) != 0.0  # the policy moved, yet the coefficient did not

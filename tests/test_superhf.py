@@ -45,14 +45,31 @@ def test_one_superbatch_changes_every_parameter_and_keeps_the_best(tiny, tmp_pat
     assert samples[0]["reward"] == pytest.approx(row["reward_max"])
 
 
-def test_top_k_keeps_k_per_prompt_and_kl_is_logged(tiny, tmp_path) -> None:
+def test_top_k_keeps_k_per_prompt_and_kl_is_logged(tiny, tmp_path, monkeypatch) -> None:
     policy, reward = tiny
+    # rewards fall with the row index, so a top-K taken across prompts would keep 2K rows of
+    # the first prompt and none of the second; non-empty completions so all S are eligible
+    monkeypatch.setattr(
+        superhf_train, "generate", lambda m, t, rows, g: [f" w{i}" for i in range(len(rows))]
+    )
+    monkeypatch.setattr(superhf_train.RewardScorer, "score",
+                        lambda self, p, c: [-float(i) for i in range(len(c))])  # fmt: skip
     c = cfg(prompt_accumulation=2, top_k=2, kl_coef=0.1, num_prompts=4, minibatch_size=4)
     _, _, history, _, _ = superhf_train.train(c, policy, reward, PROMPTS, tmp_path / "ck")
     assert len(history) == 2
+    for h in history:
+        assert (h["prompts"], h["kept"], h["kept_per_prompt_max"]) == (2, 4, 2)
+        # kept: rows 0, 1 of prompt 0 (0, -1) and rows 6, 7 of prompt 1 (-6, -7)
+        assert h["reward_kept"] == pytest.approx(-3.5)
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the policy starts at the reference
     assert history[1]["kl"] > 0
-    assert all(h["reward_kept"] >= h["reward_mean"] - 1e-6 for h in history)
+
+
+def test_a_remainder_of_prompts_is_one_smaller_last_superbatch(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    c = cfg(prompt_accumulation=2, num_prompts=3)
+    _, _, history, _, _ = superhf_train.train(c, policy, reward, PROMPTS, tmp_path / "ck")
+    assert [h["prompts"] for h in history] == [2, 1]  # exactly num_prompts, not rounded up
 
 
 def test_lora_trains_only_adapters_and_saves_a_plain_model(tiny, tmp_path) -> None:
@@ -89,19 +106,37 @@ def test_nan_reward_stops_with_a_clear_message(tiny, tmp_path, monkeypatch) -> N
 
 
 def test_nan_loss_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch) -> None:
+    """One run, one folder: the loss turns NaN after the checkpoint of step 2 was written."""
     policy, reward = tiny
-    superhf_train.train(cfg(num_prompts=2), policy, reward, PROMPTS, tmp_path / "ck")
-    meta = (tmp_path / "ck" / "meta.json").read_text()
     real = superhf_train.superhf_loss
+    calls = {"n": 0}
 
-    def bad(*a, **k):
+    def nan_on_third_superbatch(*a, **k):
+        calls["n"] += 1
         loss, nll, kl = real(*a, **k)
-        return loss * float("nan"), nll, kl
+        return (loss * float("nan") if calls["n"] == 3 else loss), nll, kl
 
-    monkeypatch.setattr(superhf_train, "superhf_loss", bad)
-    with pytest.raises(FloatingPointError, match="loss is nan"):
-        superhf_train.train(cfg(num_prompts=4), policy, reward, PROMPTS, tmp_path / "ck2")
-    assert (tmp_path / "ck" / "meta.json").read_text() == meta
+    monkeypatch.setattr(superhf_train, "superhf_loss", nan_on_third_superbatch)
+    c = cfg(num_prompts=4)  # one minibatch per superbatch: call 3 is superbatch 3
+    with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
+        superhf_train.train(c, policy, reward, PROMPTS, tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    assert meta["step"] == 2 and len(meta["state"]["history"]) == 2
+    saved = load_file(tmp_path / "ck" / "model.safetensors")
+
+    # Checkpointer.load restores exactly those weights and says where to resume
+    from superhf.training import Checkpointer, build_optimizer, make_accelerator
+
+    acc = make_accelerator()
+    model = load_causal_lm(policy)
+    opt, sched = build_optimizer(model, c.optim, 4)
+    fp = json.loads((tmp_path / "ck" / "meta.json").read_text())["fingerprint"]
+    step, state = Checkpointer(tmp_path / "ck", fp, acc).load(model, opt, sched)
+    assert step == 2 and [h["step"] for h in state["history"]] == [0, 1]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items() if k in saved)
+    assert any(
+        not torch.equal(v, load_file(policy / "model.safetensors")[k]) for k, v in saved.items()
+    )
 
 
 def stage_cmd(

@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from superhf.config import EvaluateConfig
 from superhf.core import tail_forward_inputs
+from superhf.errors import BadInputError, MissingInputError, UserError
 from superhf.paths import fixture_eval_dir
 
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
@@ -32,7 +34,7 @@ TWEET_LABELS = (" negative", " neutral", " positive")
 # ----------------------------------------------------------------------------- loaders
 def _need(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark file not found: {path}")
+        raise MissingInputError(f"benchmark file not found: {path}")
     return path
 
 
@@ -70,7 +72,7 @@ def load_tweets(root: Path) -> dict[str, list[dict]]:
     for split in ("test", "val"):
         texts, labels = _lines(d / f"{split}_text.txt"), _lines(d / f"{split}_labels.txt")
         if len(texts) != len(labels):
-            raise ValueError(f"{d}: {split} has {len(texts)} texts but {len(labels)} labels")
+            raise BadInputError(f"{d}: {split} has {len(texts)} texts but {len(labels)} labels")
         out[split] = [{"text": t.strip(), "label": int(y)} for t, y in zip(texts, labels)]
     return out
 
@@ -85,8 +87,20 @@ def load_squad(root: Path) -> list[dict]:
 
 
 def load_all(root: Path) -> dict[str, Any]:
-    return {"hhh": load_hhh(root), "lambada": load_lambada(root), "wsc": load_wsc(root),
-            "tweets": load_tweets(root), "squad": load_squad(root)}  # fmt: skip
+    """Every task from ``root``; a file that does not parse is an error naming the task."""
+    loaders = {"hhh": load_hhh, "lambada": load_lambada, "wsc": load_wsc,
+               "tweets": load_tweets, "squad": load_squad}  # fmt: skip
+    out = {}
+    for name, load in loaders.items():
+        try:
+            out[name] = load(root)
+        except UserError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, EOFError, OSError) as exc:
+            raise BadInputError(
+                f"benchmark {name} in {root}: unreadable ({type(exc).__name__}: {exc})"
+            ) from None
+    return out
 
 
 def load_hub() -> dict[str, Any]:
@@ -125,7 +139,7 @@ def load_benchmarks(cfg: EvaluateConfig) -> dict[str, Any] | None:
         return load_hub()
     root = Path(b.data_dir) if b.source == "local" else fixture_eval_dir()
     if not root.is_dir():
-        raise FileNotFoundError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
+        raise MissingInputError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
     return load_all(root)
 
 
@@ -151,7 +165,8 @@ def loglikelihood(
         encoded.append((ids, min(len(x_ids), len(ids) - 1)))
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
-    for s in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    for s in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
         idx = order[s : s + batch_size]
         width = max(len(encoded[i][0]) for i in idx)
         # left padding puts every continuation at the right end, so logits are computed for
@@ -270,7 +285,7 @@ def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -
 
     device = next(model.parameters()).device
     preds = []
-    for s in range(0, len(rows), bs):
+    for s in tqdm(range(0, len(rows), bs), desc="squad", disable=None, delay=2, leave=False):
         chunk = rows[s : s + bs]
         texts = [
             f"Title: {r['title']}\n\nBackground: {r['context']}\n\nQuestion: {r['question']}\n\nAnswer:"

@@ -31,7 +31,15 @@ class PrepareConfig(Section):
         None, description="for source=local: holds hh-rlhf/<subset>/ and webgpt_comparisons/"
     )
     hh_rlhf_hub_id: str = Field("Anthropic/hh-rlhf", description="for source=hub")
+    hh_rlhf_revision: str | None = Field(
+        None, description="for source=hub: hh-rlhf branch, tag or commit (null = main)"
+    )
     webgpt_hub_id: str = Field("openai/webgpt_comparisons", description="for source=hub")
+    webgpt_revision: str | None = Field(
+        "refs/convert/parquet",
+        description="for source=hub: webgpt revision; main is a loading script, which "
+        "datasets 5 cannot run, so the hub's parquet conversion branch",
+    )
     datasets: list[DatasetName] = Field(
         default_factory=lambda: list(DATASETS), min_length=1, description="subsets to use"
     )
@@ -39,9 +47,15 @@ class PrepareConfig(Section):
     test_size_per_dataset: int = Field(
         2300, ge=0, description="rows from the end of train used as test, where no test split"
     )
+    missing_split: Literal["empty", "split_by_prompt"] = Field(
+        "empty",
+        description="harmless/helpful, when the source has only one of their train/test files: "
+        "empty leaves the other split empty; split_by_prompt splits the rows present by first "
+        "prompt (seeded, see data.split_by_prompt), about test_size_per_dataset rows to test",
+    )
     max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
-    seed: int = 0
+    seed: int = Field(0, description="shuffles the train prompts")
 
     @model_validator(mode="after")
     def _local_needs_dir(self) -> PrepareConfig:
@@ -61,8 +75,10 @@ class BasePolicyConfig(Section):
     )
     name: str = Field("smollm2-135m-instruct", description="packaged name, hub id or folder")
     revision: str | None = Field(None, description="hub revision (commit) to pin")
-    trust_remote_code: bool = False
-    seed: int = 0
+    trust_remote_code: bool = Field(
+        False, description="allow a hub model's own Python code to run when it is loaded"
+    )
+    seed: int = Field(0, description="torch seed for source=tiny (its random weights)")
 
 
 class RewardModelConfig(Section):
@@ -77,35 +93,56 @@ class RewardModelConfig(Section):
     gold_name: str | None = Field(
         None, description="for hub/local: a second model used as gold; default = same as name"
     )
-    revision: str | None = None
-    trust_remote_code: bool = False
+    revision: str | None = Field(
+        None, description="hub revision of name (branch, tag, commit or refs/pr/N; null = main)"
+    )
+    gold_revision: str | None = Field(
+        None, description="hub revision of gold_name (its own repo, so its own revision)"
+    )
+    trust_remote_code: bool = Field(
+        False, description="allow a hub model's own Python code to run when it is loaded"
+    )
     input_format: Literal["auto", "text", "pair", "upstream"] = Field(
         "auto",
         description="text: prompt + ' ' + completion, truncated from the left; pair: (question, "
         "answer) as a text pair (OpenAssistant models); upstream: what the paper's code fed its "
         "reward model, preamble + prompt + ' ' + completion as one string, truncated from the "
-        "right (the preamble is the scoring stage's generation.preamble); auto: pair for "
-        "deberta, else text",
+        "right (the preamble is the scoring stage's generation.preamble); auto: for "
+        "source=train 'text', for hub/local the source folder's superhf_meta.json (refused "
+        "when it has none)",
     )
     max_length: int = Field(256, gt=8, description="tokens; inputs are truncated from the left")
-    epochs: float = Field(1.0, gt=0)
-    lr: float = Field(5e-5, gt=0)
-    batch_size: int = Field(16, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, le=1)
-    max_train_pairs: int | None = Field(None, gt=0)
+    epochs: float = Field(1.0, gt=0, description="for train: passes over the training pairs")
+    lr: float = Field(5e-5, gt=0, description="for train: AdamW learning rate")
+    batch_size: int = Field(16, gt=0, description="for train: pairs per step")
+    weight_decay: float = Field(0.0, ge=0, description="for train: AdamW weight decay")
+    warmup_ratio: float = Field(
+        0.1, ge=0, le=1, description="for train: share of steps with linear warmup"
+    )
+    max_train_pairs: int | None = Field(
+        None, gt=0, description="for train: use only the first N training pairs; null = all"
+    )
     gold_split: Literal["disjoint_half", "all"] = Field(
         "disjoint_half",
         description="disjoint_half: proxy trains on one half of the pairs, gold on the other",
     )
-    seed: int = 0
-    gold_seed: int = 1
+    seed: int = Field(0, description="for train: seed of the proxy model (init, order)")
+    gold_seed: int = Field(1, description="for train: seed of the gold model")
+
+    mixed_precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="reward-model training (bf16 autocast, fp32 weights) and the stage's "
+        "test-pair scoring (bf16 weights) on the picked device (the GPU when there is one)",
+    )
+    score_batch_size: int = Field(64, gt=0, description="pairs per forward when scoring")
 
 
 class GenerationConfig(Section):
-    max_new_tokens: int = Field(64, gt=0)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(0.9, gt=0, le=1)
+    max_new_tokens: int = Field(64, gt=0, description="tokens sampled per completion at most")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
+    top_p: float = Field(
+        0.9, gt=0, le=1, description="nucleus sampling mass, applied after temperature"
+    )
     top_k: int = Field(
         0,
         ge=0,
@@ -118,7 +155,9 @@ class GenerationConfig(Section):
         "double quote, hyphen, 'Human', 'Assistant' or '\\n\\n<words>:'); later: at "
         "'Human:', 'Assistant:' or '\\n\\n<one to three words>:'; none: never",
     )
-    repetition_penalty: float = Field(1.05, gt=0)
+    repetition_penalty: float = Field(
+        1.05, gt=0, description="transformers' repetition penalty; 1.0 = off"
+    )
     batch_size: int = Field(32, gt=0, description="generation batch (rows at once)")
     prompt_format: Literal["raw", "chat"] = Field(
         "raw", description="raw: Human:/Assistant: text; chat: the tokenizer's chat template"
@@ -128,11 +167,15 @@ class GenerationConfig(Section):
 
 
 class OptimConfig(Section):
-    lr: float = Field(1e-5, gt=0)
-    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = Field(100, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(None, gt=0)
+    lr: float = Field(1e-5, gt=0, description="AdamW peak learning rate")
+    scheduler: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning-rate schedule after warmup, stepped with the optimiser"
+    )
+    warmup_steps: int = Field(100, ge=0, description="optimiser steps of linear warmup")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float | None = Field(
+        None, gt=0, description="clip the gradient's global norm to this; null = no clipping"
+    )
     mixed_precision: Literal["fp32", "bf16"] = Field(
         "fp32",
         description="fp32 (the paper) or bf16 autocast; not yes/no words, which YAML 1.1 reads as booleans",
@@ -140,20 +183,31 @@ class OptimConfig(Section):
 
 
 class LoraConfig(Section):
-    enabled: bool = False
-    r: int = Field(4, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    enabled: bool = Field(
+        False, description="train a LoRA adapter instead of all weights (merged when saved)"
+    )
+    r: int = Field(4, gt=0, description="adapter rank")
+    alpha: int = Field(32, gt=0, description="adapter scaling (lora_alpha)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names that get an adapter, or all-linear"
+    )
 
 
 class SuperHFConfig(Section):
-    num_prompts: int = Field(2000, gt=0, description="superbatches x prompt_accumulation")
+    num_prompts: int = Field(
+        2000,
+        gt=0,
+        description="prompts over the whole run (superbatches x prompt_accumulation; a "
+        "remainder is one smaller last superbatch; must be a multiple of the processes)",
+    )
     superbatch_size: int = Field(32, gt=0, description="S: completions sampled per prompt")
     prompt_accumulation: int = Field(1, gt=0, description="prompts per superbatch")
     top_k: int = Field(1, gt=0, description="completions kept per prompt")
     minibatch_size: int = Field(8, gt=0, description="fine-tuning minibatch")
-    gradient_accumulation: int = Field(1, gt=0)
+    gradient_accumulation: int = Field(
+        1, gt=0, description="fine-tuning minibatches per optimiser step"
+    )
     kl_coef: float = Field(0.0, ge=0, description="KL(policy || reference) weight; 0 = off")
     measure_kl: bool = Field(
         True,
@@ -174,12 +228,20 @@ class SuperHFConfig(Section):
     inverse_loss_penalty: float = Field(
         0.0, ge=0, description="loss + c / loss per minibatch (the paper's linked run: 0.01)"
     )
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="the optimiser")
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig, description="sampling of the superbatch"
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="optional LoRA")
     checkpoint_every: int = Field(10, gt=0, description="superbatches between checkpoints")
     sample_every: int = Field(10, gt=0, description="superbatches between logged samples")
-    seed: int = 0
+    snapshot_every: int = Field(
+        0,
+        ge=0,
+        description="superbatches between policy snapshots (over-optimisation curve; "
+        "each is a full model on disk); 0 = off, the final model is always the last point",
+    )
+    seed: int = Field(0, description="sampling, prompt order and initialisation seed")
 
     @model_validator(mode="after")
     def _k_within_s(self) -> SuperHFConfig:
@@ -193,19 +255,26 @@ class SuperHFConfig(Section):
 class RLHFConfig(Section):
     """The paper's RLHF baseline (section 4.2, Table 3): PPO with a KL penalty."""
 
-    num_prompts: int = Field(2000, gt=0, description="prompts over the whole run")
+    num_prompts: int = Field(
+        2000,
+        gt=0,
+        description="prompts (rollouts) over the whole run; a remainder of batch_size x "
+        "processes is one smaller last step; must be a multiple of the processes",
+    )
     batch_size: int = Field(32, gt=0, description="prompts (rollouts) per PPO step per process")
     minibatch_size: int = Field(8, gt=0, description="rollouts per PPO update minibatch")
-    ppo_epochs: int = Field(4, gt=0)
-    init_kl_coef: float = Field(0.2, ge=0)
-    adap_kl_ctrl: bool = True
+    ppo_epochs: int = Field(4, gt=0, description="passes over each batch of rollouts")
+    init_kl_coef: float = Field(0.2, ge=0, description="initial (or fixed) KL coefficient")
+    adap_kl_ctrl: bool = Field(
+        True, description="adapt the KL coefficient towards target; false = fixed init_kl_coef"
+    )
     target: float = Field(6.0, gt=0, description="target KL of the adaptive controller")
-    horizon: float = Field(10000.0, gt=0)
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    cliprange: float = Field(0.2, gt=0)
-    cliprange_value: float = Field(0.2, gt=0)
-    vf_coef: float = Field(0.1, ge=0)
+    horizon: float = Field(10000.0, gt=0, description="adaptive controller horizon, in rollouts")
+    gamma: float = Field(1.0, ge=0, le=1, description="GAE discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    cliprange: float = Field(0.2, gt=0, description="policy ratio clip")
+    cliprange_value: float = Field(0.2, gt=0, description="value clip around the rollout values")
+    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
     whiten_scores: bool = Field(False, description="normalise reward-model scores per batch")
     whiten_advantages: Literal["batch", "minibatch"] = Field(
         "batch",
@@ -213,13 +282,22 @@ class RLHFConfig(Section):
         "TRL 0.4 (the paper's RLHF run) did",
     )
     optim: OptimConfig = Field(
-        default_factory=lambda: OptimConfig(lr=1.41e-5, scheduler="constant", warmup_steps=0)
+        default_factory=lambda: OptimConfig(lr=1.41e-5, scheduler="constant", warmup_steps=0),
+        description="the optimiser (policy and value head together)",
     )
-    generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig(top_p=1.0))
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    checkpoint_every: int = Field(10, gt=0)
-    sample_every: int = Field(10, gt=0)
-    seed: int = 0
+    generation: GenerationConfig = Field(
+        default_factory=lambda: GenerationConfig(top_p=1.0), description="sampling of rollouts"
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="optional LoRA")
+    checkpoint_every: int = Field(10, gt=0, description="PPO steps between checkpoints")
+    sample_every: int = Field(10, gt=0, description="PPO steps between logged samples")
+    snapshot_every: int = Field(
+        0,
+        ge=0,
+        description="PPO steps between policy snapshots (over-optimisation curve); "
+        "0 = off, the final model is always the last point",
+    )
+    seed: int = Field(0, description="sampling, prompt order and minibatch order seed")
 
     @model_validator(mode="after")
     def _minibatch_fits(self) -> RLHFConfig:
@@ -237,18 +315,18 @@ TABLE4_COLUMNS = [("Twitter", ("tweets",)), ("SQuAD F1", ("squad", "f1")), ("Lam
 
 
 class BenchmarkConfig(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="run the benchmarks (Table 4 columns)")
     source: Literal["fixture", "local", "hub"] = Field(
         "fixture",
         description="fixture: small sets we wrote; local: data_dir laid out like "
         "../shared/data/eval; hub: datasets.load_dataset (network)",
     )
-    data_dir: str | None = None
+    data_dir: str | None = Field(None, description="for source=local")
     max_examples: dict[Literal["hhh", "lambada", "wsc", "tweets", "squad"], int | None] = Field(
         default_factory=dict, description="per task cap (seeded subsample); null = all"
     )
     tweet_shots: int = Field(0, ge=0, description="k-shot examples from the val split")
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(16, gt=0, description="rows per log-likelihood forward")
 
     @model_validator(mode="after")
     def _local_needs_dir(self) -> BenchmarkConfig:
@@ -261,13 +339,32 @@ class BenchmarkConfig(Section):
 
 class EvaluateConfig(Section):
     max_test_prompts: int | None = Field(None, gt=0, description="seeded subsample of test")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig, description="sampling of the test completions"
+    )
     best_of_n: int = Field(32, ge=0, description="n for the best-of-n baseline; 0 = off")
-    bootstrap_samples: int = Field(1000, gt=0)
+    best_of_n_curve: int | None = Field(
+        None,
+        ge=0,
+        description="N draws per test prompt for the best-of-n over-optimisation "
+        "curve (n = 1, 2, 4, ..., N, unbiased over all n-subsets); null = best_of_n; 0 = off",
+    )
+    bootstrap_samples: int = Field(
+        1000, gt=0, description="resamples for the 95% bootstrap intervals"
+    )
     tail_chars: int = Field(24, gt=0, description="tail length for the shared-ending check")
-    benchmarks: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+    benchmarks: BenchmarkConfig = Field(
+        default_factory=BenchmarkConfig, description="capability and alignment benchmarks"
+    )
     score_cache: bool = Field(True, description="cache reward scores by model hash")
-    seed: int = 0
+    seed: int = Field(0, description="test subsample, sampling and bootstrap seed")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="dtype of every model evaluate loads (policies and reward models) on the "
+        "picked device (the GPU when there is one); bf16 halves memory on a GPU",
+    )
+    score_batch_size: int = Field(32, gt=0, description="rows per reward-model forward")
+    kl_batch_size: int = Field(16, gt=0, description="rows per forward of the KL log-probs")
 
 
 class TrackingConfig(Section):

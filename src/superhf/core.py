@@ -111,10 +111,9 @@ def superhf_loss(
     labels: torch.Tensor,
     kl_coef: float = 0.0,
     ref_logits: torch.Tensor | None = None,
-    weights: torch.Tensor | None = None,
     inverse_loss_penalty: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, optionally weighted, plus
+    """(loss, nll, kl): mean over examples of NLL + kl_coef * KL, plus
     ``inverse_loss_penalty / loss`` (the paper's linked run). ``kl`` is measured (detached)
     whenever ``ref_logits`` is given, whatever ``kl_coef``; without them it is NaN, never a
     zero that was not measured."""
@@ -128,8 +127,7 @@ def superhf_loss(
     else:  # measured only: no gradient through it
         kl = kl_per_example(policy_logits.detach(), ref_logits, labels)
     per = nll + kl_coef * kl if kl_coef > 0 else nll
-    w = torch.ones_like(per) if weights is None else weights.to(per)
-    loss = (per * w).sum() / w.sum().clamp(min=1)
+    loss = per.mean()
     if inverse_loss_penalty > 0:
         loss = loss + inverse_loss_penalty / loss
     return loss, nll.detach(), kl.detach()

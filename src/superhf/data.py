@@ -4,14 +4,20 @@ train/test prompts, plus the preference pairs the reward model trains on."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import random
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from superhf.config import PrepareConfig
+from superhf.errors import BadInputError, MissingInputError
+from superhf.io import unique_keys
 from superhf.paths import fixture_dir
 
 log = logging.getLogger(__name__)
@@ -103,25 +109,42 @@ def extract_pair(dataset: str, row: dict[str, Any]) -> dict[str, str] | None:
 
 
 # ----------------------------------------------------------------------------- raw reading
+def read_raw_bytes(path: Path) -> bytes:
+    """The whole file (gunzipped); a truncated or corrupt gzip is an error naming the file.
+
+    We stop rather than keep the rows before the damage: a cut download would silently
+    change the dataset (and Table 1) by an amount nobody sees.
+    """
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return f.read()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise BadInputError(f"{path} is truncated or corrupt ({exc}); download it again") from None
+
+
 def read_raw_file(path: Path) -> list[Any]:
-    """Rows of a .jsonl(.gz) or JSON-array file; an unparsable line becomes a Malformed."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        text = f.read()
-    if text.lstrip().startswith("["):
+    """Rows of a .jsonl(.gz) or JSON-array file. A line that is not UTF-8, not JSON, or
+    repeats a key becomes a Malformed naming the file and line (counted and skipped)."""
+    data = read_raw_bytes(path)
+    if data.lstrip().startswith(b"["):
         try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: a JSON array that does not parse: {exc}") from None
-        return rows
+            return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
+        except ValueError as exc:  # a JSON array cannot be split into rows: the file fails
+            raise BadInputError(f"{path}: a JSON array that does not parse: {exc}") from None
     rows: list[Any] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys))
+        except UnicodeDecodeError as exc:
+            rows.append(Malformed(f"{path.name} line {lineno}: not UTF-8 ({exc.reason})"))
         except json.JSONDecodeError as exc:
-            rows.append(Malformed(f"line {lineno}: invalid JSON ({exc.msg})"))
+            rows.append(Malformed(f"{path.name} line {lineno}: invalid JSON ({exc.msg})"))
+        except ValueError as exc:  # a duplicated key
+            rows.append(Malformed(f"{path.name} line {lineno}: {exc}"))
+    if not rows:
+        log.warning("prepare: %s holds no rows", path)
     return rows
 
 
@@ -141,9 +164,9 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
         else:
             splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
     if not folder.is_dir():
-        raise FileNotFoundError(f"prepare: subset '{dataset}' not found: no directory {folder}")
+        raise MissingInputError(f"subset '{dataset}' not found: no directory {folder}")
     if not any(splits.values()):
-        raise FileNotFoundError(f"prepare: subset '{dataset}': no .jsonl/.json files in {folder}")
+        raise MissingInputError(f"subset '{dataset}': no .jsonl/.json files in {folder}")
     out = {}
     for split, files in splits.items():
         if not files:
@@ -153,14 +176,20 @@ def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
 
 
 def read_hub(cfg: PrepareConfig, dataset: str) -> dict[str, list[Any]]:
-    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir)."""
+    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir).
+
+    The calls datasets 5 accepts (no loading scripts; ../shared/REFERENCE.md): webgpt from
+    its parquet conversion branch (``cfg.webgpt_revision``), hh-rlhf by ``data_dir=<subset>``
+    (red-team-attempts has a ``train`` split only; its file is one JSON array).
+    """
     import datasets
 
     if dataset == "webgpt":
-        return {"train": list(datasets.load_dataset(cfg.webgpt_hub_id, split="train"))}
+        rows = datasets.load_dataset(cfg.webgpt_hub_id, revision=cfg.webgpt_revision, split="train")
+        return {"train": list(rows)}
     splits = ("train", "test") if dataset in OWN_TEST_SPLIT else ("train",)
     sub = HH_SUBSETS[dataset]
-    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, data_dir=sub)
+    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, revision=cfg.hh_rlhf_revision, data_dir=sub)
     missing = [s for s in splits if s not in loaded]
     if len(missing) == len(splits):
         raise FileNotFoundError(f"prepare: {cfg.hh_rlhf_hub_id}/{sub} has no split {splits}")
@@ -180,16 +209,54 @@ class SubsetResult:
     examples: list[str] = field(default_factory=list)
 
 
+def split_by_prompt(dataset: str, rows: list[Any], n_test: int, seed: int) -> dict[str, list[Any]]:
+    """Split one subset's rows into train/test when its source holds only one split file.
+
+    Rows are grouped by their first-turn prompt (``extract_prompt``), so a prompt and every
+    dialogue that starts with it land on one side (harmless-base's 2312 test rows hold 2178
+    distinct prompts: a row split would leak). Groups are ordered by
+    sha256(f"{seed}:{prompt}") and moved to test in that order until at least ``n_test`` rows
+    are test. The rule depends only on the seed and the rows, not on their order; rows keep
+    their file order within each split. Malformed rows stay in train (they are counted there).
+    """
+    keys: list[str | None] = []
+    for row in rows:
+        try:
+            keys.append(None if isinstance(row, Malformed) else extract_prompt(dataset, row))
+        except Malformed:
+            keys.append(None)
+    sizes: dict[str, int] = {}
+    for k in keys:
+        if k is not None:
+            sizes[k] = sizes.get(k, 0) + 1
+    order = sorted(sizes, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    test_keys, n = set(), 0
+    for k in order:
+        if n >= n_test:
+            break
+        test_keys.add(k)
+        n += sizes[k]
+    return {"train": [r for r, k in zip(rows, keys) if k not in test_keys],
+            "test": [r for r, k in zip(rows, keys) if k in test_keys]}  # fmt: skip
+
+
 def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) -> SubsetResult:
     """Split, extract, filter one subset. Malformed rows are counted and skipped."""
     splits = dict(raw)
+    present = [s for s in ("train", "test") if splits.get(s)]
+    if dataset in OWN_TEST_SPLIT and cfg.missing_split == "split_by_prompt" and len(present) == 1:
+        log.info("%s: only its %s rows are present; splitting them by prompt (seed %d)",
+                 dataset, present[0], cfg.seed)  # fmt: skip
+        splits = split_by_prompt(dataset, splits[present[0]], cfg.test_size_per_dataset, cfg.seed)
     if dataset not in OWN_TEST_SPLIT:
         train = splits.get("train", [])
         n_test = min(cfg.test_size_per_dataset, len(train))
         splits = {"train": train[: len(train) - n_test], "test": train[len(train) - n_test :]}
     res = SubsetResult()
     for split, rows in splits.items():
-        for i, row in enumerate(rows):
+        for i, row in enumerate(
+            tqdm(rows, desc=f"{dataset}/{split}", disable=None, delay=2, leave=False)
+        ):
             try:
                 if isinstance(row, Malformed):
                     raise row
@@ -222,12 +289,12 @@ def run(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list[dict]
     """Read, extract and filter every selected subset; returns (prompts, pairs, metrics)."""
     root = fixture_dir() if cfg.source == "fixture" else Path(cfg.data_dir or "")
     if cfg.source != "hub" and not root.is_dir():
-        raise FileNotFoundError(f"prepare.data_dir: {root} is not a directory")
+        raise MissingInputError(f"prepare.data_dir: {root} is not a directory")
     rng = random.Random(cfg.seed)
     prompts: dict[str, list[dict]] = {"train": [], "test": []}
     pairs: dict[str, list[dict]] = {"train": [], "test": []}
     per: dict[str, dict[str, Any]] = {}
-    for dataset in cfg.datasets:
+    for dataset in tqdm(cfg.datasets, desc="prepare", unit="subset", disable=None, delay=2):
         raw = read_hub(cfg, dataset) if cfg.source == "hub" else read_local(root, dataset)
         res = process_subset(dataset, raw, cfg)
         for example in res.examples:

@@ -7,6 +7,7 @@ the capability/alignment benchmarks. Every completion is saved with its scores.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from superhf import capabilities
 from superhf.config import TABLE4_COLUMNS as COLUMNS
@@ -27,7 +29,8 @@ from superhf.core import (
     tail_forward_inputs,
 )
 from superhf.generation import distinct_n, format_prompt, sample_completions
-from superhf.models import load_causal_lm, load_tokenizer
+from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
+from superhf.overopt import best_of_n_curve
 from superhf.reward import RewardScorer
 
 log = logging.getLogger(__name__)
@@ -86,10 +89,13 @@ def sequence_logprobs(
     """log p(completion | prompt text) under ``model``, one number per row; the completion
     is given as the token ids the policy sampled (cut at the trim point), never re-tokenised."""
     out = []
-    for s in range(0, len(texts), bs):
+    for s in tqdm(
+        range(0, len(texts), bs), desc="KL log-probs", disable=None, delay=2, leave=False
+    ):
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
         c = [list(x) for x in completion_ids[s : s + bs]]
         b = build_sft_batch(p, c, tok.pad_token_id)
+        b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
         keep = tail_columns(b["labels"] != IGNORE)  # logits for the completion columns only
         logits = model(**tail_forward_inputs(b["input_ids"], b["attention_mask"], keep)).logits
         lp = shifted_logprobs(logits, b["input_ids"][:, -keep:])
@@ -125,11 +131,17 @@ def evaluate_models(
     results: dict[str, Any] = {}
     all_rows: list[dict] = []
     prompts = [t["prompt"] for t in test]
-    base_model = load_causal_lm(models["base"]).eval()
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    log.info("evaluate on %s (%s)", device, cfg.precision)
+    base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
     base_tok = load_tokenizer(models["base"])
     base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
-    for name, path in models.items():
-        model = base_model if name == "base" else load_causal_lm(path).eval()
+    bar = tqdm(models.items(), desc="evaluate", unit="model", disable=None)
+    for name, path in bar:
+        bar.set_postfix_str(name)
+        model = (
+            base_model if name == "base" else load_causal_lm(path, dtype=dtype).to(device).eval()
+        )
         tok = base_tok if name == "base" else load_tokenizer(path)
         texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
         torch.manual_seed(cfg.seed)
@@ -142,8 +154,8 @@ def evaluate_models(
             kl = [0.0] * len(comps)  # log p_base - log p_base
         else:
             ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
-            lp_model = sequence_logprobs(model, tok, texts, ids)
-            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids)
+            lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size)
+            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size)
             kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
@@ -205,3 +217,102 @@ def table4(results: dict[str, Any]) -> str:
             cells.append(f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- over-optimisation
+def read_snapshot_index(folder: str | Path) -> list[dict]:
+    """The snapshots a training stage kept (``index.json``: step, reward_queries, path)."""
+    index = Path(folder) / "index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index}: no snapshot index (run the training stage first)")
+    rows = json.loads(index.read_text())
+    for r in rows:
+        if not (Path(folder) / r["path"] / "config.json").is_file():
+            raise FileNotFoundError(f"{index}: snapshot {r['path']} has no config.json")
+    return rows
+
+
+def curve_point(cfg: EvaluateConfig, method: str, step: int, queries: int, kl: float,
+                proxy: list[float] | dict, gold: list[float] | dict, **extra: Any) -> dict:  # fmt: skip
+    """One point of an over-optimisation curve; rewards as per-prompt values or a summary."""
+    row: dict[str, Any] = {"method": method, "step": step, "reward_queries": queries, "kl": kl,
+                           "sqrt_kl": math.sqrt(max(kl, 0.0)), **extra}  # fmt: skip
+    for which, vals in (("proxy", proxy), ("gold", gold)):
+        s = vals if isinstance(vals, dict) else summary(vals, cfg.bootstrap_samples, cfg.seed)
+        row.update({f"{which}_{k}": s[k] for k in ("mean", "ci_low", "ci_high")})
+    return row
+
+
+def score_snapshot(cfg: EvaluateConfig, path: Path, base_model, base_tok, test: list[dict],
+                   scorers) -> tuple[list[float], list[float], float]:  # fmt: skip
+    """(proxy, gold, mean KL to base) of one snapshot on the test prompts, as for the final
+    models in ``evaluate_models``: same seed, KL on the snapshot's own completions."""
+    prompts = [t["prompt"] for t in test]
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    model = load_causal_lm(path, dtype=dtype).to(device).eval()
+    tok = load_tokenizer(path)
+    texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
+    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+    torch.manual_seed(cfg.seed)
+    sampled = sample_completions(model, tok, texts, cfg.generation)
+    comps = [c.text for c in sampled]
+    scores = score_all(scorers, prompts, comps)
+    ids = [c.ids for c in sampled]  # the snapshot's own tokens, scored by both
+    lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size)
+    lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size)
+    kl = sum(a - b for a, b in zip(lp_model, lp_base)) / len(comps)
+    return scores["proxy"], scores["gold"], kl
+
+
+def best_of_n_points(cfg: EvaluateConfig, n_max: int, base_model, base_tok, test: list[dict],
+                     scorers) -> list[dict]:  # fmt: skip
+    """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
+    prompt from the base (the seed of ``best_of_n``), the unbiased estimator over all n-subsets
+    (``superhf.overopt``). Reward-model queries: n proxy scores per test prompt."""
+    prompts = [t["prompt"] for t in test]
+    texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+    torch.manual_seed(cfg.seed + 1)
+    rows = [t for t in texts for _ in range(n_max)]
+    comps = [c.text for c in sample_completions(base_model, base_tok, rows, cfg.generation)]
+    scores = score_all(scorers, [p for p in prompts for _ in range(n_max)], comps)
+    per = {w: [scores[w][i * n_max : (i + 1) * n_max] for i in range(len(prompts))]
+           for w in ("proxy", "gold")}  # fmt: skip
+    return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts), c["kl"], c["proxy"],
+                        c["gold"], n=c["n"]) for c in best_of_n_curve(per["proxy"], per["gold"], n_max)]  # fmt: skip
+
+
+def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: dict[str, Path],
+                     test: list[dict], scorers, results: dict[str, Any]) -> dict[str, list[dict]]:  # fmt: skip
+    """Proxy and gold reward against KL to the base and reward-model queries, per method.
+
+    Each trained method's curve: the base (step 0), every snapshot in ``snapshots[method]``,
+    and the final model (its numbers from ``results``, already measured by
+    ``evaluate_models``). Best-of-n: ``best_of_n_points``.
+    """
+    curves: dict[str, list[dict]] = {}
+    base = results["base"]
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
+    base_tok = load_tokenizer(models["base"])
+    for method, folder in snapshots.items():
+        if method not in models or method not in results:
+            raise ValueError(f"snapshots given for {method!r} but no --model {method}=PATH")
+        pts = [curve_point(cfg, method, 0, 0, 0.0, base["proxy"], base["gold"])]
+        for snap in read_snapshot_index(folder):
+            proxy, gold, kl = score_snapshot(
+                cfg, Path(folder) / snap["path"], base_model, base_tok, test, scorers
+            )
+            pts.append(
+                curve_point(cfg, method, snap["step"], snap["reward_queries"], kl, proxy, gold)
+            )
+            log.info("%s step %d: proxy %.3f gold %.3f KL %.3f", method, snap["step"],
+                     pts[-1]["proxy_mean"], pts[-1]["gold_mean"], kl)  # fmt: skip
+        meta = json.loads((models[method] / "superhf_meta.json").read_text())
+        r = results[method]
+        pts.append(curve_point(cfg, method, meta["step"], meta["reward_queries"], r["kl_to_base"],
+                               r["proxy"], r["gold"]))  # fmt: skip
+        curves[method] = pts
+    n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
+    if n_max > 0:
+        curves["best_of_n"] = best_of_n_points(cfg, n_max, base_model, base_tok, test, scorers)
+    return curves

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 
 import matplotlib
@@ -11,16 +10,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-log = logging.getLogger(__name__)
+from superhf.errors import BadInputError, MissingInputError  # noqa: E402
+
 MODELS = ("base", "best_of_n", "superhf", "rlhf")
 
 
 def read_curve(path: str | Path) -> dict[str, list[float]]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """A training curve (CSV of numbers with a header); a bad file is an error naming it."""
+    if not Path(path).is_file():
+        raise MissingInputError(f"training curve not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        try:
+            rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise BadInputError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
-        raise ValueError(f"{path}: no rows")
-    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+        raise BadInputError(f"{path}: no rows")
+    try:
+        return {k: [float(r[k]) for r in rows] for k in rows[0]}
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"{path}: a value is not a number ({exc})") from None
 
 
 def training_figure(curves: dict[str, dict[str, list[float]]], out: Path) -> None:
@@ -78,6 +87,43 @@ def benchmark_figure(ev: dict, out: Path) -> None:
     ax.set_ylabel("accuracy / F1")
     ax.set_title("Benchmarks (paper Table 4 columns)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+OVEROPT_STYLE = {
+    "superhf": ("SuperHF", "C0"),
+    "rlhf": ("PPO", "C1"),
+    "best_of_n": ("best-of-n", "C2"),
+}
+
+
+def overopt_figure(curves: dict, out: Path) -> None:
+    """Gold (solid) and proxy (dashed) reward against sqrt(KL to base), the frame of Gao et al.
+    2022, and against reward-model queries spent; 95% bootstrap intervals as bands."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method, pts in curves.items():
+        if not isinstance(pts, list) or not pts:
+            continue
+        label, color = OVEROPT_STYLE.get(method, (method, None))
+        for ax, x in zip(axes, ("sqrt_kl", "reward_queries")):
+            xs = [p[x] for p in pts]
+            for which, ls in (("gold", "-"), ("proxy", "--")):
+                ax.plot(xs, [p[f"{which}_mean"] for p in pts], ls, marker="o", ms=3, color=color,
+                        label=f"{label} {which}")  # fmt: skip
+                if which == "gold":
+                    ax.fill_between(xs, [p["gold_ci_low"] for p in pts],
+                                    [p["gold_ci_high"] for p in pts], color=color, alpha=0.15)  # fmt: skip
+    axes[0].set_xlabel("sqrt(KL(policy || base)) [nats^0.5]")
+    axes[1].set_xlabel("reward-model queries (completions scored)")
+    axes[1].set_xscale("symlog", linthresh=1)
+    for ax in axes:
+        ax.set_ylabel("mean reward on test prompts")
+        ax.axhline(0, color="grey", lw=0.5)
+    axes[0].set_title("Over-optimisation: gold (solid) vs proxy (dashed)")
+    axes[1].set_title("Against reward-model queries")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

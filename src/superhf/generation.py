@@ -5,12 +5,15 @@ sampling with the KV cache, and trimming a completion where the model starts the
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     DynamicCache,
     LogitsProcessor,
@@ -24,6 +27,7 @@ from transformers import (
 
 from superhf.config import GenerationConfig
 from superhf.core import tail_forward_inputs
+from superhf.params import ParamsError
 
 # trim "later" (today's rule): the next turn starts at "Human:", "Assistant:", or a
 # "\n\n<Name>:" of one to three words.
@@ -96,11 +100,27 @@ def dialogue_messages(prompt: str) -> list[dict[str, str]]:
     return messages
 
 
+def check_context(model_dir: str | Path, cfg: GenerationConfig, key: str) -> None:
+    """Before any model loads: prompt budget plus new tokens must fit the model's context
+    (``config.json``'s position limit); ``key`` names the params section in the error."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    names = ("max_position_embeddings", "n_positions", "n_ctx")
+    limit = next((config[n] for n in names if isinstance(config.get(n), int)), None)
+    need = cfg.max_prompt_tokens + cfg.max_new_tokens
+    if limit is not None and need > limit:
+        raise ParamsError(
+            f"{key}.max_prompt_tokens + {key}.max_new_tokens = {need} tokens, more than the "
+            f"{limit}-token context of {model_dir}"
+        )
+
+
 def format_prompt(prompt: str, tokenizer: PreTrainedTokenizerBase, cfg: GenerationConfig) -> str:
     """The text the policy sees: preamble + raw dialogue, or the model's chat template."""
     if cfg.prompt_format == "chat":
         if not getattr(tokenizer, "chat_template", None):
-            raise ValueError("generation.prompt_format is 'chat' but the tokenizer has no template")
+            raise ParamsError(
+                "generation.prompt_format is 'chat' but the tokenizer has no template"
+            )
         messages = dialogue_messages(prompt)
         if cfg.preamble:
             messages = [{"role": "system", "content": cfg.preamble}, *messages]
@@ -268,7 +288,10 @@ def generate_ids(
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with fast_cpu_head(model):
-        for start in range(0, len(texts), cfg.batch_size):
+        batches = range(0, len(texts), cfg.batch_size)
+        for start in tqdm(
+            batches, desc="generate", unit="batch", disable=None, delay=2, leave=False
+        ):
             chunk = list(texts[start : start + cfg.batch_size])
             distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
             inputs = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from superhf.errors import BadInputError, MissingInputError
 
 
 @contextlib.contextmanager
@@ -55,17 +55,61 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_json(path: str | Path) -> Any:
+    """A JSON file; missing or unparsable is an error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"expected a JSONL file at {path}")
+        raise MissingInputError(f"expected a JSON file at {path}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=unique_keys)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a duplicated key
+        raise BadInputError(f"{path}: not valid JSON ({exc})") from None
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json.loads: a key given twice is an error, not last-wins."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} appears twice")
+        out[k] = v
+    return out
+
+
+def read_jsonl(path: str | Path, fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file (``.gz`` too), each a JSON object; blank lines are skipped.
+
+    ``fields`` must be non-empty strings in every row. Anything else (not UTF-8, not JSON, a
+    JSON array, a duplicated key, a missing or empty field) is a BadInputError naming the
+    file and line: these files are written by our stages, so a bad row means a broken file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"expected a JSONL file at {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON: {exc}") from None
+    rows, lineno, line = [], 0, ""
+    try:
+        with opener(path, "rb") as f:
+            for raw in f:
+                lineno += 1
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
+                row = json.loads(line, object_pairs_hook=unique_keys)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+                for key in fields:
+                    if not isinstance(row.get(key), str):
+                        got = "missing" if key not in row else type(row[key]).__name__
+                        raise ValueError(f"field {key!r} must be a string ({got})")
+                    if not row[key].strip():
+                        raise ValueError(f"field {key!r} is empty")
+                rows.append(row)
+    except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip
+        raise BadInputError(f"{path}: unreadable ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from None
+    except ValueError as exc:  # JSONDecodeError included
+        hint = " (a JSON array? expected one JSON object per line)" * line.lstrip().startswith("[")
+        raise BadInputError(f"{path}:{lineno}: {exc}{hint}") from None
     return rows

@@ -12,10 +12,12 @@ from superhf import packaged
 from superhf.config import BasePolicyConfig, RewardModelConfig
 from superhf.models import (
     ModelLoadError,
+    from_pretrained_safe,
     load_causal_lm,
     load_gguf_as_plain,
     load_reward_model,
     load_tokenizer,
+    read_meta,
     save_model,
 )
 from superhf.tiny import tiny_causal_lm, tiny_reward_backbone, tiny_tokenizer
@@ -50,21 +52,35 @@ def load_reward_backbone(cfg: RewardModelConfig, seed: int):
     if Path(name).exists() and not (Path(name) / "config.json").is_file():
         raise ModelLoadError(f"reward_model.name: {name} is not a model folder (no config.json)")
     kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        name, num_labels=1, use_safetensors=True, **kw
-    )
+    model, _ = from_pretrained_safe(AutoModelForSequenceClassification, name, num_labels=1, **kw)
     return model, load_tokenizer(name, **kw)
 
 
-def materialise_pretrained(cfg: RewardModelConfig, name: str, out: Path) -> None:
-    """Copy a hub or local reward model into ``out`` (the caching step)."""
+def materialise_pretrained(
+    cfg: RewardModelConfig, name: str, out: Path, revision: str | None = None
+) -> None:
+    """Copy a hub or local reward model into ``out`` (the caching step).
+
+    Its input format must be known: ``cfg.input_format`` (text or pair), or for ``auto`` the
+    source folder's own ``superhf_meta.json``; a model without either is refused rather
+    than scored with a guessed format.
+    """
     if cfg.source == "local" and not Path(name).is_dir():
         raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
-    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    fmt, max_length = cfg.input_format, cfg.max_length
+    if fmt == "auto":
+        src_meta = read_meta(name) if Path(name).is_dir() else {}
+        if src_meta.get("input_format") not in ("text", "pair"):
+            raise ModelLoadError(
+                f"reward_model.input_format is 'auto' but {name} has no superhf_meta.json "
+                "naming its input format: set reward_model.input_format to 'text' "
+                "(prompt + completion as one text) or 'pair' (question, answer as a text pair)"
+            )
+        fmt = src_meta["input_format"]
+        max_length = int(src_meta.get("max_length", max_length))
+    kw = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
     model = load_reward_model(name, **kw)
     tok = load_tokenizer(name, **kw)
-    fmt = cfg.input_format
-    if fmt == "auto":
-        fmt = "pair" if model.config.model_type.startswith("deberta") else "text"
-    meta = {"source": cfg.source, "name": name, "input_format": fmt, "max_length": cfg.max_length}
+    meta = {"source": cfg.source, "name": name, "revision": revision, "input_format": fmt,
+            "max_length": max_length}  # fmt: skip
     save_model(model, tok, out, meta)

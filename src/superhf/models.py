@@ -1,7 +1,8 @@
 """Loading and materialising models: one safe loader for every stage.
 
-Rules: ``trust_remote_code`` only when a param allows it; weights as safetensors; any
-``torch.load`` with ``weights_only=True``. Every model a later stage needs is written to
+Rules: ``trust_remote_code`` only when a param allows it; weights as safetensors where the
+repo (or the revision) has them, else ``pytorch_model.bin`` through transformers'
+``torch.load(weights_only=True)`` (never arbitrary unpickling), and the log says which. Every model a later stage needs is written to
 ``models/`` with ``save_pretrained`` so DVC caches it and other users can ``dvc pull`` it.
 """
 
@@ -22,10 +23,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from superhf.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model folder or id cannot be used: missing, not a model, or not what was expected."""
 
 
@@ -35,7 +38,32 @@ def check_model_dir(path: str | Path) -> Path:
         raise ModelLoadError(f"model folder not found: {path}")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} is not a model folder: it has no config.json")
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
     return path
+
+
+def check_safetensors(path: Path) -> None:
+    """Read a safetensors header (no weights): a truncated or foreign file fails here, with
+    its name, instead of as a deserialisation error deep inside transformers."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        try:
+            if n <= 0 or 8 + n > size:
+                raise ValueError("header length past the end of the file")
+            header = json.loads(f.read(n))
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"{path}: not a readable safetensors file ({exc}); truncated or corrupt?"
+            ) from None
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        raise ModelLoadError(
+            f"{path}: truncated ({size} bytes, its header needs {need}); copy or download it again"
+        )
 
 
 def _is_local(name: str) -> bool:
@@ -49,8 +77,40 @@ def load_tokenizer(
         str(name), revision=revision, trust_remote_code=trust_remote_code
     )
     if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ModelLoadError(f"{name}: the tokenizer has neither a pad nor an EOS token")
         tok.pad_token = tok.eos_token
     return tok
+
+
+def pick_device() -> torch.device:
+    """The device every stage puts its models and batches on: the first GPU when there is
+    one, else the CPU (what the trainers' ``Accelerator`` picks in a single process)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """``fp32`` or ``bf16`` (a params value) as a torch dtype."""
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+
+
+def from_pretrained_safe(auto_cls: Any, name: str | Path, **kw: Any) -> tuple[Any, str]:
+    """``auto_cls.from_pretrained`` preferring safetensors; a repo (or revision) with only
+    ``pytorch_model.bin`` is read by transformers' ``torch.load(weights_only=True)``.
+
+    Returns (what from_pretrained returned, the weights format read) and logs the format.
+    """
+    where = f"{name}" + (f"@{kw['revision']}" if kw.get("revision") else "")
+    try:
+        out = auto_cls.from_pretrained(str(name), use_safetensors=True, **kw)
+        fmt = "safetensors"
+    except OSError as exc:
+        if "safetensors" not in str(exc):
+            raise
+        out = auto_cls.from_pretrained(str(name), use_safetensors=False, weights_only=True, **kw)
+        fmt = "pytorch_model.bin (torch.load weights_only=True)"
+    log.info("%s: read %s weights", where, fmt)
+    return out, fmt
 
 
 def load_causal_lm(
@@ -60,25 +120,32 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> PreTrainedModel:
-    """A causal LM from a hub id or a save_pretrained folder, safetensors only."""
+    """A causal LM from a hub id or a save_pretrained folder (safetensors preferred)."""
     if _is_local(str(name)):
         check_model_dir(name)
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            str(name),
+        model, _ = from_pretrained_safe(
+            AutoModelForCausalLM,
+            name,
             revision=revision,
             trust_remote_code=trust_remote_code,
-            use_safetensors=True,
             dtype=dtype,
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load a causal LM from {name}: {exc}") from exc
+    return model
 
 
 def load_reward_model(
-    name: str | Path, *, revision: str | None = None, trust_remote_code: bool = False
+    name: str | Path,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> PreTrainedModel:
-    """A sequence classifier with exactly one output (the reward)."""
+    """A sequence classifier with exactly one output (the reward) whose every weight, the
+    classification head included, was read from the checkpoint: a causal LM or a bare
+    backbone would get a randomly initialised head and score noise, so it is refused."""
     if _is_local(str(name)):
         check_model_dir(name)
     try:
@@ -96,15 +163,27 @@ def load_reward_model(
             f"{name} has {config.num_labels} outputs; a reward model must have exactly 1"
         )
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(name),
+        (model, info), _ = from_pretrained_safe(
+            AutoModelForSequenceClassification,
+            name,
             revision=revision,
             trust_remote_code=trust_remote_code,
-            use_safetensors=True,
             num_labels=1,
+            dtype=dtype,
+            output_loading_info=True,
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load a reward model from {name}: {exc}") from exc
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        arch = ", ".join(config.architectures or ["unknown architecture"])
+        shown = ", ".join(missing[:6]) + (
+            f" (+{len(missing) - 6} more)" if len(missing) > 6 else ""
+        )
+        raise ModelLoadError(
+            f"{name} is not a trained reward model ({arch}): its checkpoint lacks {shown}, "
+            "which would be randomly initialised"
+        )
     return model
 
 

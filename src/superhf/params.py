@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from superhf.errors import UserError
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params file is missing, unreadable, or holds a value its stage cannot use."""
 
 
@@ -48,6 +50,22 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A key given twice is an error (plain YAML keeps the last one silently)."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicated key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     """Read a whole params file as a dict, with a clear error if it is missing or broken."""
     path = Path(path)
@@ -56,7 +74,10 @@ def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise ParamsError(f"{path}: not valid YAML: {what}{where}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of stage sections")
     return data
@@ -78,15 +99,21 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
 
 def parse_section(name: str, raw: Any, model: type[S], source: str = "params") -> S:
     """Validate ``raw`` (the dict under ``name``) into ``model`` or raise ParamsError."""
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:
+        # an empty section would silently run the paper's defaults (a 1B model, 2000 prompts)
+        raise ParamsError(
+            f"{source}: section '{name}' is empty; give its keys (an empty mapping would "
+            "silently mean the paper's defaults) or regenerate params.yaml with "
+            "python -m superhf.profile <name>"
+        )
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: section '{name}' must be a mapping, got {type(raw).__name__}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{name}.{_describe(e, model)}" for e in exc.errors()]
-        raise ParamsError(f"{source}: invalid params:\n  " + "\n  ".join(lines)) from None
+        sep = " " if len(lines) == 1 else "\n  "  # one line for one problem
+        raise ParamsError(f"{source}: invalid params:{sep}" + "\n  ".join(lines)) from None
 
 
 def load_section(name: str, model: type[S], path: str | Path = DEFAULT_PARAMS) -> S:

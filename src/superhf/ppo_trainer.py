@@ -10,7 +10,6 @@ per-token KL act on what was sampled.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
@@ -52,10 +51,11 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    prompts_per_step,
+    save_snapshot,
     seed_everything,
+    snapshot_due,
 )
-
-log = logging.getLogger(__name__)
 
 
 class PolicyWithValueHead(torch.nn.Module):
@@ -206,10 +206,11 @@ def _rollout(cfg, acc, model, ref, kl_ctl, fwd, ids, mask, scores, first) -> dic
 
 
 def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoint_dir, run: Any = None,
-          scorer: Any = None):  # fmt: skip
+          scorer: Any = None, snapshot_dir: str | None = None):  # fmt: skip
     """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
     the reward model in ``reward_dir``."""
     acc = make_accelerator(cfg.optim.mixed_precision)
+    sizes = prompts_per_step(cfg.num_prompts, cfg.batch_size, acc.num_processes, "rlhf")
     seed_everything(cfg.seed + acc.process_index)
     tok = load_tokenizer(policy_dir)
     policy = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
@@ -217,15 +218,15 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     model = PolicyWithValueHead(policy).train()
     preamble = cfg.generation.preamble  # an upstream-format reward model sees it
     scorer = scorer or RewardScorer(reward_dir, device=acc.device, preamble=preamble)
-    world, B = acc.num_processes, cfg.batch_size
-    n_steps = math.ceil(cfg.num_prompts / (B * world))
+    world = acc.num_processes
+    n_steps = len(sizes)
     opt, sched = build_optimizer(model, cfg.optim, n_steps)  # the schedule steps per PPO step
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
-    schedule = prompt_schedule(len(prompts), n_steps * B * world, cfg.seed)
+    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
     fp = fingerprint(cfg.model_dump(), model_hash(policy_dir),
                      getattr(scorer, "hash", type(scorer).__name__), len(prompts), world)  # fmt: skip
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
@@ -235,11 +236,12 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         start, state = resumed
         history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]
     run = run or NullRun()
-    bar = tqdm(range(start, n_steps), desc="rlhf", disable=not acc.is_main_process, mininterval=5)
+    bar = tqdm(range(start, n_steps), desc="rlhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         # 1. roll out: one sampled response per prompt
-        base = step * B * world + acc.process_index * B
+        B = sizes[step]
+        base = sum(sizes[:step]) * world + acc.process_index * B
         batch_prompts = [prompts[schedule[base + j]] for j in range(B)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
         rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
@@ -257,7 +259,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
                          mask.to(dev), torch.tensor(scores, device=dev), step)  # fmt: skip
         t_update = time.perf_counter()
         # 4. log, sample, checkpoint
-        row = {"step": step, **_reward_stats(scores, responses), **stats,
+        row = {"step": step, "prompts": len(gather_object(scores)), **_reward_stats(scores, responses), **stats,
                "time_rollout": t_gen - t0, "time_score": t_score - t_gen, "time_update": t_update - t_score}  # fmt: skip
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
@@ -272,6 +274,9 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
             state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
             ckpt.save(model, opt, sched, step + 1, state)
+        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
+            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * world})  # fmt: skip
     return model, tok, history, samples, acc
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from superhf.cli import run
 from superhf.config import SECTIONS
 from superhf.io import atomic_path
 from superhf.params import ParamsError, _Loader, parse_section
@@ -46,8 +47,23 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any], where: str = "") -
     return out
 
 
+# Top-level keys that are not a stage section. ``launcher`` starts the training stages
+# (``${launcher} -m superhf.stages.superhf ...`` in dvc.yaml): ``python`` for one process,
+# ``accelerate launch --config_file configs/accelerate/ddp.yaml`` or ``torchrun ...`` for DDP.
+TOP_LEVEL: dict[str, Any] = {"launcher": "python"}
+
+
 def defaults() -> dict[str, Any]:
-    return {name: model().model_dump(mode="json") for name, model in SECTIONS.items()}
+    return {
+        **TOP_LEVEL,
+        **{name: model().model_dump(mode="json") for name, model in SECTIONS.items()},
+    }
+
+
+def check_launcher(value: Any, source: str) -> None:
+    """A launcher is a non-empty command line that ends where ``-m <module>`` can follow."""
+    if not isinstance(value, str) or not value.strip():
+        raise ParamsError(f"{source}: launcher must be a command such as 'python', got {value!r}")
 
 
 def overlay_of(name: str, profile_dir: Path = PROFILE_DIR, seen: tuple[str, ...] = ()) -> list:
@@ -71,6 +87,7 @@ def resolve(name: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
     for _, overlay in chain:
         params = deep_merge(params, overlay)
     params = {"profile": name, **params}
+    check_launcher(params["launcher"], str(chain[-1][0]))
     for section, model in SECTIONS.items():
         parse_section(section, params[section], model, source=str(chain[-1][0]))
     return params
@@ -94,4 +111,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

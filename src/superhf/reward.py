@@ -23,7 +23,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import RewardModelConfig
-from superhf.models import check_model_dir, load_reward_model, load_tokenizer, read_meta
+from superhf.models import (
+    ModelLoadError,
+    check_model_dir,
+    load_reward_model,
+    load_tokenizer,
+    read_meta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,27 +174,43 @@ class RewardScorer:
         *,
         batch_size: int = 32,
         device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
         cache_dir: str | Path | None = None,
         trust_remote_code: bool = False,
         preamble: str = "",
+        input_format: str | None = None,
+        max_length: int | None = None,
     ) -> None:
         """``preamble``: for a model whose ``input_format`` is ``upstream``, the text the
         policy saw before each prompt (the caller's ``generation.preamble``); the paper's
-        code scored ``preamble + prompt + " " + completion``. Other formats ignore it."""
+        code scored ``preamble + prompt + " " + completion``. Other formats ignore it.
+        ``input_format``/``max_length`` override the folder's ``superhf_meta.json``; a
+        folder with neither is refused (a guessed format scores the wrong text silently)."""
         self.model_dir = check_model_dir(model_dir)
         meta = read_meta(self.model_dir)
-        self.model = load_reward_model(self.model_dir, trust_remote_code=trust_remote_code)
+        input_format = input_format or meta.get("input_format")
+        if input_format not in ("text", "pair", "upstream"):
+            raise ModelLoadError(
+                f"reward model {self.model_dir}: no superhf_meta.json naming its input format "
+                f"(got {input_format!r}): materialise it with stage reward_model "
+                "(source: local, input_format: text|pair|upstream) or pass input_format"
+            )
+        self.model = load_reward_model(
+            self.model_dir, trust_remote_code=trust_remote_code, dtype=dtype
+        )
         self.model.to(device).eval()
         self.tokenizer = load_tokenizer(self.model_dir, trust_remote_code=trust_remote_code)
-        self.input_format = meta.get("input_format", "text")
-        self.max_length = int(meta.get("max_length", 512))
+        self.input_format = input_format
+        self.max_length = int(max_length or meta.get("max_length", 512))
         self.preamble = preamble if self.input_format == "upstream" else ""
         self.batch_size = batch_size
         self.sort_by_length = True  # the benchmarks switch it off to measure what it buys
         self.device = torch.device(device)
         self.hash = model_hash(self.model_dir)
+        # scores in another dtype are other numbers: they get their own cache file
+        key = self.hash if dtype == torch.float32 else f"{self.hash}-{str(dtype)[6:]}"
         self.cache = (
-            ScoreCache(Path(cache_dir) / f"scores-{self.hash[:16]}.sqlite", self.hash)
+            ScoreCache(Path(cache_dir) / f"scores-{key[:16]}{key[64:]}.sqlite", key)
             if cache_dir is not None
             else None
         )
@@ -200,7 +222,8 @@ class RewardScorer:
         if self.sort_by_length:
             order.sort(key=lambda i: -lengths[i])
         out = [0.0] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
+        batches = range(0, len(order), self.batch_size)
+        for start in tqdm(batches, desc="score", unit="batch", disable=None, delay=2, leave=False):
             idx = order[start : start + self.batch_size]
             enc = encode(
                 self.tokenizer,
@@ -253,8 +276,14 @@ def train_reward_model(
     warmup_ratio: float = 0.1,
     seed: int = 0,
     input_format: str = "text",
+    device: str | torch.device = "cpu",
+    mixed_precision: str = "fp32",
 ) -> list[float]:
-    """Fine-tune ``model`` with the Bradley-Terry loss; returns the per-step losses."""
+    """Fine-tune ``model`` with the Bradley-Terry loss on ``device`` (weights fp32, bf16
+    autocast when ``mixed_precision`` says so); returns the per-step losses."""
+    device = torch.device(device)
+    model.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision == "bf16")
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(pairs) / batch_size)
     total = max(1, math.ceil(epochs * steps_per_epoch))
@@ -264,15 +293,16 @@ def train_reward_model(
     model.train()
     losses: list[float] = []
     order: list[int] = []
-    for _ in tqdm(range(total), desc="reward model", mininterval=5):
+    for _ in tqdm(range(total), desc="reward model", disable=None):
         if not order:
             order = torch.randperm(len(pairs), generator=gen).tolist()
         batch = [pairs[i] for i in order[:batch_size]]
         order = order[batch_size:]
         prompts = [p["prompt"] for p in batch] * 2
         comps = [p["chosen"] for p in batch] + [p["rejected"] for p in batch]
-        enc = encode(tokenizer, prompts, comps, input_format, max_length)
-        r = model(**enc).logits[:, 0]
+        enc = encode(tokenizer, prompts, comps, input_format, max_length).to(device)
+        with autocast:
+            r = model(**enc).logits[:, 0].float()
         loss = bradley_terry_loss(r[: len(batch)], r[len(batch) :])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"reward-model loss is {loss.item()} at step {len(losses)}")

@@ -8,7 +8,6 @@ EOS appended unless ``append_eos`` is false).
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -42,10 +41,11 @@ from superhf.training import (
     make_accelerator,
     maybe_lora,
     prompt_schedule,
+    prompts_per_step,
+    save_snapshot,
     seed_everything,
+    snapshot_due,
 )
-
-log = logging.getLogger(__name__)
 
 
 def train(
@@ -55,21 +55,24 @@ def train(
     prompts: list[str],
     checkpoint_dir: str | Path,
     run: Any = None,
+    snapshot_dir: str | Path | None = None,
 ) -> tuple[Any, Any, list[dict], list[dict], Any]:
     """The SuperHF loop. Returns (model, tokenizer, per-superbatch history, samples, acc)."""
     acc = make_accelerator(cfg.optim.mixed_precision)
+    sizes = prompts_per_step(cfg.num_prompts, cfg.prompt_accumulation, acc.num_processes, "superhf")
     seed_everything(cfg.seed + acc.process_index)
     tok, model, ref, measure_kl = load_policy(cfg, policy_dir)
     scorer = RewardScorer(reward_dir, device=acc.device, preamble=cfg.generation.preamble)
 
-    world, P, S, K = acc.num_processes, cfg.prompt_accumulation, cfg.superbatch_size, cfg.top_k
-    n_super = math.ceil(cfg.num_prompts / (P * world))
-    steps_per_super = math.ceil(math.ceil(P * K / cfg.minibatch_size) / cfg.gradient_accumulation)
-    opt, sched = build_optimizer(model, cfg.optim, n_super * steps_per_super)
+    world, S, K = acc.num_processes, cfg.superbatch_size, cfg.top_k
+    n_super = len(sizes)
+    opt_steps = sum(math.ceil(math.ceil(p * K / cfg.minibatch_size) / cfg.gradient_accumulation)
+                    for p in sizes)  # fmt: skip
+    opt, sched = build_optimizer(model, cfg.optim, opt_steps)
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
-    schedule = prompt_schedule(len(prompts), n_super * P * world, cfg.seed)
+    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
     fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts), world)
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
@@ -78,13 +81,12 @@ def train(
         start, state = resumed
         history, samples = state["history"], state["samples"]
     run = run or NullRun()
-    bar = tqdm(
-        range(start, n_super), desc="superhf", disable=not acc.is_main_process, mininterval=5
-    )
+    bar = tqdm(range(start, n_super), desc="superhf", disable=None if acc.is_main_process else True)
     for step in bar:
         t0 = time.perf_counter()
         # 1. sample S completions of each of this process's P prompts
-        base = step * P * world + acc.process_index * P
+        P = sizes[step]
+        base = sum(sizes[:step]) * world + acc.process_index * P
         batch_prompts = [prompts[schedule[base + j]] for j in range(P)]
         texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
         completions = sample_completions(
@@ -104,7 +106,7 @@ def train(
         )
         t_train = time.perf_counter()
         # 4. log, sample, checkpoint
-        row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts),
+        row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P),
                "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
                "time_generate": t_gen - t0, "time_score": t_score - t_gen,
                "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
@@ -117,10 +119,13 @@ def train(
             )
             bar.set_postfix(reward=f"{row['reward_mean']:.3f}", ema=f"{row['reward_ema']:.3f}")
             if step % cfg.sample_every == 0 or step == n_super - 1:
-                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r, "kept": True}
+                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r}
                             for j, c, r in kept[:2]]  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
+        if snapshot_due(cfg.snapshot_every, step, n_super):  # over-optimisation curve
+            save_snapshot(model, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "superhf", "reward_queries": sum(sizes[: step + 1]) * S * world})  # fmt: skip
     return model, tok, history, samples, acc
 
 
@@ -152,17 +157,22 @@ def keep_top_k(
     return kept
 
 
-def _reward_stats(rewards, rm_scores, kept, comp_texts) -> dict[str, float]:
+def _reward_stats(rewards, rm_scores, kept, comp_texts, P: int) -> dict[str, float]:
     """The superbatch's reward and completion statistics over every process."""
     all_rewards, all_rm = gather_object(rewards), gather_object(rm_scores)
     all_comps = gather_object(comp_texts)
     kept_rewards = gather_object([k[2] for k in kept])
+    # how many completions each prompt kept: K, never more, never borrowed across prompts
+    kept_per_prompt = gather_object([sum(k[0] == j for k in kept) for j in range(P)])
     n = len(all_rewards)
     return {
         "reward_mean": sum(all_rewards) / n,
         "reward_std": float(torch.tensor(all_rewards).std()) if n > 1 else 0.0,
         "reward_max": max(all_rewards),
         "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
+        "prompts": len(kept_per_prompt),
+        "kept": sum(kept_per_prompt),
+        "kept_per_prompt_max": max(kept_per_prompt),
         "reward_model_mean": sum(all_rm) / n,  # before the length penalty
         "completion_chars": sum(map(len, all_comps)) / n,
         "empty_share": sum(not c for c in all_comps) / n,

@@ -9,7 +9,6 @@ runs into a folder that is deleted afterwards, so it is refused with a clear err
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from superhf.config import TrackingConfig
+from superhf.errors import UserError
+from superhf.params import ParamsError
 
-log = logging.getLogger(__name__)
+
+class TrackingError(UserError, RuntimeError):
+    """The MLflow store cannot be used (unreachable, refused)."""
+
+
 DVC_TMP = os.sep.join(("", ".dvc", "tmp", "exps", ""))
 
 
@@ -36,10 +41,10 @@ def resolve_uri(cfg: TrackingConfig, cwd: Path | None = None) -> str:
     if uri:
         local = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
         if uri.startswith("file:") or (local is None and "://" not in uri):
-            raise ValueError(f"tracking.uri {uri!r}: MLflow 3 refuses the file store; use sqlite")
+            raise ParamsError(f"tracking.uri {uri!r}: MLflow 3 refuses the file store; use sqlite")
         in_temp = DVC_TMP in str((cwd or Path.cwd()).resolve()) + os.sep
         if local is not None and not Path(local).is_absolute() and in_temp:
-            raise ValueError(
+            raise ParamsError(
                 f"tracking.uri {uri!r} is relative inside a DVC temporary workspace; runs "
                 "would be lost with it. Use an absolute sqlite path or an http server."
             )
@@ -79,9 +84,6 @@ class NullRun:
     def log_artifact(self, path: str | Path) -> None:
         pass
 
-    def log_dict(self, obj: Any, name: str) -> None:
-        pass
-
 
 class MlflowRun(NullRun):
     def __init__(self, mlflow: Any, run: Any) -> None:
@@ -93,9 +95,6 @@ class MlflowRun(NullRun):
 
     def log_artifact(self, path: str | Path) -> None:
         self.mlflow.log_artifact(str(path))
-
-    def log_dict(self, obj: Any, name: str) -> None:
-        self.mlflow.log_dict(obj, name)
 
 
 def connect(cfg: TrackingConfig) -> Any:
@@ -110,7 +109,7 @@ def connect(cfg: TrackingConfig) -> Any:
     try:
         mlflow.set_experiment(cfg.experiment)
     except Exception as exc:  # noqa: BLE001 - any failure here means: unusable store
-        raise RuntimeError(f"MLflow tracking store at {uri} is unreachable: {exc}") from exc
+        raise TrackingError(f"MLflow tracking store at {uri} is unreachable: {exc}") from exc
     return mlflow
 
 

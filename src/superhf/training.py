@@ -17,13 +17,18 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_model, save_model
+from accelerate.utils import gather_object
+from safetensors.torch import load_file, save_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path
+from superhf.params import ParamsError
 
 log = logging.getLogger(__name__)
+# Layout of a checkpoint folder; raise it when the files change, so that an old checkpoint
+# is moved aside instead of half-loaded.
+CHECKPOINT_FORMAT = 1
 
 
 def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
@@ -122,7 +127,7 @@ class Checkpointer:
                 {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                 self.tmp / "optim.pt",
             )
-            meta = {"step": step, "fingerprint": self.fingerprint,
+            meta = {"format": CHECKPOINT_FORMAT, "step": step, "fingerprint": self.fingerprint,
                     "world_size": acc.num_processes, "state": state}  # fmt: skip
             (self.tmp / "meta.json").write_text(json.dumps(meta))
             with atomic_path(self.folder) as out:
@@ -130,11 +135,24 @@ class Checkpointer:
         acc.wait_for_everyone()
 
     def load(self, model, optimizer, scheduler) -> tuple[int, dict] | None:
-        """Restore the last checkpoint into the given objects; (step, state) or None."""
-        meta_path = self.folder / "meta.json"
-        if not meta_path.is_file():
+        """Restore the last checkpoint into the given objects; (step, state) or None.
+
+        Every file is read and checked before anything is restored. A checkpoint that cannot
+        be used (unreadable, truncated, from another version of this code, tensors that do
+        not fit the model) never blocks a run: it is moved aside to ``<folder>.unusable``
+        with a warning naming it, and training starts fresh. All processes agree.
+        """
+        if not self.folder.exists():
             return None
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta, tensors, opt_state, rng = self._read(model)
+            problem = None
+        except Exception as exc:  # noqa: BLE001 - anything unreadable means: start fresh
+            problem = f"{type(exc).__name__}: {exc}"
+        problems = [p for p in gather_object([problem]) if p is not None]
+        if problems:  # every process sees the same list, so all start fresh together
+            self._move_aside(problems[0])
+            return None
         if meta.get("fingerprint") != self.fingerprint:
             log.warning(
                 "checkpoint in %s is from other params or models; starting fresh", self.folder
@@ -145,17 +163,52 @@ class Checkpointer:
                 "checkpoint was written by %s processes; starting fresh", meta.get("world_size")
             )
             return None
-        load_model(self.acc.unwrap_model(model), str(self.folder / "model.safetensors"))
-        opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        self.acc.unwrap_model(model).load_state_dict(tensors, strict=False)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
-        rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
         random.setstate(rng["python"])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         log.info("resumed from %s at step %d", self.folder, meta["step"])
         return meta["step"], meta["state"]
+
+    def _read(self, model) -> tuple[dict, dict, dict, dict]:
+        """Read and check every file of the checkpoint; raise on anything unusable."""
+        meta = json.loads((self.folder / "meta.json").read_text())
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            got = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"checkpoint format {got!r}, this code writes {CHECKPOINT_FORMAT}")
+        if not isinstance(meta.get("step"), int) or not isinstance(meta.get("state"), dict):
+            raise ValueError("meta.json lacks an integer step or a state")
+        tensors = load_file(str(self.folder / "model.safetensors"))
+        expected = self.acc.unwrap_model(model).state_dict()
+        unknown = sorted(set(tensors) - set(expected))
+        wrong = [k for k in tensors if k in expected and tensors[k].shape != expected[k].shape]
+        missing = [k for k in expected if k not in tensors]
+        # tied weights are saved once (safetensors drops duplicates): a missing name must
+        # share its storage with a saved one
+        saved_ptrs = {expected[k].data_ptr() for k in tensors if k in expected}
+        missing = [k for k in missing if expected[k].data_ptr() not in saved_ptrs]
+        if unknown or wrong or missing:
+            raise ValueError(
+                f"model tensors do not fit: unknown {unknown[:3]}, wrong shape {wrong[:3]}, "
+                f"missing {missing[:3]}"
+            )
+        opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
+        return meta, tensors, opt_state, rng
+
+    def _move_aside(self, problem: str) -> None:
+        aside = self.folder.with_name(self.folder.name + ".unusable")
+        if self.acc.is_main_process:
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(self.folder, aside)
+            log.warning(
+                "checkpoint %s cannot be used (%s); moved to %s, training starts fresh",
+                self.folder, problem, aside,
+            )  # fmt: skip
+        self.acc.wait_for_everyone()
 
 
 def save_final(
@@ -182,6 +235,22 @@ def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
         shutil.rmtree(Path(str(folder) + ".tmp"), ignore_errors=True)
 
 
+def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str) -> list[int]:
+    """Prompts each process takes at each step, so that a run uses exactly ``num_prompts``.
+
+    Full steps take ``per_step`` prompts per process; a remainder becomes one last, smaller
+    step (the same size on every process). A remainder that cannot be split evenly across
+    the processes is an error rather than a silent rounding.
+    """
+    if num_prompts % world:
+        raise ParamsError(
+            f"{section}.num_prompts ({num_prompts}) must be a multiple of the number of "
+            f"processes ({world}), so that every process takes the same prompts per step"
+        )
+    full, rest = divmod(num_prompts, per_step * world)
+    return [per_step] * full + ([rest // world] if rest else [])
+
+
 def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
     """Indices of the training prompts in the order they are used (reshuffled per pass)."""
     rng = random.Random(seed)
@@ -191,3 +260,30 @@ def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
         rng.shuffle(block)
         order += block
     return order[:total]
+
+
+def snapshot_due(every: int, step: int, n_steps: int) -> bool:
+    """After ``step`` (0-based) of ``n_steps``: is a snapshot due? Never after the last step
+    (the final model is the curve's last point) and never when ``every`` is 0."""
+    return every > 0 and (step + 1) % every == 0 and step + 1 < n_steps
+
+
+def save_snapshot(
+    model, tokenizer: PreTrainedTokenizerBase, folder: str | Path | None, step: int,
+    accelerator: Accelerator, meta: dict,
+) -> None:  # fmt: skip
+    """Save the policy after ``step`` steps to ``folder/step-<step>/`` (rank 0, atomic), for
+    the over-optimisation curve. Unlike ``save_final`` a LoRA policy is merged in a copy, so
+    training continues on the adapter."""
+    if folder is None:
+        return
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        plain = accelerator.unwrap_model(model)
+        if hasattr(plain, "merge_and_unload"):
+            plain = copy.deepcopy(plain).merge_and_unload()
+        with atomic_path(Path(folder) / f"step-{step:06d}") as tmp:
+            plain.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "superhf_meta.json").write_text(json.dumps({**meta, "step": step}, indent=2))
+    accelerator.wait_for_everyone()

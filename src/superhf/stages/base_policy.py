@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import torch
 
+from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import BasePolicyConfig
 from superhf.io import atomic_path
 from superhf.materialise import build_base_policy
@@ -20,11 +21,15 @@ from superhf.params import load_section
 log = logging.getLogger(__name__)
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    add_params_arg(ap)
+    ap.add_argument("--out", required=True, help="output folder for the policy (save_pretrained)")
+    return ap
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("base_policy", BasePolicyConfig, args.params)
     torch.manual_seed(cfg.seed)
@@ -36,4 +41,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

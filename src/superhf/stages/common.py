@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import math
 import os
@@ -13,7 +14,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from superhf.cli import add_params_arg, stage_parser
+from superhf.errors import BadInputError
+from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import check_model_dir
 from superhf.params import load_section, read_params
 from superhf.tracking import TrackingConfig, stage_run
 from superhf.training import discard_checkpoints, save_final
@@ -46,56 +51,99 @@ def write_curve(path: str | Path, history: list[dict]) -> None:
         w.writerows(history)
 
 
+TRAINING_ARGS = {
+    "policy": "model folder of the policy to start from (save_pretrained: config.json, "
+    "safetensors, tokenizer)",
+    "reward": "reward model folder (a sequence classifier with one output)",
+    "prompts": 'JSONL of training prompts, one {"prompt": ...} object per line',
+    "out": "output folder for the trained policy",
+    "checkpoints": "folder for resumable checkpoints (removed when the run finishes)",
+    "metrics": "output JSON of summary metrics",
+    "curve": "output CSV, one row per training step",
+    "samples": "output JSONL of sampled completions with their rewards",
+}
+
+
+def training_parser(stage: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of a training stage: --params plus the folders and files above."""
+    ap = stage_parser(f"superhf.stages.{stage}", doc)
+    add_params_arg(ap)
+    for name, text in TRAINING_ARGS.items():
+        ap.add_argument(f"--{name}", required=True, help=text)
+    return ap
+
+
+def check_training_inputs(stage: str, cfg: Any, args: argparse.Namespace) -> list[str]:
+    """Every input checked before a model loads; returns the prompts."""
+    check_model_dir(args.policy)
+    check_model_dir(args.reward)
+    check_context(args.policy, cfg.generation, f"{stage}.generation")
+    prompts = [r["prompt"] for r in read_jsonl(args.prompts, fields=("prompt",))]
+    if not prompts:
+        raise BadInputError(f"{args.prompts}: no prompts")
+    return prompts
+
+
+def write_snapshot_index(folder: str | Path, n_steps: int) -> list[dict]:
+    """``folder/index.json``: the snapshots of this run (step, reward-model queries, path).
+
+    The folder always exists afterwards (a DVC output), empty of snapshots when
+    ``snapshot_every`` is 0. Snapshots from a longer earlier run are left out.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = []
+    for meta_path in sorted(folder.glob("step-*/superhf_meta.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta["step"] < n_steps:
+            index.append({"step": meta["step"], "reward_queries": meta["reward_queries"],
+                          "path": meta_path.parent.name})  # fmt: skip
+    write_json(folder / "index.json", index)
+    return index
+
+
 def run_training_stage(
     stage: str,
     config_cls: type,
     train_fn: Callable[..., tuple],
     argv: Iterable[str] | None,
     description: str,
-    rollouts_per_step: Callable[[Any], int],
+    completions_per_prompt: Callable[[Any], int],
     final_model: Callable[[Any], Any] = lambda m: m,
     extra_metrics: Callable[[list[dict]], dict] = lambda h: {},
 ) -> dict:
     """The command line of a training stage (SuperHF or PPO): parse, validate, track, train,
     save the model, write metrics/curve/samples from rank 0, remove the checkpoints."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--params", default="params.yaml")
-    for name in (
-        "policy",
-        "reward",
-        "prompts",
-        "out",
-        "checkpoints",
-        "metrics",
-        "curve",
-        "samples",
-    ):
-        ap.add_argument(f"--{name}", required=True)
+    ap = training_parser(stage, description)
+    ap.add_argument("--snapshots", default=None, help="folder for snapshot_every's snapshots")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(stage, config_cls, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
-    prompts = [r["prompt"] for r in read_jsonl(args.prompts)]
-    if not prompts:
-        raise SystemExit(f"{stage}: no prompts in {args.prompts}")
+    prompts = check_training_inputs(stage, cfg, args)
     main_proc = int(os.environ.get("RANK", "0")) == 0
     t0 = time.perf_counter()
     with stage_run(stage, {stage: raw[stage]}, tracking, main_process=main_proc,
                    profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
         model, tok, history, samples, acc = train_fn(
-            cfg, args.policy, args.reward, prompts, args.checkpoints, run
-        )
-        n_rollouts = rollouts_per_step(cfg) * acc.num_processes * len(history)
+            cfg, args.policy, args.reward, prompts, args.checkpoints, run,
+            snapshot_dir=args.snapshots,
+        )  # fmt: skip
+        # completions scored = reward-model queries (the last step may be smaller)
+        n_rollouts = completions_per_prompt(cfg) * sum(h["prompts"] for h in history)
         metrics = {
             **summarise(history, time.perf_counter() - t0, n_rollouts),
             **extra_metrics(history),
         }
         metrics["mlflow_run_id"] = run.run_id
-        meta = {"stage": stage, "mlflow_run_id": run.run_id, "base": str(args.policy)}
+        meta = {"stage": stage, "mlflow_run_id": run.run_id, "base": str(args.policy),
+                "step": len(history), "reward_queries": n_rollouts}  # fmt: skip
         save_final(final_model(acc.unwrap_model(model)), tok, args.out, acc, meta)
         discard_checkpoints(args.checkpoints, acc)
         if acc.is_main_process:
+            if args.snapshots:
+                write_snapshot_index(args.snapshots, len(history))
             write_json(args.metrics, metrics)
             write_curve(args.curve, history)
             write_jsonl(args.samples, samples)

@@ -7,12 +7,15 @@ the capability/alignment benchmarks. Every completion is saved with its scores.
     python -m superhf.stages.evaluate --params params.yaml --prompts data/prompts/test.jsonl \
         --model base=models/base --model superhf=models/superhf --model rlhf=models/rlhf \
         --reward models/reward --gold models/reward_gold --metrics metrics/eval.json \
-        --table metrics/table4.md --completions metrics/eval_completions.jsonl
+        --table metrics/table4.md --completions metrics/eval_completions.jsonl \
+        --snapshots superhf=models/superhf_snapshots --snapshots rlhf=models/rlhf_snapshots \
+        --overopt metrics/overoptimisation.json --overopt-plots metrics/overopt
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import random
@@ -20,9 +23,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from superhf.capabilities import load_benchmarks
+from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
-from superhf.evaluation import evaluate_models, table4
+from superhf.errors import BadInputError
+from superhf.evaluation import evaluate_models, overoptimisation, table4
+from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
+from superhf.models import check_model_dir, pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
@@ -45,28 +52,85 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     return models
 
 
+def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | None) -> dict:
+    """--snapshots NAME=FOLDER (a training stage's snapshot folder, with index.json)."""
+    snaps = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise BadInputError(f"--snapshots expects NAME=FOLDER, got {item!r}")
+        if name not in models:
+            raise BadInputError(f"--snapshots {name}: no --model {name}=PATH (its final model)")
+        if not (Path(path) / "index.json").is_file():
+            raise BadInputError(f"--snapshots {name}: {path}/index.json is missing")
+        snaps[name] = Path(path)
+    if snaps and not overopt:
+        raise BadInputError("--snapshots needs --overopt (where the curves are written)")
+    return snaps
+
+
+def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
+    """The curves as JSON (per method, a list of points) and one CSV per method."""
+    write_json(path, {"test_prompts": n, **curves})
+    if plots:
+        with atomic_path(plots) as tmp:
+            tmp.mkdir()
+            for method, pts in curves.items():
+                cols = ["step", "reward_queries", "kl", "sqrt_kl", "gold_mean", "proxy_mean"]
+                with (tmp / f"{method}.csv").open("w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+                    w.writeheader()
+                    w.writerows(pts)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    add_params_arg(ap)
+    ap.add_argument(
+        "--model", action="append", default=[],
+        help="NAME=FOLDER of a policy to evaluate (repeat; base=FOLDER is required)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--prompts", required=True, help="JSONL of test prompts, {prompt, dataset} per line"
+    )
+    ap.add_argument("--reward", required=True, help="proxy reward model folder")
+    ap.add_argument("--gold", required=True, help="gold reward model folder")
+    ap.add_argument("--metrics", required=True, help="output JSON of every number")
+    ap.add_argument("--table", required=True, help="output Markdown of Table 4")
+    ap.add_argument("--completions", required=True, help="output JSONL of scored completions")
+    ap.add_argument(
+        "--snapshots", action="append", default=[],
+        help="NAME=FOLDER of a training stage's snapshots (with index.json; repeat)",
+    )  # fmt: skip
+    ap.add_argument("--overopt", help="output JSON of the over-optimisation curves")
+    ap.add_argument("--overopt-plots", help="output folder: one CSV per method, for DVC plots")
+    return ap
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
-    for name in ("prompts", "reward", "gold", "metrics", "table", "completions"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     models = parse_models(args.model)
+    for path in [*models.values(), args.reward, args.gold]:  # before any model loads
+        check_model_dir(path)
+    for path in models.values():
+        check_context(path, cfg.generation, "evaluate.generation")
+    snapshots = parse_snapshots(args.snapshots, models, args.overopt)
     bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
-    test = read_jsonl(args.prompts)
+    test = read_jsonl(args.prompts, fields=("prompt", "dataset"))
     if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
         keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
         test = [test[i] for i in keep]
     cache = cache_root() / "scores" if cfg.score_cache else None
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
     scorers = {
-        "proxy": RewardScorer(args.reward, cache_dir=cache, preamble=cfg.generation.preamble),
-        "gold": RewardScorer(args.gold, cache_dir=cache, preamble=cfg.generation.preamble),
-    }
+        name: RewardScorer(folder, cache_dir=cache, device=device, dtype=dtype,
+                           batch_size=cfg.score_batch_size, preamble=cfg.generation.preamble)
+        for name, folder in (("proxy", args.reward), ("gold", args.gold))
+    }  # fmt: skip
     main_proc = int(os.environ.get("RANK", "0")) == 0
     with stage_run("evaluate", {"evaluate": raw["evaluate"]}, tracking, main_process=main_proc,
                    profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
@@ -88,8 +152,12 @@ def main(argv: Iterable[str] | None = None) -> None:
                     0,
                 )
         run.log_artifact(args.table)
+        if args.overopt:
+            curves = overoptimisation(cfg, models, snapshots, test, scorers, results)
+            write_overopt(curves, args.overopt, args.overopt_plots, len(test))
+            run.log_artifact(args.overopt)
         print(table)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -12,27 +12,40 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from superhf import cli
+from superhf.cli import add_params_arg, stage_parser
 from superhf.config import PrepareConfig
 from superhf.data import run
+from superhf.errors import BadInputError
 from superhf.io import write_json, write_jsonl
 from superhf.params import load_section
 
 log = logging.getLogger(__name__)
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    add_params_arg(ap)
+    ap.add_argument("--prompts", required=True, help="output folder for train/test.jsonl prompts")
+    ap.add_argument(
+        "--preferences", required=True, help="output folder for train/test.jsonl preference pairs"
+    )
+    ap.add_argument(
+        "--metrics", required=True, help="output JSON: Table 1 counts and skipped-row examples"
+    )
+    return ap
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--prompts", required=True, help="output dir for train/test.jsonl")
-    ap.add_argument("--preferences", required=True, help="output dir for train/test.jsonl")
-    ap.add_argument("--metrics", required=True, help="output JSON (Table 1)")
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("prepare", PrepareConfig, args.params)
     prompts, pairs, metrics = run(cfg)
     if not prompts["train"]:
-        raise SystemExit(
-            "prepare: no training prompts survived; check prepare.datasets and filters"
+        counts = {d: m["kept_train"] for d, m in metrics["datasets"].items()}
+        raise BadInputError(
+            f"no training prompts survived (kept per subset: {counts}); check the raw files, "
+            "prepare.datasets and the filters"
         )
     for split in ("train", "test"):
         write_jsonl(Path(args.prompts) / f"{split}.jsonl", prompts[split])
@@ -48,4 +61,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -12,21 +12,27 @@ a value head on the policy, GAE, whitened advantages, clipped policy and value l
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 
+from superhf.cli import run
 from superhf.config import RLHFConfig
 from superhf.ppo_trainer import train
-from superhf.stages.common import run_training_stage
+from superhf.stages.common import run_training_stage, training_parser
+
+
+def parser() -> argparse.ArgumentParser:
+    return training_parser("rlhf", __doc__)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
     run_training_stage(
-        "rlhf", RLHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.batch_size,
+        "rlhf", RLHFConfig, train, argv, __doc__,
+        completions_per_prompt=lambda cfg: 1,
         final_model=lambda model: model.policy,  # the value head is not part of the policy
         extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
     )  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,20 +17,26 @@ Multi-process (prompts sharded, gradients synced, files written by rank 0):
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 
+from superhf.cli import run
 from superhf.config import SuperHFConfig
-from superhf.stages.common import run_training_stage
+from superhf.stages.common import run_training_stage, training_parser
 from superhf.superhf_trainer import train
+
+
+def parser() -> argparse.ArgumentParser:
+    return training_parser("superhf", __doc__)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
     run_training_stage(
-        "superhf", SuperHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
+        "superhf", SuperHFConfig, train, argv, __doc__,
+        completions_per_prompt=lambda cfg: cfg.superbatch_size,
         extra_metrics=lambda h: {"superbatches": len(h)},
     )  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

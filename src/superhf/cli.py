@@ -1,0 +1,53 @@
+"""What every stage's command line shares: a documented parser and the entry wrapper.
+
+``if __name__ == "__main__": run(main)`` turns a :class:`~superhf.errors.UserError` into
+one line on stderr (``<stage>: error: <message>``) and exit status 1, with no traceback;
+any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from superhf.errors import UserError
+
+USER_ERROR_EXIT = 1
+
+
+def stage_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """A parser whose ``--help`` names the stage (``python -m <module>``) and shows its
+    module docstring: the summary as description, the example command lines as epilog."""
+    summary, _, rest = doc.strip().partition("\n\n")
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=summary,
+        epilog=rest or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_params_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file (YAML) holding this stage's section (default: %(default)s)",
+    )
+
+
+def stage_name(main: Callable[..., Any]) -> str:
+    """``prepare`` for superhf.stages.prepare.main, also when run as ``python -m``."""
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    return (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+
+
+def run(main: Callable[[Iterable[str] | None], Any], argv: Iterable[str] | None = None) -> Any:
+    """Call ``main(argv)``; a user error becomes one line on stderr and exit status 1."""
+    try:
+        return main(argv)
+    except UserError as exc:
+        # one line per problem (a params file with three bad keys gives three lines)
+        print(f"{stage_name(main)}: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT) from None

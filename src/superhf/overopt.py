@@ -1,0 +1,84 @@
+"""Over-optimisation curves: the pure maths (no models, no I/O).
+
+Best-of-n without training (Gao et al. 2022, "Scaling laws for reward model
+overoptimization", section 2): for each prompt the base policy draws N completions once; for
+n <= N the proxy picks the highest-scoring of n draws. Instead of one random subset of n, we
+take the expectation over *all* n-subsets of the N draws, which is exact and has no subset
+noise: the draw of rank r (1-based, ascending proxy order) is the choice of a uniformly
+random n-subset with probability C(r - 1, n - 1) / C(N, n) (it must be in the subset and the
+other n - 1 members must rank below it).
+
+Ties in the proxy score are broken by draw order, the earlier draw ranks higher, so the
+choice is the same deterministic function of the subset that a loop ``max`` over (score,
+-index) gives. The KL of best-of-n to the base policy is log n - (n - 1) / n (Stiennon et
+al. 2020, appendix; an upper bound that is exact for continuous rewards without ties).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def best_of_n_kl(n: int) -> float:
+    """KL(best-of-n || base) = log n - (n - 1) / n (0 for n = 1)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return math.log(n) - (n - 1) / n
+
+
+def curve_ns(n_max: int) -> list[int]:
+    """1, 2, 4, ... up to ``n_max``, and ``n_max`` itself when it is not a power of two."""
+    if n_max < 1:
+        raise ValueError(f"n_max must be >= 1, got {n_max}")
+    ns = [1]
+    while ns[-1] * 2 <= n_max:
+        ns.append(ns[-1] * 2)
+    return ns if ns[-1] == n_max else [*ns, n_max]
+
+
+def choice_weights(proxy: Sequence[float], n: int) -> list[float]:
+    """P(draw i is the proxy's choice among a uniformly random n-subset of the draws).
+
+    Ties go to the earlier draw. The weights sum to 1.
+    """
+    big_n = len(proxy)
+    if not 1 <= n <= big_n:
+        raise ValueError(f"n must be in 1..{big_n} (the number of draws), got {n}")
+    order = sorted(range(big_n), key=lambda i: (proxy[i], -i))  # ascending; ties: later first
+    total = math.comb(big_n, n)
+    weights = [0.0] * big_n
+    for rank0, i in enumerate(order):  # rank0 = rank - 1 = draws that rank below i
+        weights[i] = math.comb(rank0, n - 1) / total
+    return weights
+
+
+def expected_best_of_n(proxy: Sequence[float], values: Sequence[float], n: int) -> float:
+    """E[values of the proxy's choice among a uniformly random n-subset of the draws]."""
+    if len(values) != len(proxy):
+        raise ValueError(f"{len(proxy)} proxy scores but {len(values)} values")
+    return sum(w * v for w, v in zip(choice_weights(proxy, n), values))
+
+
+def best_of_n_curve(
+    proxy: Sequence[Sequence[float]], gold: Sequence[Sequence[float]], n_max: int
+) -> list[dict]:
+    """Per n in ``curve_ns(n_max)``: KL and per-prompt expected proxy and gold reward.
+
+    ``proxy[p][j]`` and ``gold[p][j]`` are the scores of draw j of prompt p; every prompt
+    needs at least ``n_max`` draws (the first ``n_max`` are used).
+    """
+    if len(proxy) != len(gold) or not proxy:
+        raise ValueError(f"need the same number (>0) of prompts, got {len(proxy)}, {len(gold)}")
+    short = [p for p, row in enumerate(proxy) if len(row) < n_max or len(gold[p]) < n_max]
+    if short:
+        raise ValueError(f"prompt {short[0]} has fewer than n_max={n_max} scored draws")
+    out = []
+    for n in curve_ns(n_max):
+        ws = [choice_weights(row[:n_max], n) for row in proxy]
+        out.append({
+            "n": n, "kl": best_of_n_kl(n),
+            "proxy": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, proxy)],
+            "gold": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, gold)],
+        })  # fmt: skip
+    return out

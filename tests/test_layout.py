@@ -1,0 +1,30 @@
+"""The layout's dependency rules (pyproject's [tool.importlinter]) and what README says of them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import REPO
+from test_pipeline import stage_code_deps
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
+def test_import_linter_contracts_are_kept() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(["lint-imports"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " 0 broken" in proc.stdout and "KEPT" in proc.stdout
+
+
+def test_stages_with_an_mlflow_run_are_the_ones_readme_names() -> None:
+    """README: superhf, rlhf, evaluate and report log one MLflow run each; prepare,
+    base_policy and reward_model log none, so editing tracking code never reruns them."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    tracked = {
+        n for n, s in stages.items() if "src/superhf/tracking.py" in stage_code_deps(s["cmd"])
+    }
+    assert tracked == {"superhf", "rlhf", "evaluate", "report"}

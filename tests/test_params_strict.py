@@ -1,0 +1,48 @@
+"""Params are documented and never silently replaced or rounded (issue 15, part 3 and 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import superhf.config as config
+from superhf.params import ParamsError, Section, load_section, parse_section
+from superhf.training import prompts_per_step
+
+
+def sections() -> list[type[Section]]:
+    return [m for m in vars(config).values()
+            if isinstance(m, type) and issubclass(m, Section) and m is not Section]  # fmt: skip
+
+
+def test_every_config_field_has_a_description() -> None:
+    missing = [f"{m.__name__}.{name}" for m in sections()
+               for name, field in m.model_fields.items() if not (field.description or "").strip()]  # fmt: skip
+    assert len(sections()) >= 10
+    assert not missing, f"fields without a description: {missing}"
+
+
+@pytest.mark.parametrize("body", ["superhf:\n", "superhf: {}\n", "superhf: null\n"])
+def test_an_empty_section_is_an_error_not_the_paper_defaults(tmp_path: Path, body: str) -> None:
+    p = tmp_path / "params.yaml"
+    p.write_text(body)
+    with pytest.raises(ParamsError, match="section 'superhf' is empty"):
+        load_section("superhf", config.SuperHFConfig, p)
+    with pytest.raises(ParamsError, match="is empty"):
+        parse_section("tracking", {}, config.TrackingConfig)
+
+
+def test_prompts_per_step_uses_exactly_num_prompts() -> None:
+    assert prompts_per_step(24, 2, 1, "superhf") == [2] * 12
+    assert prompts_per_step(5, 2, 1, "superhf") == [2, 2, 1]
+    assert prompts_per_step(2000, 32, 1, "rlhf") == [32] * 62 + [16]
+    assert prompts_per_step(10, 2, 2, "rlhf") == [2, 2, 1]  # per process: 4 + 4 + 2 = 10
+    for n, per, world in [(7, 3, 1), (10, 4, 2), (96, 8, 4), (3, 8, 1)]:
+        sizes = prompts_per_step(n, per, world, "x")
+        assert sum(sizes) * world == n and max(sizes) == min(per, n // world)
+    with pytest.raises(
+        ParamsError,
+        match=r"rlhf.num_prompts \(7\) must be a multiple of the number of processes \(2\)",
+    ):
+        prompts_per_step(7, 2, 2, "rlhf")
