@@ -2,7 +2,8 @@
 
 For each superbatch: take ``prompt_accumulation`` prompts, sample ``superbatch_size``
 completions of each from the current policy, score them with the reward model, keep the
-top-K per prompt, and fine-tune on the kept completions (prompt masked, EOS appended).
+top-K per prompt, and fine-tune on the kept completions' sampled tokens (prompt masked,
+EOS appended unless superhf.append_eos is false).
 
     python -m superhf.stages.superhf --params params.yaml --policy models/base \
         --reward models/reward --prompts data/prompts/train.jsonl --out models/superhf \
