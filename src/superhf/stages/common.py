@@ -50,7 +50,7 @@ def run_training_stage(
     train_fn: Callable[..., tuple],
     argv: Iterable[str] | None,
     description: str,
-    rollouts_per_step: Callable[[Any], int],
+    rollouts_per_prompt: Callable[[Any], int],
     final_model: Callable[[Any], Any] = lambda m: m,
     extra_metrics: Callable[[list[dict]], dict] = lambda h: {},
 ) -> dict:
@@ -84,7 +84,7 @@ def run_training_stage(
         model, tok, history, samples, acc = train_fn(
             cfg, args.policy, args.reward, prompts, args.checkpoints, run
         )
-        n_rollouts = rollouts_per_step(cfg) * acc.num_processes * len(history)
+        n_rollouts = rollouts_per_prompt(cfg) * sum(h["prompts"] for h in history)
         metrics = {
             **summarise(history, time.perf_counter() - t0, n_rollouts),
             **extra_metrics(history),

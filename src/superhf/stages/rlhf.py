@@ -22,7 +22,7 @@ from superhf.stages.common import run_training_stage
 def main(argv: Iterable[str] | None = None) -> None:
     run_training_stage(
         "rlhf", RLHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.batch_size,
+        rollouts_per_prompt=lambda cfg: 1,
         final_model=lambda model: model.policy,  # the value head is not part of the policy
         extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
     )  # fmt: skip

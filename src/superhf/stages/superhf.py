@@ -26,7 +26,7 @@ from superhf.superhf_trainer import train
 def main(argv: Iterable[str] | None = None) -> None:
     run_training_stage(
         "superhf", SuperHFConfig, train, argv, __doc__.split("\n\n")[0],
-        rollouts_per_step=lambda cfg: cfg.superbatch_size * cfg.prompt_accumulation,
+        rollouts_per_prompt=lambda cfg: cfg.superbatch_size,
         extra_metrics=lambda h: {"superbatches": len(h)},
     )  # fmt: skip
 
