@@ -148,3 +148,10 @@ def test_stage_with_a_fixed_kl_coefficient_keeps_it(tiny, tmp_path) -> None:
     rows = list(csv.DictReader((tmp_path / "c.csv").open()))
     assert [float(r["kl_coef"]) for r in rows] == [0.05, 0.05]
     assert float(rows[1]["kl"]) != 0.0  # the policy moved, yet the coefficient did not
+
+
+def test_a_remainder_of_prompts_is_one_smaller_last_ppo_step(tiny, tmp_path) -> None:
+    policy, reward = tiny
+    c = cfg(num_prompts=6, batch_size=4, minibatch_size=2, ppo_epochs=1)
+    _, _, history, _, _ = rlhf.train(c, policy, reward, PROMPTS, tmp_path / "ck", scorer=CountE())
+    assert [h["prompts"] for h in history] == [4, 2]  # exactly num_prompts, not rounded up
