@@ -109,9 +109,9 @@ def overopt_figure(curves: dict, out: Path) -> None:
         label, color = OVEROPT_STYLE.get(method, (method, None))
         for ax, x in zip(axes, ("sqrt_kl", "reward_queries")):
             xs = [p[x] for p in pts]
-            for which, ls in (("gold", "-"), ("proxy", "--")):
-                ax.plot(xs, [p[f"{which}_mean"] for p in pts], ls, marker="o", ms=3, color=color,
-                        label=f"{label} {which}")  # fmt: skip
+            for which, ls, mk in (("gold", "-", "o"), ("proxy", "--", "^")):
+                ax.plot(xs, [p[f"{which}_mean"] for p in pts], ls, marker=mk, ms=4, color=color,
+                        mfc="none" if which == "proxy" else color, label=f"{label} {which}")  # fmt: skip
                 if which == "gold":
                     ax.fill_between(xs, [p["gold_ci_low"] for p in pts],
                                     [p["gold_ci_high"] for p in pts], color=color, alpha=0.15)  # fmt: skip
