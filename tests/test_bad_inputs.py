@@ -394,6 +394,10 @@ CASES = [
          check=checkpoint_broken(truncate("model.safetensors"))),
     Case("checkpoint weights of another model", "superhf", RECOVERED,
          check=checkpoint_broken(other_model_weights)),
+    Case("checkpoint optimiser state of another model", "superhf", RECOVERED,
+         check=checkpoint_broken(lambda ck: torch.save(
+             {"optimizer": {"state": {}, "param_groups": [{"params": [0]}]}, "scheduler": {}},
+             ck / "optim.pt"))),
     Case("checkpoint RNG file missing", "superhf", RECOVERED,
          check=checkpoint_broken(lambda ck: (ck / "rng_0.pt").unlink())),
     Case("score cache not a database", "evaluate", RECOVERED, check=score_cache_garbage),
