@@ -394,6 +394,10 @@ CASES = [
          check=checkpoint_broken(truncate("model.safetensors"))),
     Case("checkpoint weights of another model", "superhf", RECOVERED,
          check=checkpoint_broken(other_model_weights)),
+    Case("checkpoint optimiser state of another model", "superhf", RECOVERED,
+         check=checkpoint_broken(lambda ck: torch.save(
+             {"optimizer": {"state": {}, "param_groups": [{"params": [0]}]}, "scheduler": {}},
+             ck / "optim.pt"))),
     Case("checkpoint RNG file missing", "superhf", RECOVERED,
          check=checkpoint_broken(lambda ck: (ck / "rng_0.pt").unlink())),
     Case("score cache not a database", "evaluate", RECOVERED, check=score_cache_garbage),
@@ -460,14 +464,14 @@ def test_a_bug_keeps_its_traceback() -> None:
     [
         ("superhf", {"--policy": "nopolicy"}, "model folder not found: nopolicy"),
         ("prepare", {}, f"{TRAIN_RAW} is truncated or corrupt"),
-        ("reward_model", {"--params": "bad.yaml"}, "bad.yaml: not valid YAML"),
+        ("prepare", {"--params": "bad.yaml"}, "bad.yaml: not valid YAML"),
     ],
 )
 def test_wrapper_in_a_real_process(stage, args, names, base: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(base, ws)
     truncate(TRAIN_RAW)(ws)
-    (ws / "bad.yaml").write_text("reward_model: {epochs: [1\n")
+    (ws / "bad.yaml").write_text("prepare: {seed: [1\n")
     argv = argv_for(Case("", stage, ERROR, swap=args))
     before = snapshot(ws)
     proc = subprocess.run([sys.executable, "-m", f"superhf.stages.{stage}", *argv], cwd=ws,

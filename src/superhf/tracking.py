@@ -102,9 +102,9 @@ def connect(cfg: TrackingConfig) -> Any:
     # Fail in seconds, not after minutes of retries, when an http store is down.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    uri = resolve_uri(cfg)  # a refused URI fails before mlflow's slow import
     import mlflow
 
-    uri = resolve_uri(cfg)
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment(cfg.experiment)

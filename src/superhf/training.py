@@ -145,7 +145,7 @@ class Checkpointer:
         if not self.folder.exists():
             return None
         try:
-            meta, tensors, opt_state, rng = self._read(model)
+            meta, tensors, opt_state, rng = self._read(model, optimizer)
             problem = None
         except Exception as exc:  # noqa: BLE001 - anything unreadable means: start fresh
             problem = f"{type(exc).__name__}: {exc}"
@@ -173,7 +173,7 @@ class Checkpointer:
         log.info("resumed from %s at step %d", self.folder, meta["step"])
         return meta["step"], meta["state"]
 
-    def _read(self, model) -> tuple[dict, dict, dict, dict]:
+    def _read(self, model, optimizer) -> tuple[dict, dict, dict, dict]:
         """Read and check every file of the checkpoint; raise on anything unusable."""
         meta = json.loads((self.folder / "meta.json").read_text())
         if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
@@ -196,6 +196,9 @@ class Checkpointer:
                 f"missing {missing[:3]}"
             )
         opt_state = torch.load(self.folder / "optim.pt", weights_only=True)
+        sizes = [len(g["params"]) for g in opt_state["optimizer"]["param_groups"]]
+        if sizes != [len(g["params"]) for g in optimizer.param_groups]:
+            raise ValueError(f"optimizer state for parameter groups of sizes {sizes}")
         rng = torch.load(self.folder / f"rng_{self.acc.process_index}.pt", weights_only=True)
         return meta, tensors, opt_state, rng
 
