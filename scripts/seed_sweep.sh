@@ -14,7 +14,13 @@ for seed in "$@"; do
 done
 dvc queue start --jobs "${JOBS:-1}"
 # wait for the queue to drain, then list the results
-while dvc queue status | grep -qE "Queued|Running"; do sleep 5; done
+# (not `dvc queue status | grep -q`: under pipefail, grep's early exit makes dvc die of SIGPIPE
+# and the loop stop while experiments still run; a failed status call is retried)
+while true; do
+  status=$(dvc queue status) || { sleep 5; continue; }
+  [[ "$status" =~ Queued|Running ]] || break
+  sleep 5
+done
 dvc queue status
 dvc exp show --no-pager --only-changed
 # the headline numbers (metrics/summary.json): mean and spread over the seeds
