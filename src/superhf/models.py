@@ -2,8 +2,9 @@
 
 Rules: ``trust_remote_code`` only when a param allows it; weights as safetensors where the
 repo (or the revision) has them, else ``pytorch_model.bin`` through transformers'
-``torch.load(weights_only=True)`` (never arbitrary unpickling), and the log says which. Every model a later stage needs is written to
-``models/`` with ``save_pretrained`` so DVC caches it and other users can ``dvc pull`` it.
+``torch.load(weights_only=True)`` (never arbitrary unpickling), and the log says which.
+Every model a later stage needs is written to ``models/`` with ``save_pretrained`` so DVC
+caches it and other users can ``dvc pull`` it.
 """
 
 from __future__ import annotations
