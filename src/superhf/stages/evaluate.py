@@ -57,6 +57,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     models = parse_models(args.model)
+    for name, ref in cfg.reference_models.items():  # the paper's extra rows: hub id or folder
+        if name in models:
+            raise SystemExit(f"evaluate.reference_models.{name}: the name is taken by --model")
+        models[name] = Path(ref) if Path(ref).is_dir() else ref
     bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
     test = read_jsonl(args.prompts)
     if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
