@@ -273,3 +273,23 @@ def test_hhh_requests_through_the_shared_context_equal_one_forward_each(tiny) ->
     a = [ll for ll, _ in B.loglikelihood(model, tok, reqs, 4)]
     b = [ll for ll, _ in B.loglikelihood(model, tok, reqs, 4, share_context=False)]
     assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_hub_wsc_rows_are_normalised_as_lm_eval_and_match_the_local_file() -> None:
+    text = "The city councilmen refused the demonstrators a permit because they feared violence."
+    row = {"text": text, "pronoun": "they", "pronoun_loc": text.index("they"),
+           "options": ["The city councilmen", "The demonstrators"], "label": 0}  # fmt: skip
+    local = json.loads((fixture_eval_dir() / "wsc273" / "winograd_wsc_llmfoundry.jsonl").read_text().splitlines()[0])  # fmt: skip
+    got = B.wsc_row(row)
+    assert got == {
+        "context_options": [
+            "The city councilmen refused the demonstrators a permit because the city councilmen",
+            "The city councilmen refused the demonstrators a permit because the demonstrators",
+        ],
+        "continuation": "feared violence.",
+        "gold": 0,
+    }
+    assert set(local) == set(got)
+    his = {"text": "Tom said. He left his coat.", "pronoun": "his", "pronoun_loc": 18,
+           "options": ["Tom", "Bill"], "label": 1}  # fmt: skip
+    assert B.wsc_row(his)["context_options"][0] == "Tom said. He left Tom's"

@@ -92,23 +92,40 @@ def load_all(root: Path) -> dict[str, Any]:
             "tweets": load_tweets(root), "squad": load_squad(root)}  # fmt: skip
 
 
+WSC_UPPER = ("A", "An", "The", "She", "He", "It", "They", "My", "His", "Her", "Their")
+
+
+def wsc_row(r: dict) -> dict:
+    """A ``lighteval/winograd_wsc`` row in our format, normalised as lm-eval's ``wsc273``
+    (double spaces, possessive options get 's, pronouns lowercased mid-sentence)."""
+    text = r["text"].replace("  ", " ")
+    loc, pronoun = r["pronoun_loc"], r["pronoun"]
+    options = []
+    for option in r["options"]:
+        if pronoun.lower() in ("my", "his", "her", "our", "their"):
+            option += "'s"
+        first = option.split()[0]
+        if text[loc - 2] != "." and first in WSC_UPPER:
+            option = option.replace(first, first.lower())
+        options.append(option)
+    return {"context_options": [text[:loc] + o for o in options],
+            "continuation": text[loc + len(pronoun) :].strip(), "gold": int(r["label"])}  # fmt: skip
+
+
 def load_hub() -> dict[str, Any]:
     """The same tasks from the hub (needs a network; the paper profile uses it)."""
     import datasets
 
     hhh = {}
     for sub in HHH_SUBTASKS:
-        ds = datasets.load_dataset("HuggingFaceH4/hhh_alignment", sub, split="test")
+        # main is a loading script (datasets 5 runs none): the hub's parquet conversion
+        ds = datasets.load_dataset("HuggingFaceH4/hhh_alignment", data_dir=sub, split="test",
+                                   revision="refs/convert/parquet")  # fmt: skip
         hhh[sub] = [{"input": r["input"], "choices": r["targets"]["choices"],
                      "labels": r["targets"]["labels"]} for r in ds]  # fmt: skip
     lam = [dict(zip(("context", "continuation"), (t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1])))
            for t in datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]]  # fmt: skip
-    wsc = []
-    for r in datasets.load_dataset("winograd_wsc", "wsc273", split="test", trust_remote_code=False):
-        pre = r["text"][: r["pronoun_loc"]]
-        wsc.append({"context_options": [pre + o for o in r["options"]],
-                    "continuation": r["text"][r["pronoun_loc"] + len(r["pronoun"]) :].strip(),
-                    "gold": r["label"]})  # fmt: skip
+    wsc = [wsc_row(dict(r)) for r in datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")]  # fmt: skip
     tw = datasets.load_dataset("cardiffnlp/tweet_eval", "sentiment")
     tweets = {
         s: [{"text": r["text"], "label": r["label"]} for r in tw[k]]
