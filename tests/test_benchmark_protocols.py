@@ -293,3 +293,32 @@ def test_hub_wsc_rows_are_normalised_as_lm_eval_and_match_the_local_file() -> No
     his = {"text": "Tom said. He left his coat.", "pronoun": "his", "pronoun_loc": 18,
            "options": ["Tom", "Bill"], "label": 1}  # fmt: skip
     assert B.wsc_row(his)["context_options"][0] == "Tom said. He left Tom's"
+
+
+def test_stage_tables_custom_and_reference_models(tmp_path: Path) -> None:
+    """`--model NAME=DIR` beyond the known names and `reference_models` are evaluated and
+    listed in Table 4 (a custom name used to be evaluated and then left out)."""
+    import shutil
+
+    from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+
+    from superhf.stages import evaluate
+
+    policy, reward = make_tiny_models(tmp_path / "m")
+    shutil.copytree(policy, tmp_path / "mine")
+    prompts = tmp_path / "test.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p, "dataset": "a"}) + "\n" for p in PROMPTS))
+    section = {"max_test_prompts": 2, "best_of_n": 0, "bootstrap_samples": 20,
+               "generation": TINY_GEN, "score_cache": False, "reference_models": {"ref": str(policy)},
+               "benchmarks": {"max_examples": {"hhh": 1, "lambada": 2, "wsc": 1, "tweets": 2, "squad": 1}}}  # fmt: skip
+    params = write_params(tmp_path / "p.yaml", evaluate=section)
+    out = tmp_path / "out"
+    evaluate.main(["--params", str(params), "--prompts", str(prompts), "--model", f"base={policy}",
+                   "--model", f"mine={tmp_path / 'mine'}", "--reward", str(reward), "--gold", str(reward),
+                   "--metrics", str(out / "eval.json"), "--table", str(out / "table4.md"),
+                   "--completions", str(out / "c.jsonl")])  # fmt: skip
+    table = (out / "table4.md").read_text()
+    assert "| mine |" in table and "| ref |" in table and "| base |" in table
+    assert "Smoke run" in table and "(n=2, no interval)" in table
+    ev = json.loads((out / "eval.json").read_text())
+    assert ev["ref"]["benchmarks"]["n"]["lambada"] == 2
