@@ -220,8 +220,14 @@ def loglikelihood(
         single = [i for i in single if i not in in_group]
         shared = groups
     _score_rows(model, tok, encoded, single, batch_size, out, dedupe=share_context)
-    for s in range(0, len(shared), batch_size):
-        _score_prefix_groups(model, tok, encoded, shared[s : s + batch_size], out)
+    chunk: list[list[int]] = []
+    for g in shared:  # at most batch_size continuations per forward (one group may exceed it)
+        if chunk and sum(map(len, chunk)) + len(g) > batch_size:
+            _score_prefix_groups(model, tok, encoded, chunk, out)
+            chunk = []
+        chunk.append(g)
+    if chunk:
+        _score_prefix_groups(model, tok, encoded, chunk, out)
     return out
 
 
@@ -293,10 +299,10 @@ def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], out) -> N
     pos = attn.sum(1)[owner, None] + torch.arange(cw, device=device)[None]
     kw = {"cache" if "cache" in first else "past_key_values": cache}
     logits = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, **kw).logits
-    logp = F.log_softmax(logits.float(), dim=-1)
     for r, i in enumerate(members):
         x_ids = encoded[i][1]
-        lp = torch.cat([first_lp[owner[r]][None], logp[r, : len(x_ids) - 1]])
+        rest = F.log_softmax(logits[r, : len(x_ids) - 1].float(), dim=-1)
+        lp = torch.cat([first_lp[owner[r]][None], rest])
         out[i] = _ll_greedy(lp, x_ids, device)
 
 
