@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from superhf import capabilities as B
 from superhf.models import load_causal_lm, load_tokenizer
 
@@ -96,40 +94,30 @@ def write_tasks(data: dict, folder: Path) -> dict[str, int]:
     return tasks
 
 
-def ours(model, tok, data: dict, bs: int) -> dict[str, tuple[dict, float]]:
-    out = {}
+def ours(model, tok, data: dict, name: str, bs: int) -> tuple[dict, float]:
+    """One task with our scorer: (metrics, seconds)."""
     rng = random.Random(1)
-    for sub, rows in data["hhh"].items():
-        t = time.perf_counter()
-        acc = B.hhh_accuracy(model, tok, rows, rng, bs)
-        out[f"cmp_hhh_{sub}"] = ({"acc": acc}, time.perf_counter() - t)
     t = time.perf_counter()
-    out["cmp_wsc273"] = ({"acc": B.wsc(model, tok, data["wsc"], rng, bs)}, time.perf_counter() - t)
-    t = time.perf_counter()
-    lam = B.lambada(model, tok, data["lambada"], bs)
-    out["cmp_lambada"] = ({"acc": lam["acc"], "perplexity": lam["ppl"]}, time.perf_counter() - t)
-    t = time.perf_counter()
-    tw = B.tweets(model, tok, {"test": data["tweets"]["test"], "val": []}, 0, rng, bs)
-    out["cmp_tweets"] = ({"acc": tw}, time.perf_counter() - t)
-    return out
+    if name.startswith("cmp_hhh_"):
+        m = {"acc": B.hhh_accuracy(model, tok, data["hhh"][name[8:]], rng, bs)}
+    elif name == "cmp_wsc273":
+        m = {"acc": B.wsc(model, tok, data["wsc"], rng, bs)}
+    elif name == "cmp_lambada":
+        lam = B.lambada(model, tok, data["lambada"], bs)
+        m = {"acc": lam["acc"], "perplexity": lam["ppl"]}
+    else:
+        m = {"acc": B.tweets(model, tok, {"test": data["tweets"]["test"], "val": []}, 0, rng, bs)}
+    return m, time.perf_counter() - t
 
 
-def theirs(model_dir: str, folder: Path, tasks: list[str], bs: int) -> dict:
+def theirs(lm, tm, name: str) -> tuple[dict, float]:
+    """One task through lm-eval: (metrics, seconds)."""
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=model_dir, batch_size=bs, device="cpu", dtype="float32")
-    tm = TaskManager(include_path=str(folder))
-    out = {}
-    for name in tasks:
-        t = time.perf_counter()
-        res = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=tm, num_fewshot=0)
-        r = res["results"][name]
-        metrics = {k.split(",")[0]: v for k, v in r.items() if k.endswith(",none")}
-        out[name] = ({k: v for k, v in metrics.items() if not k.endswith("_stderr")},
-                     time.perf_counter() - t)  # fmt: skip
-    return out
+    t = time.perf_counter()
+    res = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=tm, num_fewshot=0)
+    metrics = {k.split(",")[0]: v for k, v in res["results"][name].items() if k.endswith(",none")}
+    return {k: v for k, v in metrics.items() if "_stderr" not in k}, time.perf_counter() - t
 
 
 def main() -> None:
@@ -141,7 +129,6 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     data = B.load_all(Path(args.data))
     for item in args.limit:
         task, n = item.split("=")
@@ -154,26 +141,29 @@ def main() -> None:
             data[task] = data[task][:n]
     model = load_causal_lm(Path(args.model)).eval()
     tok = load_tokenizer(Path(args.model))
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=args.model, batch_size=args.batch_size, device="cpu", dtype="float32")
+    rows = []
+    print("| task | n | metric | ours | lm-eval | ours s | lm-eval s |", flush=True)
+    print("|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tasks = write_tasks(data, Path(tmp))
-        if args.tasks:
-            keep = set(args.tasks.split(","))
-            tasks = {k: v for k, v in tasks.items() if k in keep}
-            data["hhh"] = {s: r for s, r in data["hhh"].items() if f"cmp_hhh_{s}" in keep}
-        a = ours(model, tok, data, args.batch_size)
-        b = theirs(args.model, Path(tmp), list(tasks), args.batch_size)
-    rows = []
-    print("| task | n | metric | ours | lm-eval | ours s | lm-eval s |")
-    print("|---|---|---|---|---|---|---|")
-    for name, n in tasks.items():
-        (ma, ta), (mb, tb) = a[name], b[name]
-        for metric, v in ma.items():
-            w = mb.get(metric, float("nan"))
-            rows.append({"task": name, "n": n, "metric": metric, "ours": v, "lm_eval": w,
-                         "ours_s": ta, "lm_eval_s": tb})  # fmt: skip
-            print(f"| {name} | {n} | {metric} | {v:.4f} | {w:.4f} | {ta:.1f} | {tb:.1f} |")
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+        tm = TaskManager(include_path=tmp)
+        keep = set(args.tasks.split(",")) if args.tasks else set(tasks)
+        for name, n in tasks.items():  # one task at a time, both tools, printed as it ends
+            if name not in keep:
+                continue
+            (ma, ta), (mb, tb) = ours(model, tok, data, name, args.batch_size), theirs(lm, tm, name)
+            for metric, v in ma.items():
+                w = mb.get(metric, float("nan"))
+                rows.append({"task": name, "n": n, "metric": metric, "ours": v, "lm_eval": w,
+                             "ours_s": ta, "lm_eval_s": tb})  # fmt: skip
+                print(f"| {name} | {n} | {metric} | {v:.4f} | {w:.4f} | {ta:.1f} | {tb:.1f} |",
+                      flush=True)  # fmt: skip
+            if args.out:
+                Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
