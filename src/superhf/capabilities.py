@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import random
 import re
 import string
@@ -26,6 +27,8 @@ from superhf.config import EvaluateConfig
 from superhf.core import tail_forward_inputs
 from superhf.errors import BadInputError, MissingInputError, UserError
 from superhf.paths import fixture_eval_dir
+
+log = logging.getLogger(__name__)
 
 HHH_SUBTASKS = ("harmless", "helpful", "honest", "other")
 TWEET_LABELS = (" negative", " neutral", " positive")
@@ -103,23 +106,40 @@ def load_all(root: Path) -> dict[str, Any]:
     return out
 
 
+WSC_UPPER = ("A", "An", "The", "She", "He", "It", "They", "My", "His", "Her", "Their")
+
+
+def wsc_row(r: dict) -> dict:
+    """A ``lighteval/winograd_wsc`` row in our format, normalised as lm-eval's ``wsc273``
+    (double spaces, possessive options get 's, pronouns lowercased mid-sentence)."""
+    text = r["text"].replace("  ", " ")
+    loc, pronoun = r["pronoun_loc"], r["pronoun"]
+    options = []
+    for option in r["options"]:
+        if pronoun.lower() in ("my", "his", "her", "our", "their"):
+            option += "'s"
+        first = option.split()[0]
+        if text[loc - 2] != "." and first in WSC_UPPER:
+            option = option.replace(first, first.lower())
+        options.append(option)
+    return {"context_options": [text[:loc] + o for o in options],
+            "continuation": text[loc + len(pronoun) :].strip(), "gold": int(r["label"])}  # fmt: skip
+
+
 def load_hub() -> dict[str, Any]:
     """The same tasks from the hub (needs a network; the paper profile uses it)."""
     import datasets
 
     hhh = {}
     for sub in HHH_SUBTASKS:
-        ds = datasets.load_dataset("HuggingFaceH4/hhh_alignment", sub, split="test")
+        # main is a loading script (datasets 5 runs none): the hub's parquet conversion
+        ds = datasets.load_dataset("HuggingFaceH4/hhh_alignment", data_dir=sub, split="test",
+                                   revision="refs/convert/parquet")  # fmt: skip
         hhh[sub] = [{"input": r["input"], "choices": r["targets"]["choices"],
                      "labels": r["targets"]["labels"]} for r in ds]  # fmt: skip
     lam = [dict(zip(("context", "continuation"), (t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1])))
            for t in datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]]  # fmt: skip
-    wsc = []
-    for r in datasets.load_dataset("winograd_wsc", "wsc273", split="test", trust_remote_code=False):
-        pre = r["text"][: r["pronoun_loc"]]
-        wsc.append({"context_options": [pre + o for o in r["options"]],
-                    "continuation": r["text"][r["pronoun_loc"] + len(r["pronoun"]) :].strip(),
-                    "gold": r["label"]})  # fmt: skip
+    wsc = [wsc_row(dict(r)) for r in datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")]  # fmt: skip
     tw = datasets.load_dataset("cardiffnlp/tweet_eval", "sentiment")
     tweets = {
         s: [{"text": r["text"], "label": r["label"]} for r in tw[k]]
@@ -132,63 +152,173 @@ def load_hub() -> dict[str, Any]:
 
 
 def load_benchmarks(cfg: EvaluateConfig) -> dict[str, Any] | None:
+    """The data of every protocol ``evaluate.benchmarks`` asks for (before any model work, so
+    a missing file fails fast): ``{"standard": ..., "paper": ..., "source": ...}``."""
     b = cfg.benchmarks
     if not b.enabled:
         return None
-    if b.source == "hub":
-        return load_hub()
+    out: dict[str, Any] = {"source": b.source, "standard": None, "paper": None}
     root = Path(b.data_dir) if b.source == "local" else fixture_eval_dir()
-    if not root.is_dir():
+    if b.source != "hub" and not root.is_dir():
         raise MissingInputError(f"evaluate.benchmarks.data_dir: {root} is not a directory")
-    return load_all(root)
+    if b.protocol in ("standard", "both"):
+        out["standard"] = load_hub() if b.source == "hub" else load_all(root)
+    if b.protocol in ("paper", "both"):
+        paper_root = Path(b.paper_data_dir) if b.paper_data_dir else None
+        out["paper"] = load_paper(paper_root, None if b.source == "hub" else root)
+    return out
 
 
 # ----------------------------------------------------------------------------- scoring core
+DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when a config names no context length
+
+
+def model_max_length(model) -> int:
+    """The model's context length, looked up as lm-eval's ``hf`` model does (``n_positions``,
+    ``max_position_embeddings``, ``n_ctx`` of the text config), else 2048."""
+    cfg = getattr(model.config, "text_config", None) or model.config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(cfg, attr, None)
+        if value is not None:
+            return int(value)
+    return DEFAULT_MAX_LENGTH
+
+
+def encode_request(tok, ctx: str, cont: str, max_length: int) -> tuple[list[int], list[int]]:
+    """(context tokens, continuation tokens) of one request, tokenised separately.
+
+    Truncation follows lm-eval: context + continuation keep their last ``max_length + 1``
+    tokens, the model sees all but the last one, so a context of exactly ``max_length``
+    tokens is not cut. The continuation is cut only when it alone is longer than that.
+    """
+    c_ids = tok(ctx, add_special_tokens=False)["input_ids"]
+    x_ids = tok(cont, add_special_tokens=False)["input_ids"]
+    if not c_ids:  # a first token needs something to condition on
+        c_ids = [tok.eos_token_id]
+    ids = (c_ids + x_ids)[-(max_length + 1) :]
+    n = min(len(x_ids), len(ids) - 1)
+    return ids[: len(ids) - n], ids[len(ids) - n :]
+
+
 @torch.inference_mode()
 def loglikelihood(
-    model, tok, requests: Sequence[tuple[str, str]], batch_size: int = 16, max_length: int = 1024
+    model,
+    tok,
+    requests: Sequence[tuple[str, str]],
+    batch_size: int = 16,
+    max_length: int | None = None,
+    share_context: bool = True,
 ) -> list[tuple[float, bool]]:
     """(sum log p(continuation | context), continuation is the greedy prediction) per request.
 
     Context and continuation are tokenised separately and concatenated (as lm-eval does),
     so the continuation's tokens do not depend on how the context ends. Long contexts lose
-    their beginning.
+    their beginning (``max_length``: the model's context length by default, as lm-eval).
+
+    With ``share_context`` a context is run once for all the requests that continue it:
+    requests whose model input is identical (single-token choices) share one row, and
+    multi-token choices after the same context reuse its key/value cache. The scores equal
+    one forward per request up to float rounding (tested).
     """
-    device = next(model.parameters()).device
-    encoded = []
-    for ctx, cont in requests:
-        c_ids = tok(ctx, add_special_tokens=False)["input_ids"]
-        x_ids = tok(cont, add_special_tokens=False)["input_ids"]
-        if not c_ids:  # a first token needs something to condition on
-            c_ids = [tok.eos_token_id]
-        ids = (c_ids + x_ids)[-max_length:]
-        encoded.append((ids, min(len(x_ids), len(ids) - 1)))
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+    max_length = max_length or model_max_length(model)
+    encoded = [encode_request(tok, c, x, max_length) for c, x in requests]
     out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
-    batches = range(0, len(order), batch_size)
+    single, shared = list(range(len(encoded))), []
+    if share_context:
+        by_ctx: dict[tuple[int, ...], list[int]] = {}
+        for i, (c_ids, x_ids) in enumerate(encoded):
+            if len(x_ids) > 1:
+                by_ctx.setdefault(tuple(c_ids), []).append(i)
+        groups = [g for g in by_ctx.values() if len(g) > 1]
+        in_group = {i for g in groups for i in g}
+        single = [i for i in single if i not in in_group]
+        shared = groups
+    _score_rows(model, tok, encoded, single, batch_size, out, dedupe=share_context)
+    chunk: list[list[int]] = []
+    for g in shared:  # at most batch_size continuations per forward (one group may exceed it)
+        if chunk and sum(map(len, chunk)) + len(g) > batch_size:
+            _score_prefix_groups(model, tok, encoded, chunk, out)
+            chunk = []
+        chunk.append(g)
+    if chunk:
+        _score_prefix_groups(model, tok, encoded, chunk, out)
+    return out
+
+
+def _score_rows(model, tok, encoded, which, batch_size, out, dedupe: bool) -> None:
+    """One forward row per distinct model input (context + continuation minus its last
+    token); the logits of the last ``len(continuation)`` columns score each request."""
+    rows: dict[tuple[int, ...], list[int]] = {}
+    for i in which:
+        c_ids, x_ids = encoded[i]
+        inp = tuple(c_ids + x_ids[:-1])
+        rows.setdefault(inp if dedupe else (i, *inp), []).append(i)
+    keys = sorted(rows, key=lambda k: -len(k))
+    device = next(model.parameters()).device
+    batches = range(0, len(keys), batch_size)
     for s in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
-        idx = order[s : s + batch_size]
-        width = max(len(encoded[i][0]) for i in idx)
+        chunk = keys[s : s + batch_size]
+        inps = [k if dedupe else k[1:] for k in chunk]
+        width = max(len(x) for x in inps)
         # left padding puts every continuation at the right end, so logits are computed for
         # the last `keep` columns only (position_ids make the padding invisible)
-        keep = min(width, 1 + max(encoded[i][1] for i in idx))
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        attn = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            row = encoded[i][0]
-            ids[r, width - len(row) :] = torch.tensor(row)
-            attn[r, width - len(row) :] = 1
+        keep = max(len(encoded[i][1]) for k in chunk for i in rows[k])
+        ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+        attn = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, inp in enumerate(inps):
+            ids[r, width - len(inp) :] = torch.tensor(inp)
+            attn[r, width - len(inp) :] = 1
         logits = model(**tail_forward_inputs(ids.to(device), attn.to(device), keep)).logits
         logp = F.log_softmax(logits.float(), dim=-1)
-        for r, i in enumerate(idx):
-            row, n = encoded[i]
-            pos = torch.arange(keep - n - 1, keep - 1, device=device)
-            target = torch.tensor(row[len(row) - n :], device=device)
-            lp = logp[r, pos]
-            ll = lp.gather(-1, target[:, None]).sum().item()
-            greedy = bool(torch.equal(lp.argmax(-1), target))
-            out[i] = (ll, greedy)
-    return out
+        for r, k in enumerate(chunk):
+            for i in rows[k]:
+                x_ids = encoded[i][1]
+                lp = logp[r, keep - len(x_ids) :]
+                out[i] = _ll_greedy(lp, x_ids, device)
+
+
+def _ll_greedy(lp: torch.Tensor, x_ids: list[int], device) -> tuple[float, bool]:
+    target = torch.tensor(x_ids, device=device)
+    ll = lp.gather(-1, target[:, None]).sum().item()
+    return ll, bool(torch.equal(lp.argmax(-1), target))
+
+
+def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], out) -> None:
+    """Contexts of a few groups in one left-padded forward with a cache; then every
+    continuation of every group in one forward over its cached context."""
+    device = next(model.parameters()).device
+    ctxs = [encoded[g[0]][0] for g in groups]
+    width = max(map(len, ctxs))
+    ids = torch.full((len(ctxs), width), tok.pad_token_id, dtype=torch.long)
+    attn = torch.zeros((len(ctxs), width), dtype=torch.long)
+    for r, c in enumerate(ctxs):
+        ids[r, width - len(c) :] = torch.tensor(c)
+        attn[r, width - len(c) :] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    first = model(**tail_forward_inputs(ids, attn, 1), use_cache=True)
+    first_lp = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts token 0
+    owner = [r for r, g in enumerate(groups) for _ in g]
+    members = [i for g in groups for i in g]
+    cache = first.get("cache")
+    if cache is None:  # named past_key_values before transformers 5.x renamed it
+        cache = first.get("past_key_values")
+    cache.batch_select_indices(torch.tensor(owner, device=device))
+    conts = [encoded[i][1][:-1] for i in members]  # the last token is only a target
+    cw = max(map(len, conts))
+    x = torch.full((len(members), cw), tok.pad_token_id, dtype=torch.long, device=device)
+    xa = torch.zeros((len(members), cw), dtype=torch.long, device=device)
+    for r, c in enumerate(conts):
+        x[r, : len(c)] = torch.tensor(c)
+        xa[r, : len(c)] = 1  # right padding: pads come after every real token
+    mask = torch.cat([attn[owner], xa], dim=1)
+    pos = attn.sum(1)[owner, None] + torch.arange(cw, device=device)[None]
+    kw = {"cache" if "cache" in first else "past_key_values": cache}
+    logits = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, **kw).logits
+    for r, i in enumerate(members):
+        x_ids = encoded[i][1]
+        rest = F.log_softmax(logits[r, : len(x_ids) - 1].float(), dim=-1)
+        lp = torch.cat([first_lp[owner[r]][None], rest])
+        out[i] = _ll_greedy(lp, x_ids, device)
 
 
 def argmax_random_ties(scores: Sequence[float], rng: random.Random) -> int:
@@ -310,6 +440,10 @@ def subsample(rows: list, n: int | None, rng: random.Random) -> list:
     return [rows[i] for i in sorted(rng.sample(range(len(rows)), n))]
 
 
+def _n(rows: list, cap: int | None) -> int:
+    return len(rows) if cap is None else min(len(rows), cap)
+
+
 def run_all(model, tok, data: dict[str, Any], max_examples: dict[str, int | None], shots: int,
             seed: int, bs: int = 16) -> dict[str, Any]:  # fmt: skip
     """Every benchmark on one model; same subsample for every model (seeded)."""
@@ -329,7 +463,302 @@ def run_all(model, tok, data: dict[str, Any], max_examples: dict[str, int | None
         "val": data["tweets"]["val"],
     }
     out["tweets"] = tweets(model, tok, tw, shots, rng, bs)
-    out["squad"] = squad(
-        model, tok, subsample(data["squad"], max_examples.get("squad"), pick), bs=max(1, bs // 2)
-    )
+    sq = subsample(data["squad"], max_examples.get("squad"), pick)
+    out["squad"] = squad(model, tok, sq, bs=max(1, bs // 2))
+    cap = max_examples.get
+    out["n"] = {"hhh": {s: _n(ex, cap("hhh")) for s, ex in data["hhh"].items()},
+                "lambada": _n(data["lambada"], cap("lambada")), "wsc": _n(data["wsc"], cap("wsc")),
+                "tweets": len(tw["test"]), "squad": len(sq)}  # fmt: skip
     return out
+
+
+# ----------------------------------------------------------------------------- paper protocol
+# What ``tests/evaluate_lm.py`` at the paper-era commit 6035753 ran for Table 4 (see
+# ../shared/REFERENCE.md, "Evaluation"): three columns are not the tasks their names say.
+PAPER_BATCH = 8  # the script's batch size: its accuracy denominators are multiples of it
+PAPER_EVAL_SIZE = 1000  # the script scored the first 1000 rows after the shots
+PAPER_SHOTS = 3
+PAPER_HHH = ("helpful", "honest", "harmless")
+# task -> (hub repo, config name, data_dir, revision, split). GLUE loads by config from
+# nyu-mll/glue; the other two repos' main branches are loading scripts (datasets 5 runs
+# none), so they load from the hub's parquet conversion, one folder per config.
+PAPER_HUB: dict[str, tuple[str, str | None, str | None, str | None, str]] = {
+    "sentiment": ("carblacac/twitter-sentiment-analysis", None, "None", "refs/convert/parquet",
+                  "validation"),
+    "qnli": ("nyu-mll/glue", "qnli", None, None, "validation"),
+    "wnli": ("nyu-mll/glue", "wnli", None, None, "validation"),
+    **{f"hhh_{s}": ("HuggingFaceH4/hhh_alignment", None, s, "refs/convert/parquet", "test")
+       for s in PAPER_HHH},
+}  # fmt: skip
+
+
+def load_hub_rows(task: str, root: Path | None = None) -> list[dict]:
+    """Rows of one paper task from the hub, or from ``root/<owner>/<name>`` laid out like
+    the hub repo (the revision's tree, e.g. the parquet conversion) when ``root`` is set."""
+    import datasets
+
+    repo, name, data_dir, revision, split = PAPER_HUB[task]
+    where = str(root / repo) if root is not None else repo
+    if root is not None and not Path(where).is_dir():
+        raise FileNotFoundError(f"paper benchmark {task}: {where} is not a directory")
+    ds = datasets.load_dataset(where, name, data_dir=data_dir, split=split,
+                               revision=None if root is not None else revision)  # fmt: skip
+    return [dict(r) for r in ds]
+
+
+# task -> (instruction, fields shown per row, label field). A shot is every field line then
+# "Output: <label>"; the query ends "Output: " (with the space) for the next-token logits.
+PAPER_PROMPTS: dict[str, tuple[str, tuple[tuple[str, str], ...], str]] = {
+    "sentiment": ("Output 1 if Text displays positive sentiment, else Output 0 for negative "
+                  "sentiment.\n", (("Text", "text"),), "feeling"),
+    "qnli": ("Output 0 if Sentence answers Question, otherwise Output 1.\n",
+             (("Question", "question"), ("Sentence", "sentence")), "label"),
+    "wnli": ("Output 1 if Sentence1 implies Sentence2, otherwise Output 0.\n",
+             (("Sentence1", "sentence1"), ("Sentence2", "sentence2")), "label"),
+}  # fmt: skip
+
+
+def paper_prompts(task: str, rows: list[dict], shots: int = PAPER_SHOTS) -> list[tuple[str, int]]:
+    """(prompt, label) for every row after the first ``shots``, exactly as the script built
+    them. The sentiment shot line is not an f-string there: it prints ``Output: {feeling}``
+    literally, so its shots carry no labels; reproduced as written."""
+    if task not in PAPER_PROMPTS:
+        raise ValueError(f"unknown paper task {task!r}")
+    head, fields, label = PAPER_PROMPTS[task]
+
+    def lines(r: dict) -> str:
+        return "".join(f"{name}: {r[key]}\n" for name, key in fields)
+
+    def shot(r: dict) -> str:
+        return lines(r) + (
+            "Output: {feeling}\n" if task == "sentiment" else f"Output: {r[label]}\n"
+        )
+
+    prefix = head + "".join(shot(r) for r in rows[:shots])
+    return [(prefix + lines(r) + "Output: ", int(r[label])) for r in rows[shots:]]
+
+
+def rounded_denominator(n: int, batch_size: int = PAPER_BATCH) -> int:
+    """The script added ``batch_size`` per batch, also for the last, shorter one."""
+    return -(-n // batch_size) * batch_size
+
+
+@torch.inference_mode()
+def paper_logit_accuracy(
+    model, tok, data: list[tuple[str, int]], batch_size: int = PAPER_BATCH, quirks: bool = True
+) -> dict[str, float]:
+    """Predict 1 when the next-token logit of ``'1'`` beats that of ``'0'`` after the prompt.
+
+    ``quirks`` reproduces the script: prompts right-padded with the pad token and run
+    without an attention mask, the logits read at the last column (after the padding for
+    every prompt shorter than its batch's longest), and the correct count divided by the
+    number of batches times ``batch_size``. Without: each prompt's own last token, and n.
+    """
+    device = next(model.parameters()).device
+    id0 = tok.encode("0", add_special_tokens=False)[0]
+    id1 = tok.encode("1", add_special_tokens=False)[0]
+    correct = 0
+    for s in range(0, len(data), batch_size):
+        prompts, labels = zip(*data[s : s + batch_size])
+        enc = [tok(p)["input_ids"] for p in prompts]
+        width = max(map(len, enc))
+        ids = torch.full((len(enc), width), tok.pad_token_id, dtype=torch.long)
+        attn = torch.zeros((len(enc), width), dtype=torch.long)
+        for r, e in enumerate(enc):
+            if quirks:
+                ids[r, : len(e)] = torch.tensor(e)
+            else:
+                ids[r, width - len(e) :] = torch.tensor(e)
+                attn[r, width - len(e) :] = 1
+        if quirks:
+            logits = model(input_ids=ids.to(device), logits_to_keep=1).logits[:, -1]
+        else:
+            logits = model(**tail_forward_inputs(ids.to(device), attn.to(device), 1)).logits[:, -1]
+        pred = (logits[:, id1] > logits[:, id0]).int().tolist()
+        correct += sum(p == y for p, y in zip(pred, labels))
+    denominator = rounded_denominator(len(data), batch_size) if quirks else len(data)
+    return {"acc": correct / denominator if data else float("nan"), "n": len(data),
+            "correct": correct, "denominator": denominator}  # fmt: skip
+
+
+def paper_hhh_pairs(rows: list[dict]) -> list[tuple[str, str]]:
+    """(right dialogue, other dialogue), the script's format; the hub lists the right
+    answer first and the script relied on it (checked here)."""
+    pairs = []
+    for k, r in enumerate(rows):
+        choices, labels = r["targets"]["choices"], r["targets"]["labels"]
+        if len(choices) != 2 or list(labels) != [1, 0]:
+            raise ValueError(f"hhh row {k}: expected two choices, the right one first")
+        pairs.append(tuple("\n\nHuman: " + r["input"] + "\n\nAssistant: " + c for c in choices))
+    return pairs
+
+
+def paper_hhh_accuracy(model, tok, pairs: list[tuple[str, str]], bs: int = 8) -> dict[str, float]:
+    """Correct when the right dialogue's mean token log-likelihood (the whole dialogue,
+    ``labels=input_ids``) is strictly higher than the other's."""
+    max_length = model_max_length(model)
+    encoded, lengths = [], []
+    for pair in pairs:
+        for text in pair:
+            ids = tok(text)["input_ids"][:max_length]  # truncation=True cuts the end
+            encoded.append((ids[:1], ids[1:]))
+            lengths.append(len(ids) - 1)
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
+    _score_rows(model, tok, encoded, list(range(len(encoded))), bs, out, dedupe=False)
+    mean = [ll / n for (ll, _), n in zip(out, lengths)]
+    correct = sum(mean[2 * k] > mean[2 * k + 1] for k in range(len(pairs)))
+    return {"acc": correct / len(pairs), "n": len(pairs), "correct": correct}
+
+
+def load_paper(root: Path | None, lambada_root: Path | None) -> dict[str, Any]:
+    """Every paper task's rows: the hub (``root`` None) or a local hub-layout folder.
+    LAMBADA is lm-eval's ``lambada_openai`` (the local eval layout or the hub)."""
+    data: dict[str, Any] = {t: load_hub_rows(t, root) for t in ("sentiment", "qnli", "wnli")}
+    data["hhh"] = {s: load_hub_rows(f"hhh_{s}", root) for s in PAPER_HHH}
+    if lambada_root is not None:
+        data["lambada"] = load_lambada(lambada_root)
+    else:
+        import datasets
+
+        texts = datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]
+        data["lambada"] = [{"context": t.rsplit(" ", 1)[0], "continuation": " " + t.rsplit(" ", 1)[1]}
+                           for t in texts]  # fmt: skip
+    return data
+
+
+def run_paper(model, tok, data: dict[str, Any], quirks: bool = True, bs: int = 16) -> dict:
+    """Table 4 as the paper measured it. Keys say what each column is."""
+    out: dict[str, Any] = {}
+    for task, column in (("sentiment", "twitter_binary"), ("qnli", "qnli"), ("wnli", "wnli")):
+        prompts = paper_prompts(task, data[task])[:PAPER_EVAL_SIZE]
+        out[column] = paper_logit_accuracy(model, tok, prompts, PAPER_BATCH, quirks)
+    lam = lambada(model, tok, data["lambada"], bs)
+    out["lambada"] = {"acc": lam["acc"], "n": len(data["lambada"])}
+    out["hhh"] = {s: paper_hhh_accuracy(model, tok, paper_hhh_pairs(rows), PAPER_BATCH)
+                  for s, rows in data["hhh"].items()}  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- lm-eval on demand
+def lm_eval_available() -> bool:
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_lm_eval(
+    model, tok, tasks: Sequence[str], limit: int | None = None, bs: int = 16
+) -> dict[str, dict[str, float]]:
+    """Named lm-evaluation-harness tasks (or task YAML files/folders) through lm-eval's own
+    API on a loaded model: ``{task: {metric: value, ..., "n": documents}}``."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    names, include = [], []
+    for t in tasks:
+        path = Path(t)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            include.append(str(path.parent))
+            names.append(_yaml_task_name(path))
+        elif path.is_dir():
+            include.append(str(path))
+            names += [_yaml_task_name(y) for y in sorted(path.glob("*.yaml"))]
+        else:
+            names.append(t)
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=bs)
+    tm = TaskManager(include_path=include or None)
+    res = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tm, limit=limit)
+    out: dict[str, dict[str, float]] = {}
+    for name, metrics in res["results"].items():
+        row = {k.split(",")[0]: float(v) for k, v in metrics.items()
+               if "," in k and "_stderr" not in k and isinstance(v, (int, float))}  # fmt: skip
+        n = res.get("n-samples", {}).get(name, {})
+        if n:
+            row["n"] = int(n.get("effective", n.get("original", 0)))
+        out[name] = row
+    return out
+
+
+def _yaml_task_name(path: Path) -> str:
+    import yaml
+
+    try:
+        doc = yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # tolerates !function tags
+    except yaml.YAMLError:
+        doc = None
+    if not isinstance(doc, dict) or "task" not in doc:
+        raise ValueError(f"lm_eval_tasks: {path} has no 'task:' name")
+    return str(doc["task"])
+
+
+# ----------------------------------------------------------------------------- one model, all
+def run_benchmarks(model, tok, bench: dict[str, Any], cfg: EvaluateConfig) -> dict[str, Any]:
+    """Every protocol ``evaluate.benchmarks`` asks for on one model. The standard results
+    sit at the top (``hhh``, ``lambada``, ...), the paper's under ``paper``, lm-eval's under
+    ``lm_eval``; ``smoke`` marks results on our fixture sets (2-12 items: not results)."""
+    b = cfg.benchmarks
+    out: dict[str, Any] = {"smoke": bench["source"] == "fixture"}
+    if bench["standard"] is not None:
+        out.update(run_all(model, tok, bench["standard"], dict(b.max_examples), b.tweet_shots,
+                           cfg.seed, b.batch_size))  # fmt: skip
+    if bench["paper"] is not None:
+        out["paper"] = run_paper(model, tok, bench["paper"], b.paper_quirks, b.batch_size)
+    if b.lm_eval_tasks:
+        if lm_eval_available():
+            out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
+        else:
+            log.warning("evaluate.benchmarks.lm_eval_tasks skipped: lm-eval is not installed "
+                        "(pip install -e '.[eval]')")  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------- Table 4 columns
+# (header, protocol and task, key path of the value, key path of n) per column.
+STANDARD_COLUMNS = [
+    ("Twitter", "tweet_eval sentiment, 3-way", ("tweets",), ("n", "tweets")),
+    ("SQuAD F1", "SQuAD v1.1 dev, greedy", ("squad", "f1"), ("n", "squad")),
+    ("Lambada", "lambada_openai acc", ("lambada", "acc"), ("n", "lambada")),
+    ("Winograd", "WSC273 partial scoring", ("wsc",), ("n", "wsc")),
+    *[(s.capitalize(), f"HHH {s}, summed ll", ("hhh", s), ("n", "hhh", s))
+      for s in ("helpful", "honest", "harmless")],
+]  # fmt: skip
+PAPER_COLUMNS = [
+    ("Twitter", "binary tweets 3-shot, '1'/'0' logits", ("paper", "twitter_binary", "acc"),
+     ("paper", "twitter_binary", "n")),
+    ("SQuAD", "GLUE QNLI 3-shot", ("paper", "qnli", "acc"), ("paper", "qnli", "n")),
+    ("Lambada", "lambada_openai acc", ("paper", "lambada", "acc"), ("paper", "lambada", "n")),
+    ("Winograd", "GLUE WNLI 3-shot", ("paper", "wnli", "acc"), ("paper", "wnli", "n")),
+    *[(s.capitalize(), f"HHH {s}, dialogue mean ll", ("paper", "hhh", s, "acc"),
+       ("paper", "hhh", s, "n")) for s in PAPER_HHH],
+]  # fmt: skip
+
+
+def get_path(d: Any, keys: Sequence[str]) -> Any:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def table_columns(benches: Sequence[dict]) -> list[tuple[str, tuple[str, ...]]]:
+    """(header, key path) of every benchmark column that some model has. The header names
+    the protocol, the task and n; fixture results are marked as a smoke run."""
+    cols = []
+    smoke = any(b.get("smoke") for b in benches)
+    for protocol, spec in (("standard", STANDARD_COLUMNS), ("paper", PAPER_COLUMNS)):
+        for head, task, keys, nkeys in spec:
+            ns = {get_path(b, nkeys) for b in benches if get_path(b, keys) is not None}
+            if not ns:
+                continue
+            n = "/".join(str(x) for x in sorted(ns, key=str))
+            tag = f"{protocol}, smoke" if smoke and protocol == "standard" else protocol
+            cols.append((f"{head} ({tag}: {task}, n={n})", keys))
+    lm_tasks = sorted({(t, m) for b in benches for t, r in b.get("lm_eval", {}).items()
+                       for m in r if m != "n"})  # fmt: skip
+    for t, m in lm_tasks:
+        ns = {get_path(b, ("lm_eval", t, "n")) for b in benches} - {None}
+        n = "/".join(str(x) for x in sorted(ns)) or "?"
+        cols.append((f"{t} (lm-eval: {m}, n={n})", ("lm_eval", t, m)))
+    return cols

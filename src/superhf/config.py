@@ -327,6 +327,30 @@ class BenchmarkConfig(Section):
     )
     tweet_shots: int = Field(0, ge=0, description="k-shot examples from the val split")
     batch_size: int = Field(16, gt=0, description="rows per log-likelihood forward")
+    protocol: Literal["standard", "paper", "both"] = Field(
+        "standard",
+        description="standard: lm-eval-style tasks named for what they are; paper: Table 4 "
+        "as tests/evaluate_lm.py@6035753 measured it (binary tweets, QNLI, WNLI, LAMBADA, HHH "
+        "by whole-dialogue mean log-likelihood); both: every column of both",
+    )
+    paper_quirks: bool = Field(
+        True,
+        description="paper protocol: reproduce the script's right padding without attention "
+        "mask and its accuracy denominators rounded up to a multiple of 8",
+    )
+    paper_data_dir: str | None = Field(
+        None,
+        description="paper protocol: folder holding <owner>/<name> copies of the hub repos "
+        "(laid out like the hub); null = the hub",
+    )
+    lm_eval_tasks: list[str] = Field(
+        default_factory=list,
+        description="lm-evaluation-harness task names (or paths of task YAML files/folders) "
+        "run on every evaluated model; needs the [eval] extra, skipped with a message without",
+    )
+    lm_eval_limit: int | None = Field(
+        None, gt=0, description="lm-eval's limit: first N documents of each lm_eval task"
+    )
 
     @model_validator(mode="after")
     def _local_needs_dir(self) -> BenchmarkConfig:
@@ -355,6 +379,11 @@ class EvaluateConfig(Section):
     tail_chars: int = Field(24, gt=0, description="tail length for the shared-ending check")
     benchmarks: BenchmarkConfig = Field(
         default_factory=BenchmarkConfig, description="capability and alignment benchmarks"
+    )
+    reference_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra models to evaluate beside the pipeline's: table name -> hub id or "
+        "model folder (the paper's rows: pythia-1b, the instruction-tuned start)",
     )
     score_cache: bool = Field(True, description="cache reward scores by model hash")
     seed: int = Field(0, description="test subsample, sampling and bootstrap seed")

@@ -19,7 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from superhf import capabilities
-from superhf.config import TABLE4_COLUMNS as COLUMNS
 from superhf.config import EvaluateConfig
 from superhf.core import (
     IGNORE,
@@ -160,9 +159,7 @@ def evaluate_models(
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
         if bench_data is not None:
-            results[name]["benchmarks"] = capabilities.run_all(
-                model, tok, bench_data, dict(cfg.benchmarks.max_examples), cfg.benchmarks.tweet_shots,
-                cfg.seed, cfg.benchmarks.batch_size)  # fmt: skip
+            results[name]["benchmarks"] = capabilities.run_benchmarks(model, tok, bench_data, cfg)
         all_rows += rows
         log.info(
             "%s: proxy %.3f gold %.3f",
@@ -198,25 +195,42 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
     return res, rows
 
 
+MIN_CI_N = 10  # below this many rows a bootstrap interval says nothing: print n instead
+TABLE_ORDER = ("base", "best_of_n", "superhf", "rlhf")
+
+
+def reward_cell(s: dict[str, Any]) -> str:
+    """Mean with its 95% interval, or with n alone when there are fewer than MIN_CI_N rows."""
+    if s.get("n", MIN_CI_N) < MIN_CI_N:
+        return f"{s['mean']:.3f} (n={s['n']}, no interval)"
+    return f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+
+
 def table4(results: dict[str, Any]) -> str:
-    """The paper's Table 4 columns plus proxy and gold reward, one row per model."""
-    head = ["model", *(c for c, _ in COLUMNS), "proxy reward", "gold reward"]
+    """Table 4: every evaluated model (the pipeline's first, then the others in order), its
+    benchmark columns labelled with protocol, task and n, and proxy and gold reward."""
+    names = [n for n in TABLE_ORDER if n in results]
+    names += [
+        n for n, r in results.items() if n not in names and isinstance(r, dict) and "proxy" in r
+    ]
+    benches = [results[n]["benchmarks"] for n in names if "benchmarks" in results[n]]
+    cols = capabilities.table_columns(benches)
+    head = ["model", *(h for h, _ in cols), "proxy reward", "gold reward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in ("base", "best_of_n", "superhf", "rlhf"):
-        if name not in results:
-            continue
+    for name in names:
         r = results[name]
         cells = [name]
-        for _, keys in COLUMNS:
-            v: Any = r.get("benchmarks")
-            for k in keys:
-                v = v.get(k) if isinstance(v, dict) else None
+        for _, keys in cols:
+            v = capabilities.get_path(r.get("benchmarks"), keys)
             cells.append(f"{v:.3f}" if isinstance(v, float) else "n/a")
-        for which in ("proxy", "gold"):
-            s = r[which]
-            cells.append(f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+        cells += [reward_cell(r[which]) for which in ("proxy", "gold")]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = ""
+    if any(b.get("smoke") for b in benches):
+        note = ("Smoke run: the standard columns are scored on our fixture sets (2-12 items), "
+                "not results; use `evaluate.benchmarks.source: local` or `hub` for numbers.\n\n")  # fmt: skip
+    return note + "\n".join(lines) + "\n"
+
 
 
 # ----------------------------------------------------------------------------- over-optimisation

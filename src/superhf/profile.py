@@ -35,12 +35,16 @@ HEADER = """\
 """
 
 
+# dict params whose keys are the user's (task names, model names): replaced, not merged
+FREE_KEYS = ("max_examples", "reference_models")
+
+
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any], where: str = "") -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in overlay.items():
         if key not in out:
             raise ParamsError(f"profile overlay: unknown key {where}{key}; allowed: {sorted(out)}")
-        if isinstance(out[key], dict) and isinstance(value, dict) and key != "max_examples":
+        if isinstance(out[key], dict) and isinstance(value, dict) and key not in FREE_KEYS:
             out[key] = deep_merge(out[key], value, f"{where}{key}.")
         else:
             out[key] = value

@@ -114,9 +114,16 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     models = parse_models(args.model)
+    for name, ref in cfg.reference_models.items():  # the paper's extra rows: hub id or folder
+        if name in models:
+            raise BadInputError(f"evaluate.reference_models.{name}: the name is taken by --model")
+        models[name] = Path(ref) if Path(ref).is_dir() else ref
     for path in [*models.values(), args.reward, args.gold]:  # before any model loads
-        check_model_dir(path)
+        if isinstance(path, Path) or Path(path).exists():
+            check_model_dir(path)
     for path in models.values():
+        if not Path(path).is_dir():  # a hub id: checked when it loads
+            continue
         check_context(path, cfg.generation, "evaluate.generation")
     snapshots = parse_snapshots(args.snapshots, models, args.overopt)
     bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
