@@ -10,6 +10,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import evaluation
+from superhf.errors import BadInputError
 from superhf.evaluation import bootstrap_ci, repeated_ngram_rate, shared_tail_share
 from superhf.models import load_causal_lm, load_tokenizer, save_model
 from superhf.reward import RewardScorer
@@ -98,9 +99,9 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_bad_model_argument(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="NAME=PATH"):
+    with pytest.raises(BadInputError, match="NAME=PATH"):
         evaluate.parse_models(["oops"])
-    with pytest.raises(SystemExit, match="not a model folder"):
+    with pytest.raises(BadInputError, match="not a model folder"):
         evaluate.parse_models([f"base={tmp_path}"])
 
 

@@ -43,12 +43,14 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise SystemExit(f"--model expects NAME=PATH, got {item!r}")
+            raise BadInputError(f"--model expects NAME=PATH, got {item!r}")
         if not (Path(path) / "config.json").is_file():
-            raise SystemExit(f"--model {name}: {path} is not a model folder (no config.json)")
+            raise BadInputError(f"--model {name}: {path} is not a model folder (no config.json)")
         models[name] = Path(path)
     if "base" not in models:
-        raise SystemExit("--model base=PATH is required (KL and best-of-n are measured against it)")
+        raise BadInputError(
+            "--model base=PATH is required (KL and best-of-n are measured against it)"
+        )
     return models
 
 
