@@ -32,6 +32,7 @@ def test_shared_context_scores_equal_one_forward_per_request(tiny) -> None:
     reqs += [("Human: hi\nAssistant:", c) for c in (" hello there", " go away now", " ok")]
     reqs += [("Tweet: good\nSentiment:", c) for c in (" negative", " neutral", " positive")]
     reqs += [(long_ctx, " the end of it"), (long_ctx, " more bread"), ("Hello", " world")]
+    reqs += [("Human: hi\nAssistant:", " go away now"), ("Hello", " world")]  # asked twice
     shared = B.loglikelihood(model, tok, reqs, batch_size=3, max_length=64)
     alone = B.loglikelihood(model, tok, reqs, batch_size=3, max_length=64, share_context=False)
     for (a, ga), (b, gb) in zip(shared, alone):

@@ -221,6 +221,11 @@ def loglikelihood(
     one forward per request up to float rounding (tested).
     """
     max_length = max_length or model_max_length(model)
+    if share_context:  # a request asked twice (HHH repeats answers across pairs) runs once
+        uniq = list(dict.fromkeys(requests))
+        if len(uniq) < len(requests):
+            got = dict(zip(uniq, loglikelihood(model, tok, uniq, batch_size, max_length)))
+            return [got[r] for r in requests]
     encoded = [encode_request(tok, c, x, max_length) for c, x in requests]
     out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
     single, shared = list(range(len(encoded))), []
@@ -229,7 +234,8 @@ def loglikelihood(
         for i, (c_ids, x_ids) in enumerate(encoded):
             if len(x_ids) > 1:
                 by_ctx.setdefault(tuple(c_ids), []).append(i)
-        groups = [g for g in by_ctx.values() if len(g) > 1]
+        # longest contexts first, so that a forward's contexts have similar lengths
+        groups = sorted((g for g in by_ctx.values() if len(g) > 1), key=lambda g: -len(encoded[g[0]][0]))  # fmt: skip
         in_group = {i for g in groups for i in g}
         single = [i for i in single if i not in in_group]
         shared = groups
