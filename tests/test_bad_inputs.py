@@ -43,7 +43,8 @@ from superhf.reward import RewardScorer, model_hash
 from superhf.training import Checkpointer, build_optimizer, make_accelerator
 
 ERROR, SKIPPED, RECOVERED = "error", "counted and skipped", "recovered"
-STAGES = ("prepare", "base_policy", "reward_model", "superhf", "rlhf", "evaluate", "report")
+STAGES = ("prepare", "base_policy", "reward_model", "superhf", "rlhf", "evaluate", "report",
+          "summary")  # fmt: skip
 TRAIN_RAW = "raw/hh-rlhf/helpful-base/train.jsonl.gz"
 TRAIN_ARGS = ["--policy", "policy", "--reward", "reward", "--prompts", "data/prompts/train.jsonl"]
 ARGS = {
@@ -63,6 +64,9 @@ ARGS = {
                  "--table", "out/table4.md", "--completions", "out/completions.jsonl"],
     "report": ["--superhf-curve", "metrics/superhf_curve.csv", "--rlhf-curve",
                "metrics/rlhf_curve.csv", "--eval", "metrics/eval.json", "--out", "out/reports"],
+    "summary": ["--eval", "metrics/eval.json", "--reward-model", "metrics/reward_model.json",
+                "--superhf", "metrics/superhf.json", "--rlhf", "metrics/rlhf.json",
+                "--out", "out/summary.json"],
 }  # fmt: skip
 
 
@@ -99,7 +103,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (ws / "metrics" / f"{stage}_curve.csv").write_text(
             "step,reward_mean,reward_ema\n0,0.1,0.1\n1,0.2,0.15\n"
         )
-    (ws / "metrics" / "eval.json").write_text("{}\n")
+    for name in ("eval", "reward_model", "superhf", "rlhf"):
+        (ws / "metrics" / f"{name}.json").write_text("{}\n")
     # earlier outputs: a failing run must leave them as they are
     for out in ("out/prompts/train.jsonl", "out/data.json", "out/superhf.json",
                 "out/superhf/model.safetensors", "out/eval.json", "out/reports/a.png"):  # fmt: skip
@@ -384,6 +389,10 @@ CASES = [
     # --- report inputs
     Case("eval metrics JSON lines", "report", ERROR, text("metrics/eval.json", "{}\n{}\n"),
          "metrics/eval.json: not valid JSON"),
+    Case("summary input a JSON list", "summary", ERROR, text("metrics/rlhf.json", "[1, 2]\n"),
+         "metrics/rlhf.json holds a list"),
+    Case("summary input missing", "summary", ERROR, lambda ws: (ws / "metrics/superhf.json").unlink(),
+         "metrics/superhf.json does not exist"),
     Case("curve not numbers", "report", ERROR, text("metrics/rlhf_curve.csv", "step\nabc\n"),
          "metrics/rlhf_curve.csv: a value is not a number"),
     # --- checkpoints, score cache, tokenizers: repaired around, with a warning
@@ -409,7 +418,7 @@ CASES = [
 
 
 def argv_for(case: Case) -> list[str]:
-    args = ["--params", "params.yaml", *ARGS[case.stage]]
+    args = [*(["--params", "params.yaml"] if case.stage != "summary" else []), *ARGS[case.stage]]
     for flag, value in case.swap.items():
         i = args.index(flag)
         args[i + 1] = value

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
-from superhf.errors import BadInputError
+from superhf.errors import UserError
 from superhf.models import load_causal_lm
 from superhf.stages import evaluate, report
 from superhf.stages import rlhf as rlhf_stage
@@ -90,7 +90,7 @@ def test_snapshots_without_overopt_is_an_error(tmp_path: Path) -> None:
     policy, _ = make_tiny_models(tmp_path / "m")
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "index.json").write_text("[]")
-    with pytest.raises(BadInputError, match="needs --overopt"):
+    with pytest.raises(UserError, match="needs --overopt"):
         evaluate.parse_snapshots([f"superhf={tmp_path / 's'}"], {"superhf": policy}, None)
-    with pytest.raises(BadInputError, match="no --model rlhf"):
+    with pytest.raises(UserError, match="no --model rlhf"):
         evaluate.parse_snapshots([f"rlhf={tmp_path / 's'}"], {"superhf": policy}, "o.json")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from superhf.errors import UserError
 from superhf.stages import summary as stage
 from superhf.summary import (
     benchmark_headline,
@@ -178,10 +179,10 @@ def test_stage_writes_summary_and_names_a_bad_file(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "out/summary.json").read_text())
     assert written == headline(eval_json(), RM, SUPERHF, RLHF)
     (tmp_path / "rlhf.json").write_text("[1, 2]")
-    with pytest.raises(SystemExit, match="rlhf.json holds a list"):
+    with pytest.raises(UserError, match="rlhf.json holds a list"):
         stage.main([*argv, "--out", str(tmp_path / "x.json")])
     (tmp_path / "rlhf.json").unlink()
-    with pytest.raises(SystemExit, match="rlhf.json does not exist"):
+    with pytest.raises(UserError, match="rlhf.json does not exist"):
         stage.main([*argv, "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
 

@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from superhf.io import write_json
+from superhf.cli import run, stage_parser
+from superhf.errors import BadInputError, MissingInputError
+from superhf.io import read_json, write_json
 from superhf.summary import headline
 
 log = logging.getLogger(__name__)
@@ -24,21 +25,25 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """The JSON object in ``path``, or a one-line error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"summary: {path} does not exist (run the stage that writes it)")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"summary: {path} is not valid JSON: {exc}") from None
+        raise MissingInputError(f"{path} does not exist (run the stage that writes it)")
+    obj = read_json(path)
     if not isinstance(obj, dict):
-        raise SystemExit(f"summary: {path} holds a {type(obj).__name__}, expected an object")
+        raise BadInputError(f"{path} holds a {type(obj).__name__}, expected an object")
     return obj
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = stage_parser(__name__, __doc__)
+    ap.add_argument("--eval", required=True, help="JSON metrics of the evaluate stage")
+    ap.add_argument("--reward-model", required=True, help="JSON metrics of the reward_model stage")
+    ap.add_argument("--superhf", required=True, help="JSON metrics of the superhf stage")
+    ap.add_argument("--rlhf", required=True, help="JSON metrics of the rlhf stage")
+    ap.add_argument("--out", required=True, help="output JSON of the headline numbers")
+    return ap
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name in ("eval", "reward-model", "superhf", "rlhf", "out"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sources = [read_json_object(p) for p in (args.eval, args.reward_model, args.superhf, args.rlhf)]
     summary = headline(*sources)
@@ -47,4 +52,4 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
