@@ -232,7 +232,6 @@ def table4(results: dict[str, Any]) -> str:
     return note + "\n".join(lines) + "\n"
 
 
-
 # ----------------------------------------------------------------------------- over-optimisation
 def read_snapshot_index(folder: str | Path) -> list[dict]:
     """The snapshots a training stage kept (``index.json``: step, reward_queries, path)."""
