@@ -3,7 +3,7 @@
 #   scripts/seed_sweep.sh 0 1 2
 # It ends with a table of the headline numbers' mean and spread over the seeds
 # (scripts/sweep_table.py; rerun it any time: python scripts/sweep_table.py seed-0 seed-1 seed-2).
-# Each experiment reruns only the seed-dependent stages (superhf, rlhf, evaluate, report).
+# Each experiment reruns only the seed-dependent stages (superhf, rlhf, evaluate, report, summary).
 # Queued experiments run in temporary workspaces; MLflow runs still land in the main
 # repository's mlflow.db (absolute default) or in $MLFLOW_TRACKING_URI.
 set -euo pipefail

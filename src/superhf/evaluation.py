@@ -83,15 +83,24 @@ def diagnostics(texts: Sequence[str], tail_chars: int) -> dict[str, float]:
 
 @torch.inference_mode()
 def sequence_logprobs(
-    model, tok, texts: Sequence[str], completion_ids: Sequence[Sequence[int]], bs: int = 16
+    model,
+    tok,
+    texts: Sequence[str],
+    completion_ids: Sequence[Sequence[int]],
+    bs: int = 16,
+    max_prompt_tokens: int | None = None,
 ) -> list[float]:
     """log p(completion | prompt text) under ``model``, one number per row; the completion
-    is given as the token ids the policy sampled (cut at the trim point), never re-tokenised."""
+    is given as the token ids the policy sampled (cut at the trim point), never re-tokenised.
+    ``max_prompt_tokens``: the prompt is cut from the left as generation cut it, so the
+    tokens are scored under the context they were sampled from."""
     out = []
     for s in tqdm(
         range(0, len(texts), bs), desc="KL log-probs", disable=None, delay=2, leave=False
     ):
         p = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[s : s + bs]]
+        if max_prompt_tokens:
+            p = [ids[-max_prompt_tokens:] for ids in p]
         c = [list(x) for x in completion_ids[s : s + bs]]
         b = build_sft_batch(p, c, tok.pad_token_id)
         b = {k: v.to(next(model.parameters()).device) for k, v in b.items()}
@@ -153,8 +162,11 @@ def evaluate_models(
             kl = [0.0] * len(comps)  # log p_base - log p_base
         else:
             ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
-            lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size)
-            lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size)
+            cut = cfg.generation.max_prompt_tokens
+            lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
+            lp_base = sequence_logprobs(
+                base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut
+            )
             kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
@@ -271,8 +283,9 @@ def score_snapshot(cfg: EvaluateConfig, path: Path, base_model, base_tok, test: 
     comps = [c.text for c in sampled]
     scores = score_all(scorers, prompts, comps)
     ids = [c.ids for c in sampled]  # the snapshot's own tokens, scored by both
-    lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size)
-    lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size)
+    cut = cfg.generation.max_prompt_tokens
+    lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
+    lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut)
     kl = sum(a - b for a, b in zip(lp_model, lp_base)) / len(comps)
     return scores["proxy"], scores["gold"], kl
 

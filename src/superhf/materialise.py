@@ -70,7 +70,7 @@ def materialise_pretrained(
     fmt, max_length = cfg.input_format, cfg.max_length
     if fmt == "auto":
         src_meta = read_meta(name) if Path(name).is_dir() else {}
-        if src_meta.get("input_format") not in ("text", "pair"):
+        if src_meta.get("input_format") not in ("text", "pair", "upstream"):
             raise ModelLoadError(
                 f"reward_model.input_format is 'auto' but {name} has no superhf_meta.json "
                 "naming its input format: set reward_model.input_format to 'text' "

@@ -271,12 +271,12 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
             if step % cfg.sample_every == 0 or step == n_steps - 1:
                 samples += [{"step": step, "prompt": p, "completion": r, "reward": s}
                             for p, r, s in list(zip(batch_prompts, responses, scores))[:2]]  # fmt: skip
+        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve, first
+            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
+                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * world})  # fmt: skip
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
             state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
             ckpt.save(model, opt, sched, step + 1, state)
-        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
-            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
-                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * world})  # fmt: skip
     return model, tok, history, samples, acc
 
 

@@ -60,7 +60,8 @@ def model_hash(model_dir: str | Path) -> str:
     """Content hash of a model folder: its weights, config and tokenizer files."""
     folder = check_model_dir(model_dir)
     h = hashlib.sha256()
-    files = sorted(folder.glob("*.safetensors")) + [folder / f for f in HASHED_FILES]
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    files = weights + [folder / f for f in HASHED_FILES]
     for path in files:
         if path.is_file():
             h.update(path.name.encode() + b"\0")

@@ -74,6 +74,9 @@ def task_score(node: Any) -> float | None:
     return sum(subs) / len(subs) if subs else None
 
 
+NOT_STANDARD = ("paper", "lm_eval", "smoke", "n", "source", "protocol")
+
+
 def benchmark_headline(benchmarks: Any) -> float | None:
     """Unweighted mean over benchmark tasks of each task's ``task_score``.
 
@@ -81,7 +84,11 @@ def benchmark_headline(benchmarks: Any) -> float | None:
     accuracy and HHH (mean of its subtasks). Not a number the paper reports: a one-column
     signal that capabilities moved; the per-task numbers are in ``eval.json`` and Table 4.
     """
-    return task_score(benchmarks) if isinstance(benchmarks, Mapping) else None
+    if not isinstance(benchmarks, Mapping):
+        return None
+    # the standard tasks only: the paper protocol and lm-eval tasks sit beside them
+    standard = {k: v for k, v in benchmarks.items() if k not in NOT_STANDARD}
+    return task_score(standard)
 
 
 def _ci_half(block: Any) -> float | None:

@@ -121,11 +121,13 @@ def train(
             if step % cfg.sample_every == 0 or step == n_super - 1:
                 samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r}
                             for j, c, r in kept[:2]]  # fmt: skip
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
-            ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
+        # the snapshot first: a kill between the two never leaves a checkpoint past a
+        # snapshot that was not written
         if snapshot_due(cfg.snapshot_every, step, n_super):  # over-optimisation curve
             save_snapshot(model, tok, snapshot_dir, step + 1, acc,
                           {"stage": "superhf", "reward_queries": sum(sizes[: step + 1]) * S * world})  # fmt: skip
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
+            ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
     return model, tok, history, samples, acc
 
 

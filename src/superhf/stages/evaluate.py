@@ -146,6 +146,12 @@ def main(argv: Iterable[str] | None = None) -> None:
         results, rows = evaluate_models(cfg, models, test, scorers, bench_data)
         results["test_prompts"] = len(test)
         results["mlflow_run_id"] = run.run_id
+        # every number first, then every file: a failure leaves the old outputs as they were
+        curves = (
+            overoptimisation(cfg, models, snapshots, test, scorers, results)
+            if args.overopt
+            else None
+        )
         write_json(args.metrics, results)
         table = table4(results)
         with atomic_path(args.table) as tmp:
@@ -161,8 +167,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                     0,
                 )
         run.log_artifact(args.table)
-        if args.overopt:
-            curves = overoptimisation(cfg, models, snapshots, test, scorers, results)
+        if curves is not None:
             write_overopt(curves, args.overopt, args.overopt_plots, len(test))
             run.log_artifact(args.overopt)
         print(table)
