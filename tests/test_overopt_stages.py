@@ -94,3 +94,17 @@ def test_snapshots_without_overopt_is_an_error(tmp_path: Path) -> None:
         evaluate.parse_snapshots([f"superhf={tmp_path / 's'}"], {"superhf": policy}, None)
     with pytest.raises(UserError, match="no --model rlhf"):
         evaluate.parse_snapshots([f"rlhf={tmp_path / 's'}"], {"superhf": policy}, "o.json")
+
+
+def test_a_resumed_run_keeps_its_snapshots_and_a_fresh_one_starts_empty(tmp_path: Path) -> None:
+    from superhf.training import make_accelerator, start_snapshots
+
+    acc = make_accelerator("fp32")
+    folder = tmp_path / "snaps"
+    (folder / "step-000002").mkdir(parents=True)
+    (folder / "index.json").write_text("[]")
+    start_snapshots(folder, True, acc)  # resumed: the snapshot before the kill stays
+    assert (folder / "step-000002").is_dir()
+    start_snapshots(folder, False, acc)  # fresh: none from an earlier run survive
+    assert not list(folder.glob("step-*"))
+    start_snapshots(None, False, acc)  # snapshots off: nothing to do

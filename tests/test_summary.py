@@ -110,7 +110,11 @@ def test_benchmark_headline_survives_a_restructured_file() -> None:
     # a layout with labelled columns and counts (as another issue may write it)
     nested = {"protocol": "paper", "tasks": {"hhh_helpful": {"acc": 0.5, "n": 59},
               "qnli": {"acc": 0.7, "n": 1000}}, "lm_eval": {"arc_easy": {"acc,none": 0.3}}}  # fmt: skip
-    assert benchmark_headline(nested) == pytest.approx((0.6 + 0.3) / 2)
+    # lm-eval tasks (and the paper protocol's columns) beside the standard ones are left out
+    assert benchmark_headline(nested) == pytest.approx(0.6)
+    assert benchmark_headline({**BENCH, "paper": {"qnli": {"acc": 1.0}}}) == pytest.approx(
+        BENCH_MEAN
+    )
     assert benchmark_headline(None) is None and benchmark_headline({}) is None
 
 

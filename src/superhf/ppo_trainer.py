@@ -55,6 +55,7 @@ from superhf.training import (
     save_snapshot,
     seed_everything,
     snapshot_due,
+    start_snapshots,
 )
 
 
@@ -232,6 +233,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
     resumed = ckpt.load(model, opt, sched)
+    start_snapshots(snapshot_dir, bool(resumed), acc)
     if resumed:
         start, state = resumed
         history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]

@@ -45,6 +45,7 @@ from superhf.training import (
     save_snapshot,
     seed_everything,
     snapshot_due,
+    start_snapshots,
 )
 
 
@@ -77,6 +78,7 @@ def train(
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     start, history, samples = 0, [], []
     resumed = ckpt.load(model, opt, sched)
+    start_snapshots(snapshot_dir, bool(resumed), acc)
     if resumed:
         start, state = resumed
         history, samples = state["history"], state["samples"]

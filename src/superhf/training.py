@@ -271,6 +271,18 @@ def snapshot_due(every: int, step: int, n_steps: int) -> bool:
     return every > 0 and (step + 1) % every == 0 and step + 1 < n_steps
 
 
+def start_snapshots(folder: str | Path | None, resumed: bool, accelerator: Accelerator) -> None:
+    """A fresh run starts with no snapshots; a resumed one keeps those written before the
+    kill (the folder is a DVC ``persist`` output, so DVC does not delete it before a run)."""
+    if folder is None or resumed:
+        return
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for old in Path(folder).glob("step-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
 def save_snapshot(
     model, tokenizer: PreTrainedTokenizerBase, folder: str | Path | None, step: int,
     accelerator: Accelerator, meta: dict,
