@@ -28,3 +28,19 @@ def test_stages_with_an_mlflow_run_are_the_ones_readme_names() -> None:
         n for n, s in stages.items() if "src/superhf/tracking.py" in stage_code_deps(s["cmd"])
     }
     assert tracked == {"superhf", "rlhf", "evaluate", "report"}
+
+
+MAX_FUNCTION_LINES = 60  # issue 15: a longer function is split where a name explains a piece
+
+
+def test_no_library_or_stage_function_is_longer_than_the_limit() -> None:
+    import ast
+
+    long = []
+    for path in sorted((REPO / "src" / "superhf").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines})")
+    assert not long, "functions over the limit: " + ", ".join(long)

@@ -46,3 +46,21 @@ def test_prompts_per_step_uses_exactly_num_prompts() -> None:
         match=r"rlhf.num_prompts \(7\) must be a multiple of the number of processes \(2\)",
     ):
         prompts_per_step(7, 2, 2, "rlhf")
+
+
+def test_step_prompts_give_each_process_its_own_slice_of_every_step() -> None:
+    from types import SimpleNamespace
+
+    from superhf.training import checkpoint_due, prompt_schedule, sample_due, step_prompts
+
+    prompts = [f"p{i}" for i in range(7)]
+    sizes = prompts_per_step(10, 2, 2, "rlhf")  # [2, 2, 1] per process
+    schedule = prompt_schedule(len(prompts), 10, seed=3)
+    ranks = [SimpleNamespace(num_processes=2, process_index=r) for r in range(2)]
+    seen = [[step_prompts(prompts, schedule, sizes, s, acc) for s in range(3)] for acc in ranks]
+    flat = [p for step in zip(*seen) for per_rank in step for p in per_rank]
+    # every schedule position used once, in order: step 0 rank 0, step 0 rank 1, step 1 ...
+    assert flat == [prompts[i] for i in schedule]
+    assert [len(x) for x in seen[0]] == [len(x) for x in seen[1]] == [2, 2, 1]
+    assert [s for s in range(10) if checkpoint_due(4, s, 10)] == [3, 7]  # never after the last
+    assert [s for s in range(10) if sample_due(4, s, 10)] == [0, 4, 8, 9]  # and the last

@@ -10,7 +10,6 @@ per-token KL act on what was sampled.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -46,16 +45,20 @@ from superhf.training import (
     Checkpointer,
     build_optimizer,
     check_finite,
+    checkpoint_due,
     fingerprint,
     frozen_reference,
+    log_row,
     make_accelerator,
     maybe_lora,
     prompt_schedule,
     prompts_per_step,
+    resume,
+    sample_due,
     save_snapshot,
     seed_everything,
     snapshot_due,
-    start_snapshots,
+    step_prompts,
 )
 
 
@@ -219,7 +222,6 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     model = PolicyWithValueHead(policy).train()
     preamble = cfg.generation.preamble  # an upstream-format reward model sees it
     scorer = scorer or RewardScorer(reward_dir, device=acc.device, preamble=preamble)
-    world = acc.num_processes
     n_steps = len(sizes)
     opt, sched = build_optimizer(model, cfg.optim, n_steps)  # the schedule steps per PPO step
     model, opt = acc.prepare(model, opt)
@@ -228,58 +230,55 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
     schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
-    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir),
-                     getattr(scorer, "hash", type(scorer).__name__), len(prompts), world)  # fmt: skip
+    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), getattr(scorer, "hash", type(scorer).__name__),
+                     len(prompts), acc.num_processes)  # fmt: skip
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
-    start, history, samples = 0, [], []
-    resumed = ckpt.load(model, opt, sched)
-    start_snapshots(snapshot_dir, bool(resumed), acc)
-    if resumed:
-        start, state = resumed
-        history, samples, kl_ctl.value = state["history"], state["samples"], state["kl_coef"]
+    start, state = resume(ckpt, model, opt, sched, snapshot_dir, acc)
+    history, samples = state.get("history", []), state.get("samples", [])
+    kl_ctl.value = state.get("kl_coef", kl_ctl.value)
     run = run or NullRun()
     bar = tqdm(range(start, n_steps), desc="rlhf", disable=None if acc.is_main_process else True)
     for step in bar:
-        t0 = time.perf_counter()
-        # 1. roll out: one sampled response per prompt
-        B = sizes[step]
-        base = sum(sizes[:step]) * world + acc.process_index * B
-        batch_prompts = [prompts[schedule[base + j]] for j in range(B)]
-        texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-        rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
-        responses = [c.text for c in rollouts]
-        t_gen = time.perf_counter()
-        # 2. score the trimmed texts
-        scores = scorer.score(batch_prompts, responses)
-        check_finite("reward", sum(scores), step)
-        t_score = time.perf_counter()
-        # 3. one PPO step on the sampled tokens
-        input_ids, attn, mask = rollout_batch(tok, texts, [response_ids(c) for c in rollouts],
-                                              cfg.generation.max_prompt_tokens)  # fmt: skip
-        dev = acc.device
-        stats = ppo_step(cfg, acc, model, ref, opt, sched, kl_ctl, input_ids.to(dev), attn.to(dev),
-                         mask.to(dev), torch.tensor(scores, device=dev), step)  # fmt: skip
-        t_update = time.perf_counter()
-        # 4. log, sample, checkpoint
-        row = {"step": step, "prompts": len(gather_object(scores)), **_reward_stats(scores, responses), **stats,
-               "time_rollout": t_gen - t0, "time_score": t_score - t_gen, "time_update": t_update - t_score}  # fmt: skip
+        batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
+        row, responses, scores = _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok,
+                                                scorer, batch_prompts, step)  # fmt: skip
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
         if acc.is_main_process:
-            run.log_metrics(
-                {f"rlhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)}, step
-            )
-            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kl=f"{stats['kl']:.3f}")
-            if step % cfg.sample_every == 0 or step == n_steps - 1:
+            log_row(run, "rlhf", row, step)
+            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kl=f"{row['kl']:.3f}")
+            if sample_due(cfg.sample_every, step, n_steps):
                 samples += [{"step": step, "prompt": p, "completion": r, "reward": s}
                             for p, r, s in list(zip(batch_prompts, responses, scores))[:2]]  # fmt: skip
         if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve, first
             save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
-                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * world})  # fmt: skip
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_steps:
+                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * acc.num_processes})  # fmt: skip
+        if checkpoint_due(cfg.checkpoint_every, step, n_steps):
             state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
             ckpt.save(model, opt, sched, step + 1, state)
     return model, tok, history, samples, acc
+
+
+def _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok, scorer, batch_prompts, step):
+    """Roll out one sampled response per prompt, score the trimmed texts, take one PPO step
+    on the sampled tokens. Returns (history row, responses, scores)."""
+    t0 = time.perf_counter()
+    texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
+    rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
+    responses = [c.text for c in rollouts]
+    t_gen = time.perf_counter()
+    scores = scorer.score(batch_prompts, responses)
+    check_finite("reward", sum(scores), step)
+    t_score = time.perf_counter()
+    input_ids, attn, mask = rollout_batch(tok, texts, [response_ids(c) for c in rollouts],
+                                          cfg.generation.max_prompt_tokens)  # fmt: skip
+    dev = acc.device
+    stats = ppo_step(cfg, acc, model, ref, opt, sched, kl_ctl, input_ids.to(dev), attn.to(dev),
+                     mask.to(dev), torch.tensor(scores, device=dev), step)  # fmt: skip
+    t_update = time.perf_counter()
+    row = {"step": step, "prompts": len(gather_object(scores)), **_reward_stats(scores, responses), **stats,
+           "time_rollout": t_gen - t0, "time_score": t_score - t_gen, "time_update": t_update - t_score}  # fmt: skip
+    return row, responses, scores
 
 
 def _reward_stats(scores: list[float], responses: list[str]) -> dict[str, float]:

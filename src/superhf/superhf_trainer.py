@@ -36,16 +36,20 @@ from superhf.training import (
     Checkpointer,
     build_optimizer,
     check_finite,
+    checkpoint_due,
     fingerprint,
     frozen_reference,
+    log_row,
     make_accelerator,
     maybe_lora,
     prompt_schedule,
     prompts_per_step,
+    resume,
+    sample_due,
     save_snapshot,
     seed_everything,
     snapshot_due,
-    start_snapshots,
+    step_prompts,
 )
 
 
@@ -64,73 +68,75 @@ def train(
     seed_everything(cfg.seed + acc.process_index)
     tok, model, ref, measure_kl = load_policy(cfg, policy_dir)
     scorer = RewardScorer(reward_dir, device=acc.device, preamble=cfg.generation.preamble)
-
-    world, S, K = acc.num_processes, cfg.superbatch_size, cfg.top_k
-    n_super = len(sizes)
-    opt_steps = sum(math.ceil(math.ceil(p * K / cfg.minibatch_size) / cfg.gradient_accumulation)
-                    for p in sizes)  # fmt: skip
-    opt, sched = build_optimizer(model, cfg.optim, opt_steps)
+    opt, sched = build_optimizer(model, cfg.optim, optimizer_steps(cfg, sizes))
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
     schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
-    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts), world)
+    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts),
+                     acc.num_processes)  # fmt: skip
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
-    start, history, samples = 0, [], []
-    resumed = ckpt.load(model, opt, sched)
-    start_snapshots(snapshot_dir, bool(resumed), acc)
-    if resumed:
-        start, state = resumed
-        history, samples = state["history"], state["samples"]
+    start, state = resume(ckpt, model, opt, sched, snapshot_dir, acc)
+    history, samples = state.get("history", []), state.get("samples", [])
     run = run or NullRun()
+    n_super = len(sizes)
     bar = tqdm(range(start, n_super), desc="superhf", disable=None if acc.is_main_process else True)
     for step in bar:
-        t0 = time.perf_counter()
-        # 1. sample S completions of each of this process's P prompts
-        P = sizes[step]
-        base = sum(sizes[:step]) * world + acc.process_index * P
-        batch_prompts = [prompts[schedule[base + j]] for j in range(P)]
-        texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-        completions = sample_completions(
-            acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
-        )
-        t_gen = time.perf_counter()
-        # 2. score them (minus the optional length penalty)
-        comp_texts = [c.text for c in completions]
-        rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
-        rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
-        check_finite("reward", sum(rewards), step)
-        t_score = time.perf_counter()
-        # 3. keep the top-K of each prompt and fine-tune on their sampled tokens
-        kept = keep_top_k(completions, rewards, P, S, K)
-        loss_v, nll_v, kl_v, n_tokens = _finetune(
-            cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl
-        )
-        t_train = time.perf_counter()
-        # 4. log, sample, checkpoint
-        row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P),
-               "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
-               "time_generate": t_gen - t0, "time_score": t_score - t_gen,
-               "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
+        batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
+        row, kept = _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts,
+                                step, measure_kl)  # fmt: skip
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
         if acc.is_main_process:
-            run.log_metrics(
-                {f"superhf/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)},
-                step,
-            )
+            log_row(run, "superhf", row, step)
             bar.set_postfix(reward=f"{row['reward_mean']:.3f}", ema=f"{row['reward_ema']:.3f}")
-            if step % cfg.sample_every == 0 or step == n_super - 1:
+            if sample_due(cfg.sample_every, step, n_super):
                 samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r}
                             for j, c, r in kept[:2]]  # fmt: skip
         # the snapshot first: a kill between the two never leaves a checkpoint past a
         # snapshot that was not written
         if snapshot_due(cfg.snapshot_every, step, n_super):  # over-optimisation curve
+            queries = sum(sizes[: step + 1]) * cfg.superbatch_size * acc.num_processes
             save_snapshot(model, tok, snapshot_dir, step + 1, acc,
-                          {"stage": "superhf", "reward_queries": sum(sizes[: step + 1]) * S * world})  # fmt: skip
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < n_super:
+                          {"stage": "superhf", "reward_queries": queries})  # fmt: skip
+        if checkpoint_due(cfg.checkpoint_every, step, n_super):
             ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
     return model, tok, history, samples, acc
+
+
+def optimizer_steps(cfg: SuperHFConfig, sizes: list[int]) -> int:
+    """Optimiser steps of the whole run (for the LR schedule): per superbatch, the kept rows
+    in minibatches, grouped by ``gradient_accumulation``."""
+    per_mb = (math.ceil(p * cfg.top_k / cfg.minibatch_size) for p in sizes)
+    return sum(math.ceil(n / cfg.gradient_accumulation) for n in per_mb)
+
+
+def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, step, measure_kl):
+    """One superbatch: sample S completions of each prompt, score them (minus the optional
+    length penalty), keep the top-K of each prompt and fine-tune on their sampled tokens.
+    Returns (history row, kept)."""
+    S, P = cfg.superbatch_size, len(batch_prompts)
+    t0 = time.perf_counter()
+    texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
+    completions = sample_completions(
+        acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
+    )
+    t_gen = time.perf_counter()
+    comp_texts = [c.text for c in completions]
+    rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
+    rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
+    check_finite("reward", sum(rewards), step)
+    t_score = time.perf_counter()
+    kept = keep_top_k(completions, rewards, P, S, cfg.top_k)
+    loss_v, nll_v, kl_v, n_tokens = _finetune(
+        cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl
+    )
+    t_train = time.perf_counter()
+    row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P),
+           "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
+           "time_generate": t_gen - t0, "time_score": t_score - t_gen,
+           "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
+    return row, kept
 
 
 def load_policy(cfg: SuperHFConfig, policy_dir: str | Path):

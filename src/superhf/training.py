@@ -265,6 +265,43 @@ def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
     return order[:total]
 
 
+def step_prompts(prompts: list[str], schedule: list[int], sizes: list[int], step: int,
+                 accelerator: Accelerator) -> list[str]:  # fmt: skip
+    """This process's prompts at ``step``: its own slice of the step's block of the seeded
+    schedule, so processes see disjoint prompts."""
+    n = sizes[step]
+    base = sum(sizes[:step]) * accelerator.num_processes + accelerator.process_index * n
+    return [prompts[schedule[base + j]] for j in range(n)]
+
+
+def resume(
+    checkpointer: Checkpointer, model, opt, sched, snapshot_dir: str | Path | None,
+    accelerator: Accelerator,
+) -> tuple[int, dict]:  # fmt: skip
+    """(first step, saved loop state) from the checkpoint when it matches, else (0, {});
+    a fresh start clears the snapshot folder, a resumed run keeps it."""
+    resumed = checkpointer.load(model, opt, sched)
+    start_snapshots(snapshot_dir, bool(resumed), accelerator)
+    return resumed if resumed else (0, {})
+
+
+def log_row(run: Any, prefix: str, row: dict, step: int) -> None:
+    """Log a history row's finite numbers as ``prefix/key`` metrics at ``step``."""
+    run.log_metrics(
+        {f"{prefix}/{k}": v for k, v in row.items() if k != "step" and math.isfinite(v)}, step
+    )
+
+
+def sample_due(every: int, step: int, n_steps: int) -> bool:
+    """Samples are kept every ``every`` steps (0-based, from step 0) and at the last step."""
+    return step % every == 0 or step == n_steps - 1
+
+
+def checkpoint_due(every: int, step: int, n_steps: int) -> bool:
+    """A checkpoint after every ``every`` steps, but not after the last (the final save)."""
+    return (step + 1) % every == 0 and step + 1 < n_steps
+
+
 def snapshot_due(every: int, step: int, n_steps: int) -> bool:
     """After ``step`` (0-based) of ``n_steps``: is a snapshot due? Never after the last step
     (the final model is the curve's last point) and never when ``every`` is 0."""

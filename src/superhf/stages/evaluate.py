@@ -115,24 +115,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
-    models = parse_models(args.model)
-    for name, ref in cfg.reference_models.items():  # the paper's extra rows: hub id or folder
-        if name in models:
-            raise BadInputError(f"evaluate.reference_models.{name}: the name is taken by --model")
-        models[name] = Path(ref) if Path(ref).is_dir() else ref
-    for path in [*models.values(), args.reward, args.gold]:  # before any model loads
-        if isinstance(path, Path) or Path(path).exists():
-            check_model_dir(path)
-    for path in models.values():
-        if not Path(path).is_dir():  # a hub id: checked when it loads
-            continue
-        check_context(path, cfg.generation, "evaluate.generation")
+    # every input checked before any model loads: a bad one fails fast
+    models = resolve_models(cfg, args.model, [args.reward, args.gold])
     snapshots = parse_snapshots(args.snapshots, models, args.overopt)
-    bench_data = load_benchmarks(cfg)  # before any model work: a missing file fails fast
-    test = read_jsonl(args.prompts, fields=("prompt", "dataset"))
-    if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
-        keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
-        test = [test[i] for i in keep]
+    bench_data = load_benchmarks(cfg)
+    test = held_out_prompts(cfg, args.prompts)
     cache = cache_root() / "scores" if cfg.score_cache else None
     device, dtype = pick_device(), torch_dtype(cfg.precision)
     scorers = {
@@ -152,25 +139,54 @@ def main(argv: Iterable[str] | None = None) -> None:
             if args.overopt
             else None
         )
-        write_json(args.metrics, results)
-        table = table4(results)
-        with atomic_path(args.table) as tmp:
-            tmp.write_text("# Table 4 (this run)\n\n" + table)
-        write_jsonl(args.completions, rows)
-        for name, r in results.items():
-            if isinstance(r, dict) and "proxy" in r:
-                run.log_metrics(
-                    {
-                        f"eval/{name}/proxy": r["proxy"]["mean"],
-                        f"eval/{name}/gold": r["gold"]["mean"],
-                    },
-                    0,
-                )
-        run.log_artifact(args.table)
-        if curves is not None:
-            write_overopt(curves, args.overopt, args.overopt_plots, len(test))
-            run.log_artifact(args.overopt)
-        print(table)
+        write_outputs(args, results, rows, curves, len(test), run)
+
+
+def resolve_models(cfg: EvaluateConfig, items: list[str], reward_dirs: list[str]) -> dict:
+    """NAME -> folder (or hub id) of every model to evaluate: ``--model`` items plus
+    ``evaluate.reference_models``; folders and generation lengths checked, nothing loaded."""
+    models = parse_models(items)
+    for name, ref in cfg.reference_models.items():  # the paper's extra rows: hub id or folder
+        if name in models:
+            raise BadInputError(f"evaluate.reference_models.{name}: the name is taken by --model")
+        models[name] = Path(ref) if Path(ref).is_dir() else ref
+    for path in [*models.values(), *reward_dirs]:
+        if isinstance(path, Path) or Path(path).exists():
+            check_model_dir(path)
+    for path in models.values():
+        if Path(path).is_dir():  # a hub id is checked when it loads
+            check_context(path, cfg.generation, "evaluate.generation")
+    return models
+
+
+def held_out_prompts(cfg: EvaluateConfig, path: str) -> list[dict]:
+    """The test prompts, a seeded subsample of ``max_test_prompts`` when there are more."""
+    test = read_jsonl(path, fields=("prompt", "dataset"))
+    if cfg.max_test_prompts and len(test) > cfg.max_test_prompts:
+        keep = sorted(random.Random(cfg.seed).sample(range(len(test)), cfg.max_test_prompts))
+        test = [test[i] for i in keep]
+    return test
+
+
+def write_outputs(args, results: dict, rows: list[dict], curves: dict | None, n_test: int,
+                  run) -> None:  # fmt: skip
+    """Every output file (each atomic), the MLflow metrics and artifacts, and the table."""
+    write_json(args.metrics, results)
+    table = table4(results)
+    with atomic_path(args.table) as tmp:
+        tmp.write_text("# Table 4 (this run)\n\n" + table)
+    write_jsonl(args.completions, rows)
+    for name, r in results.items():
+        if isinstance(r, dict) and "proxy" in r:
+            run.log_metrics(
+                {f"eval/{name}/proxy": r["proxy"]["mean"], f"eval/{name}/gold": r["gold"]["mean"]},
+                0,
+            )
+    run.log_artifact(args.table)
+    if curves is not None:
+        write_overopt(curves, args.overopt, args.overopt_plots, n_test)
+        run.log_artifact(args.overopt)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -62,40 +62,9 @@ def main(argv: Iterable[str] | None = None) -> None:
             raise BadInputError(
                 f"{args.preferences}/train.jsonl has {len(train)} pairs; training needs 2 or more"
             )
-        halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
-        seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
-        # trained and scored with the same input format (auto: text for a model trained
-        # here); "upstream" trains on text (the pairs have no preamble) and only changes how
-        # the model is fed when scoring (preamble + prompt + " " + completion)
-        train_fmt = "text" if cfg.input_format in ("auto", "upstream") else cfg.input_format
-        fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
-        for which, out in outs.items():
-            model, tok = load_reward_backbone(cfg, seeds[which])
-            losses = train_reward_model(
-                model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
-                batch_size=cfg.batch_size, max_length=cfg.max_length,
-                weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
-                device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
-            )  # fmt: skip
-            q = max(1, len(losses) // 4)
-            metrics[which] = {
-                "train_pairs": len(halves[which]),
-                "steps": len(losses),
-                "loss_first_quarter": sum(losses[:q]) / q,
-                "loss_last_quarter": sum(losses[-q:]) / q,
-            }
-            meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
-                    "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
-            with atomic_path(out) as tmp:
-                save_model(model.cpu(), tok, tmp, meta)
+        metrics |= train_both(cfg, train, outs, device)
     else:
-        for which, out in outs.items():
-            name, rev = cfg.name, cfg.revision
-            if which == "gold" and cfg.gold_name:
-                name, rev = cfg.gold_name, cfg.gold_revision
-            with atomic_path(out) as tmp:
-                materialise_pretrained(cfg, name, tmp, revision=rev)
-            metrics[which] = {"name": name, "revision": rev}
+        metrics |= materialise_both(cfg, outs)
     for which, out in outs.items():
         scorer = RewardScorer(
             out,
@@ -112,6 +81,53 @@ def main(argv: Iterable[str] | None = None) -> None:
         metrics["gold"]["test_accuracy"] or 0,
         metrics["length_baseline_accuracy"] or 0,
     )
+
+
+def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path], device) -> dict:
+    """Train the proxy and the gold model on disjoint halves of ``train`` (different seeds),
+    save each atomically to ``outs[which]``; returns their training metrics."""
+    halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
+    seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
+    # trained and scored with the same input format (auto: text for a model trained here);
+    # "upstream" trains on text (the pairs have no preamble) and only changes how the model
+    # is fed when scoring (preamble + prompt + " " + completion)
+    train_fmt = "text" if cfg.input_format in ("auto", "upstream") else cfg.input_format
+    fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
+    metrics = {}
+    for which, out in outs.items():
+        model, tok = load_reward_backbone(cfg, seeds[which])
+        losses = train_reward_model(
+            model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
+            batch_size=cfg.batch_size, max_length=cfg.max_length,
+            weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
+            device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
+        )  # fmt: skip
+        q = max(1, len(losses) // 4)
+        metrics[which] = {
+            "train_pairs": len(halves[which]),
+            "steps": len(losses),
+            "loss_first_quarter": sum(losses[:q]) / q,
+            "loss_last_quarter": sum(losses[-q:]) / q,
+        }
+        meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
+                "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
+        with atomic_path(out) as tmp:
+            save_model(model.cpu(), tok, tmp, meta)
+    return metrics
+
+
+def materialise_both(cfg: RewardModelConfig, outs: dict[str, Path]) -> dict:
+    """Copy the named pretrained proxy and gold (``gold_name``, else the proxy's) into
+    ``outs``; returns which checkpoint each is."""
+    metrics = {}
+    for which, out in outs.items():
+        name, rev = cfg.name, cfg.revision
+        if which == "gold" and cfg.gold_name:
+            name, rev = cfg.gold_name, cfg.gold_revision
+        with atomic_path(out) as tmp:
+            materialise_pretrained(cfg, name, tmp, revision=rev)
+        metrics[which] = {"name": name, "revision": rev}
+    return metrics
 
 
 if __name__ == "__main__":
