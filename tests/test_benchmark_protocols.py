@@ -40,6 +40,36 @@ def test_shared_context_scores_equal_one_forward_per_request(tiny) -> None:
         assert ga == gb
 
 
+def test_many_continuations_of_mixed_length_split_over_cache_copies(tiny) -> None:
+    """One context with continuations from 2 to ~40 tokens (several continuation batches,
+    each over its own copy of the cached context) and contexts of very different lengths
+    (separate context batches): still the scores of one forward per request."""
+    model, tok = tiny
+    words = "salt pepper bread eggs milk tea".split()
+    conts = [" " + " ".join(words[k % 6] for k in range(n)) for n in (2, 40, 3, 17, 25, 9, 5, 33)]
+    reqs = [("Human: list food\nAssistant:", c) for c in conts]
+    reqs += [(" ".join(["long context"] * 30), c) for c in conts[:3]]
+    reqs += [("Hi", c) for c in conts[3:6]]
+    shared = B.loglikelihood(model, tok, reqs, batch_size=4, max_length=128)
+    alone = B.loglikelihood(model, tok, reqs, batch_size=4, max_length=128, share_context=False)
+    for (a, ga), (b, gb) in zip(shared, alone):
+        assert a == pytest.approx(b, abs=1e-4)
+        assert ga == gb
+
+
+def test_padded_batches_bound_rows_and_padding() -> None:
+    # rows: at most 2 per batch
+    assert B.padded_batches([5, 5, 5, 5, 5], max_weight=2) == [[0, 1], [2, 3], [4]]
+    # padding: 10 + 9 = 19 real, 2 x 10 = 20 padded <= 1.25 x 19; adding 4: 3 x 10 = 30 >
+    # 1.25 x 23 = 28.75, so 4 starts a new batch; 4 + 4 + 3 = 11 real, 12 padded
+    assert B.padded_batches([10, 9, 4, 4, 3], max_weight=16) == [[0, 1], [2, 3, 4]]
+    # weights: a group of 5 continuations next to one of 3 passes a weight of 6
+    assert B.padded_batches([8, 8, 8], [5, 3, 1], max_weight=6) == [[0], [1, 2]]
+    assert B.padded_batches([8], [20], max_weight=6) == [[0]]  # too heavy alone: its own
+    with pytest.raises(ValueError, match="longest first"):
+        B.padded_batches([1, 2])
+
+
 def test_truncation_keeps_max_length_plus_one_tokens_as_lm_eval() -> None:
     tok = tiny_tokenizer()
     ctx = " ".join(f"w{i}" for i in range(40))

@@ -8,6 +8,7 @@ default, a local copy of the real files, or hub datasets) and a scorer.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import logging
@@ -240,15 +241,42 @@ def loglikelihood(
         single = [i for i in single if i not in in_group]
         shared = groups
     _score_rows(model, tok, encoded, single, batch_size, out, dedupe=share_context)
-    chunk: list[list[int]] = []
-    for g in shared:  # at most batch_size continuations per forward (one group may exceed it)
-        if chunk and sum(map(len, chunk)) + len(g) > batch_size:
-            _score_prefix_groups(model, tok, encoded, chunk, out)
-            chunk = []
-        chunk.append(g)
-    if chunk:
-        _score_prefix_groups(model, tok, encoded, chunk, out)
+    # contexts of similar length share a forward (at most batch_size continuations, one
+    # group may exceed it), so that left padding stays a small share of the work
+    ctx_lens = [len(encoded[g[0]][0]) for g in shared]
+    for chunk in padded_batches(ctx_lens, [len(g) for g in shared], batch_size):
+        _score_prefix_groups(model, tok, encoded, [shared[j] for j in chunk], batch_size, out)
     return out
+
+
+PAD_SLACK = 1.25  # a batch's padded tokens stay within this factor of its real tokens
+
+
+def padded_batches(lengths: Sequence[int], weights: Sequence[int] | None = None,
+                   max_weight: int = 16, slack: float = PAD_SLACK) -> list[list[int]]:  # fmt: skip
+    """Consecutive batches of indices over ``lengths`` sorted longest first: a batch ends
+    when its weight (rows by default) would pass ``max_weight`` or its padded size (rows x
+    the longest) would pass ``slack`` x its real tokens. An item heavier than
+    ``max_weight`` gets a batch of its own."""
+    weights = weights or [1] * len(lengths)
+    if list(lengths) != sorted(lengths, reverse=True):
+        raise ValueError("padded_batches expects lengths sorted longest first")
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    real = weight = 0
+    for i, n in enumerate(lengths):
+        if cur:
+            rows = len(cur) + 1
+            over_pad = rows * lengths[cur[0]] > slack * (real + n)
+            if weight + weights[i] > max_weight or over_pad:
+                batches.append(cur)
+                cur, real, weight = [], 0, 0
+        cur.append(i)
+        real += n
+        weight += weights[i]
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 def _score_rows(model, tok, encoded, which, batch_size, out, dedupe: bool) -> None:
@@ -289,9 +317,11 @@ def _ll_greedy(lp: torch.Tensor, x_ids: list[int], device) -> tuple[float, bool]
     return ll, bool(torch.equal(lp.argmax(-1), target))
 
 
-def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], out) -> None:
-    """Contexts of a few groups in one left-padded forward with a cache; then every
-    continuation of every group in one forward over its cached context."""
+def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], batch_size: int,
+                         out) -> None:  # fmt: skip
+    """The contexts of a few groups in one left-padded forward with a cache; then the groups'
+    continuations, longest first in batches of similar length, each over a copy of the
+    cached contexts."""
     device = next(model.parameters()).device
     ctxs = [encoded[g[0]][0] for g in groups]
     width = max(map(len, ctxs))
@@ -303,28 +333,35 @@ def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], out) -> N
     ids, attn = ids.to(device), attn.to(device)
     first = model(**tail_forward_inputs(ids, attn, 1), use_cache=True)
     first_lp = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts token 0
-    owner = [r for r, g in enumerate(groups) for _ in g]
-    members = [i for g in groups for i in g]
-    cache = first.get("cache")
-    if cache is None:  # named past_key_values before transformers 5.x renamed it
-        cache = first.get("past_key_values")
-    cache.batch_select_indices(torch.tensor(owner, device=device))
-    conts = [encoded[i][1][:-1] for i in members]  # the last token is only a target
-    cw = max(map(len, conts))
-    x = torch.full((len(members), cw), tok.pad_token_id, dtype=torch.long, device=device)
-    xa = torch.zeros((len(members), cw), dtype=torch.long, device=device)
-    for r, c in enumerate(conts):
-        x[r, : len(c)] = torch.tensor(c)
-        xa[r, : len(c)] = 1  # right padding: pads come after every real token
-    mask = torch.cat([attn[owner], xa], dim=1)
-    pos = attn.sum(1)[owner, None] + torch.arange(cw, device=device)[None]
-    kw = {"cache" if "cache" in first else "past_key_values": cache}
-    logits = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, **kw).logits
-    for r, i in enumerate(members):
-        x_ids = encoded[i][1]
-        rest = F.log_softmax(logits[r, : len(x_ids) - 1].float(), dim=-1)
-        lp = torch.cat([first_lp[owner[r]][None], rest])
-        out[i] = _ll_greedy(lp, x_ids, device)
+    cache_key = "cache" if "cache" in first else "past_key_values"  # renamed in transformers 5
+    cache = first.get(cache_key)
+    members = sorted(((r, i) for r, g in enumerate(groups) for i in g),
+                     key=lambda m: -len(encoded[m[1]][1]))  # fmt: skip
+    batches = padded_batches([len(encoded[i][1]) - 1 for _, i in members], None, batch_size)
+    for b, batch in enumerate(batches):
+        sub = [members[j] for j in batch]
+        owner = torch.tensor([r for r, _ in sub], device=device)
+        conts = [encoded[i][1][:-1] for _, i in sub]  # the last token is only a target
+        cw = max(map(len, conts))
+        logits = None
+        if cw:
+            c = cache if b == len(batches) - 1 else copy.deepcopy(cache)
+            c.batch_select_indices(owner)
+            x = torch.full((len(sub), cw), tok.pad_token_id, dtype=torch.long, device=device)
+            xa = torch.zeros((len(sub), cw), dtype=torch.long, device=device)
+            for r, t in enumerate(conts):
+                x[r, : len(t)] = torch.tensor(t)
+                xa[r, : len(t)] = 1  # right padding: pads come after every real token
+            mask = torch.cat([attn[owner], xa], dim=1)
+            pos = attn.sum(1)[owner, None] + torch.arange(cw, device=device)[None]
+            logits = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True,
+                           **{cache_key: c}).logits  # fmt: skip
+        for r, (o, i) in enumerate(sub):
+            x_ids = encoded[i][1]
+            lp = first_lp[o][None]
+            if len(x_ids) > 1:
+                lp = torch.cat([lp, F.log_softmax(logits[r, : len(x_ids) - 1].float(), dim=-1)])
+            out[i] = _ll_greedy(lp, x_ids, device)
 
 
 def argmax_random_ties(scores: Sequence[float], rng: random.Random) -> int:
