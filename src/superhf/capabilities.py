@@ -289,9 +289,10 @@ def _score_rows(model, tok, encoded, which, batch_size, out, dedupe: bool) -> No
         rows.setdefault(inp if dedupe else (i, *inp), []).append(i)
     keys = sorted(rows, key=lambda k: -len(k))
     device = next(model.parameters()).device
-    batches = range(0, len(keys), batch_size)
-    for s in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
-        chunk = keys[s : s + batch_size]
+    lengths = [len(k) - (0 if dedupe else 1) for k in keys]
+    batches = padded_batches(lengths, None, batch_size)
+    for batch in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
+        chunk = [keys[j] for j in batch]
         inps = [k if dedupe else k[1:] for k in chunk]
         width = max(len(x) for x in inps)
         # left padding puts every continuation at the right end, so logits are computed for
