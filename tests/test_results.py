@@ -1,0 +1,79 @@
+"""``superhf.results``: the committed results' tables are rendered from metrics files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from superhf.errors import MissingInputError
+from superhf.results import main, render
+
+
+def stat(mean: float, n: int = 40) -> dict:
+    return {"mean": mean, "std": 0.1, "ci_low": mean - 0.05, "ci_high": mean + 0.05, "n": n}
+
+
+def model(mean: float, **extra) -> dict:
+    return {"proxy": stat(mean), "gold": stat(mean / 2), "completion_chars": 120.4,
+            "distinct_2": 0.91, "empty_share": 0.0, **extra}  # fmt: skip
+
+
+def write_metrics(folder: Path) -> None:
+    ev = {"base": model(0.1, kl_to_base=0.0), "best_of_n": model(0.3, n=4, kl_to_base_bound=0.636),
+          "superhf": model(0.5, kl_to_base=1.25), "custom": model(0.2, kl_to_base=0.4),
+          "test_prompts": 40}  # fmt: skip
+    pt = {"method": "superhf", "step": 2, "reward_queries": 64, "kl": 0.5, "sqrt_kl": 0.7071,
+          "proxy_mean": 0.2, "proxy_ci_low": 0.1, "proxy_ci_high": 0.3,
+          "gold_mean": 0.05, "gold_ci_low": -0.01, "gold_ci_high": 0.11}  # fmt: skip
+    overopt = {
+        "test_prompts": 40,
+        "superhf": [pt],
+        "best_of_n": [{**pt, "method": "best_of_n", "n": 8}],
+    }
+    rm = {"test_pairs": 399, "proxy": {"train_pairs": 950, "test_accuracy": 0.6466},
+          "gold": {"train_pairs": 951, "test_accuracy": 0.631}, "length_baseline_accuracy": 0.52}  # fmt: skip
+    for name, obj in (
+        ("eval.json", ev),
+        ("overoptimisation.json", overopt),
+        ("reward_model.json", rm),
+    ):
+        (folder / name).write_text(json.dumps(obj))
+    (folder / "table4.md").write_text(
+        "# Table 4 (this run)\n\n| model | x |\n|---|---|\n| base | 1 |\n"
+    )
+
+
+def test_tables_carry_the_metrics_numbers(tmp_path: Path) -> None:
+    write_metrics(tmp_path)
+    text = render(tmp_path)
+    assert (
+        "| proxy | 950 | 399 | 0.647 |" in text
+        and "| length baseline (longer wins) | - | 399 | 0.520 |" in text
+    )
+    assert (
+        "| best-of-4 | 0.300 [0.250, 0.350] | 0.150 [0.100, 0.200] | 0.636 (bound) | 120 | 0.910 | 0.000 |"
+        in text
+    )
+    assert "| superhf | 0.500 [0.450, 0.550] | 0.250 [0.200, 0.300] | 1.250 |" in text
+    assert "| custom |" in text  # a model outside the pipeline's four is listed too
+    assert (
+        "| superhf | 2 | 64 | 0.500 | 0.707 | 0.200 [0.100, 0.300] | 0.050 [-0.010, 0.110] |"
+        in text
+    )
+    assert "| best_of_n | 8 | 64 |" in text  # best-of-n points are labelled by n
+    assert "| base | 1 |" in text and "Table 4 (this run)" not in text
+
+
+def test_a_missing_metrics_file_is_named(tmp_path: Path) -> None:
+    write_metrics(tmp_path)
+    (tmp_path / "overoptimisation.json").unlink()
+    with pytest.raises(MissingInputError, match="overoptimisation.json"):
+        render(tmp_path)
+
+
+def test_cli_writes_the_file(tmp_path: Path) -> None:
+    write_metrics(tmp_path)
+    main(["--metrics", str(tmp_path), "--out", str(tmp_path / "t.md")])
+    assert (tmp_path / "t.md").read_text() == render(tmp_path)
