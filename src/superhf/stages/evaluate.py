@@ -71,13 +71,18 @@ def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | No
     return snaps
 
 
+PLOTTED_METHODS = ("superhf", "rlhf", "best_of_n")  # dvc.yaml's over-optimisation plots
+
+
 def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
     """The curves as JSON (per method, a list of points) and one CSV per method."""
     write_json(path, {"test_prompts": n, **curves})
     if plots:
         with atomic_path(plots) as tmp:
             tmp.mkdir()
-            for method, pts in curves.items():
+            # every method the DVC plots name gets a file, header only when it has no curve
+            for method in dict.fromkeys([*PLOTTED_METHODS, *curves]):
+                pts = curves.get(method, [])
                 cols = ["step", "reward_queries", "kl", "sqrt_kl", "gold_mean", "proxy_mean"]
                 with (tmp / f"{method}.csv").open("w", newline="") as f:
                     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
