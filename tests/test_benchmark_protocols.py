@@ -41,17 +41,32 @@ def test_shared_context_scores_equal_one_forward_per_request(tiny) -> None:
 
 
 def test_many_continuations_of_mixed_length_split_over_cache_copies(tiny) -> None:
-    """One context with continuations from 2 to ~40 tokens (several continuation batches,
-    each over its own copy of the cached context) and contexts of very different lengths
-    (separate context batches): still the scores of one forward per request."""
+    """One context with continuations of 2 to 40 words (several continuation batches, each
+    over its own copy of the cached context), contexts of very different lengths (separate
+    context batches), and several short contexts in one context batch whose continuations
+    are mixed across buckets (rows picked from the copied cache by owner): still the scores
+    of one forward per request."""
     model, tok = tiny
-    words = "salt pepper bread eggs milk tea".split()
-    conts = [" " + " ".join(words[k % 6] for k in range(n)) for n in (2, 40, 3, 17, 25, 9, 5, 33)]
+    words = ["salt", "pepper", "bread", "eggs", "milk", "tea"]
+    conts = [" " + " ".join(words[k % 6] for k in range(n)) for n in (2, 12, 3, 9, 7, 5, 4, 10)]
     reqs = [("Human: list food\nAssistant:", c) for c in conts]
     reqs += [(" ".join(["long context"] * 30), c) for c in conts[:3]]
-    reqs += [("Hi", c) for c in conts[3:6]]
-    shared = B.loglikelihood(model, tok, reqs, batch_size=4, max_length=128)
-    alone = B.loglikelihood(model, tok, reqs, batch_size=4, max_length=128, share_context=False)
+    for ctx in ("Hi", "Yo", "Hey", "Ok"):  # four groups of similar length, one forward
+        reqs += [(ctx, c) for c in conts[3:7]]
+    spans = []
+    real = B._score_prefix_groups
+
+    def spy(model_, tok_, encoded, groups, batch_size, out):
+        spans.append(len(groups))
+        return real(model_, tok_, encoded, groups, batch_size, out)
+
+    B._score_prefix_groups = spy
+    try:
+        shared = B.loglikelihood(model, tok, reqs, batch_size=8, max_length=256)
+    finally:
+        B._score_prefix_groups = real
+    alone = B.loglikelihood(model, tok, reqs, batch_size=8, max_length=256, share_context=False)
+    assert max(spans) >= 2  # some context batch held several groups
     for (a, ga), (b, gb) in zip(shared, alone):
         assert a == pytest.approx(b, abs=1e-4)
         assert ga == gb
