@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from superhf.errors import MissingInputError
-from superhf.results import main, render
+from superhf.results import main, paired, render, seeds_table
 
 
 def stat(mean: float, n: int = 40) -> dict:
@@ -40,6 +40,10 @@ def write_metrics(folder: Path) -> None:
         ("reward_model.json", rm),
     ):
         (folder / name).write_text(json.dumps(obj))
+    comps = [{"model": m, "prompt": f"p{i}", "completion": "same" if m == "base" or i == 0 else f"{m}{i}",
+               "proxy": base + 0.1 * i, "gold": base - 0.05 * i}
+             for m, base in (("base", 0.0), ("superhf", 0.2), ("custom", 0.1)) for i in range(4)]  # fmt: skip
+    (folder / "eval_completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in comps))
     (folder / "table4.md").write_text(
         "# Table 4 (this run)\n\n| model | x |\n|---|---|\n| base | 1 |\n"
     )
@@ -77,3 +81,36 @@ def test_cli_writes_the_file(tmp_path: Path) -> None:
     write_metrics(tmp_path)
     main(["--metrics", str(tmp_path), "--out", str(tmp_path / "t.md")])
     assert (tmp_path / "t.md").read_text() == render(tmp_path)
+
+
+def test_paired_differences_by_prompt(tmp_path: Path) -> None:
+    write_metrics(tmp_path)
+    from superhf.io import read_jsonl
+
+    rows = read_jsonl(tmp_path / "eval_completions.jsonl")
+    d = paired(rows, "superhf", "base")  # every prompt: proxy +0.2, gold +0.2
+    assert d["n"] == 4 and d["same_completion"] == 0.25  # prompt p0's completions are equal
+    assert d["proxy"]["mean"] == pytest.approx(0.2) and d["gold"]["ci_low"] == pytest.approx(0.2)
+    assert (
+        "| superhf - base | 4 | +0.200 [+0.200, +0.200] | +0.200 [+0.200, +0.200] | 0.25 |"
+        in render(tmp_path)
+    )
+    with pytest.raises(MissingInputError, match="'rlhf'"):
+        paired(rows, "rlhf", "base")
+
+
+def test_seeds_table_has_a_row_per_seed_and_their_spread(tmp_path: Path) -> None:
+    runs = {}
+    for seed, shift in ((0, 0.0), (1, 0.1), (2, 0.2)):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        write_metrics(folder)
+        ev = json.loads((folder / "eval.json").read_text())
+        ev["superhf"]["gold"]["mean"] = 0.25 + shift
+        (folder / "eval.json").write_text(json.dumps(ev))
+        runs[f"seed {seed}"] = folder
+    text = seeds_table(runs)
+    assert text.count("| seed ") == 4  # header and three rows
+    assert (
+        "| mean +- sd over 3 seeds | 0.500 +- 0.000 | 0.350 +- 0.100 | 1.250 +- 0.000 | |" in text
+    )

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from superhf.errors import MissingInputError
-from superhf.evaluation import MIN_CI_N, TABLE_ORDER
+from superhf.evaluation import MIN_CI_N, TABLE_ORDER, bootstrap_ci
+from superhf.io import read_jsonl
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
 
@@ -38,8 +39,10 @@ def reward_models_table(rm: dict[str, Any]) -> str:
     for which in ("proxy", "gold"):
         r = rm[which]
         acc = r.get("test_accuracy")
-        lines.append(f"| {which} | {r.get('train_pairs', 'pretrained')} | {rm['test_pairs']} | "
-                     f"{acc:.3f} |" if acc is not None else f"| {which} | - | 0 | n/a |")  # fmt: skip
+        acc_s = f"{acc:.3f}" if acc is not None else "n/a"
+        lines.append(
+            f"| {which} | {r.get('train_pairs', 'pretrained')} | {rm['test_pairs']} | {acc_s} |"
+        )
     base = rm.get("length_baseline_accuracy")
     lines.append(f"| length baseline (longer wins) | - | {rm['test_pairs']} | "
                  + (f"{base:.3f} |" if base is not None else "n/a |"))  # fmt: skip
@@ -79,11 +82,75 @@ def curves_table(overopt: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(metrics: str | Path) -> str:
+def paired(rows: list[dict], a: str, b: str, samples: int = 1000, seed: int = 0) -> dict:
+    """Model ``a`` minus model ``b`` on the same test prompts (``eval_completions.jsonl``
+    rows): mean difference of proxy and gold with a paired 95% bootstrap interval, and the
+    share of prompts where the two completions are identical."""
+    by = {m: {r["prompt"]: r for r in rows if r["model"] == m} for m in (a, b)}
+    prompts = [p for p in by[a] if p in by[b]]
+    if not prompts:
+        raise MissingInputError(f"no test prompt has completions of both {a!r} and {b!r}")
+    out: dict[str, Any] = {"n": len(prompts)}
+    for which in ("proxy", "gold"):
+        d = [by[a][p][which] - by[b][p][which] for p in prompts]
+        lo, hi = bootstrap_ci(d, samples, seed)
+        out[which] = {"mean": sum(d) / len(d), "ci_low": lo, "ci_high": hi}
+    same = sum(by[a][p]["completion"] == by[b][p]["completion"] for p in prompts)
+    out["same_completion"] = same / len(prompts)
+    return out
+
+
+def paired_table(rows: list[dict]) -> str:
+    """Paired differences: every model against the base, and SuperHF against PPO."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    pairs = [(m, "base") for m in models if m != "base" and "base" in models]
+    if "superhf" in models and "rlhf" in models:
+        pairs.append(("superhf", "rlhf"))
+    lines = ["| comparison | n | proxy difference | gold difference | identical completions |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for a, b in pairs:
+        d = paired(rows, a, b)
+        cells = [f"{d[w]['mean']:+.3f} [{d[w]['ci_low']:+.3f}, {d[w]['ci_high']:+.3f}]"
+                 for w in ("proxy", "gold")]  # fmt: skip
+        lines.append(
+            f"| {a} - {b} | {d['n']} | {cells[0]} | {cells[1]} | {d['same_completion']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def seeds_table(runs: dict[str, Path], method: str = "superhf") -> str:
+    """One row per training seed of ``method`` (each a metrics folder with ``eval.json`` and
+    ``eval_completions.jsonl``): held-out proxy and gold, KL, the paired gold difference to
+    the base; then the mean and sample standard deviation over the seeds."""
+    lines = ["| seed | proxy | gold | KL to base | gold - base (paired) |", "|---|---|---|---|---|"]
+    finals: dict[str, list[float]] = {"proxy": [], "gold": [], "kl": []}
+    for name, folder in runs.items():
+        ev = json.loads((Path(folder) / "eval.json").read_text())
+        r = ev[method]
+        d = paired(read_jsonl(Path(folder) / "eval_completions.jsonl"), method, "base")
+        finals["proxy"].append(r["proxy"]["mean"])
+        finals["gold"].append(r["gold"]["mean"])
+        finals["kl"].append(r["kl_to_base"])
+        lines.append(f"| {name} | {_interval(r['proxy'])} | {_interval(r['gold'])} | "
+                     f"{r['kl_to_base']:.3f} | {d['gold']['mean']:+.3f} "
+                     f"[{d['gold']['ci_low']:+.3f}, {d['gold']['ci_high']:+.3f}] |")  # fmt: skip
+    if len(runs) > 1:
+
+        def ms(xs: list[float]) -> str:
+            m = sum(xs) / len(xs)
+            sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+            return f"{m:.3f} +- {sd:.3f}"
+
+        lines.append(f"| mean +- sd over {len(runs)} seeds | {ms(finals['proxy'])} | "
+                     f"{ms(finals['gold'])} | {ms(finals['kl'])} | |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def render(metrics: str | Path, seeds: dict[str, Path] | None = None) -> str:
     """All tables of the run whose metrics are in ``metrics`` (a missing file is an error
     naming it); the Table 4 Markdown that evaluate wrote is included as it is."""
     folder = Path(metrics)
-    for name in (*FILES, "table4.md"):
+    for name in (*FILES, "table4.md", "eval_completions.jsonl"):
         if not (folder / name).is_file():
             raise MissingInputError(f"{folder / name} not found (run the pipeline first)")
     ev, overopt, rm = (json.loads((folder / f).read_text()) for f in FILES)
@@ -91,7 +158,10 @@ def render(metrics: str | Path) -> str:
     return (
         f"## Reward models\n\n{reward_models_table(rm)}\n"
         f"## Held-out prompts (n={ev.get('test_prompts')})\n\n{models_table(ev)}\n"
-        f"## Table 4 columns\n\n{table4}\n\n"
+        f"## Paired differences (same prompts; 95% paired bootstrap)\n\n"
+        f"{paired_table(read_jsonl(folder / 'eval_completions.jsonl'))}\n"
+        + (f"## Training seeds of SuperHF\n\n{seeds_table(seeds)}\n" if seeds else "")
+        + f"## Table 4 columns\n\n{table4}\n\n"
         f"## Over-optimisation curves (n={overopt.get('test_prompts')} prompts per point)\n\n"
         f"{curves_table(overopt)}"
     )
@@ -101,8 +171,18 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m superhf.results", description=__doc__)
     ap.add_argument("--metrics", default="metrics", help="the run's metrics folder")
     ap.add_argument("--out", default=None, help="output Markdown file (default: stdout)")
+    ap.add_argument(
+        "--seed-run", action="append", default=[], metavar="NAME=FOLDER",
+        help="a SuperHF training seed's metrics folder (eval.json, eval_completions.jsonl); repeat",
+    )  # fmt: skip
     args = ap.parse_args(list(argv) if argv is not None else None)
-    text = render(args.metrics)
+    seeds = {}
+    for item in args.seed_run:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "eval.json").is_file():
+            raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER with eval.json")
+        seeds[name] = Path(folder)
+    text = render(args.metrics, seeds or None)
     if args.out:
         Path(args.out).write_text(text)
     else:
