@@ -114,3 +114,15 @@ def test_seeds_table_has_a_row_per_seed_and_their_spread(tmp_path: Path) -> None
     assert (
         "| mean +- sd over 3 seeds | 0.500 +- 0.000 | 0.350 +- 0.100 | 1.250 +- 0.000 | |" in text
     )
+
+
+def test_committed_harmless_tables_are_what_the_metrics_render() -> None:
+    """results/harmless/tables.md is rendered from the committed metrics, never edited."""
+    from conftest import REPO
+
+    root = REPO / "results" / "harmless"
+    seeds = {"seed 0 (main run)": root / "metrics", "seed 1": root / "seeds" / "superhf-seed1",
+             "seed 2": root / "seeds" / "superhf-seed2"}  # fmt: skip
+    assert (root / "tables.md").read_text() == render(root / "metrics", seeds)
+    readme = (root / "README.md").read_text()
+    assert "### Paired differences" in readme and "| superhf - rlhf | 64 |" in readme
