@@ -41,3 +41,24 @@ def write_params(path: Path, **sections: dict) -> Path:
     data = {"profile": "test", "tracking": {"enabled": False}, **sections}
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def kill_after_checkpoint(cmd: list[str], env: dict, meta: Path, step: int = 3,
+                          timeout: float = 240) -> dict:  # fmt: skip
+    """Start a training stage, SIGKILL it once its checkpoint (``meta``) reaches ``step``,
+    and return the checkpoint's meta as the kill left it."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if meta.is_file() and json.loads(meta.read_text())["step"] >= step:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return json.loads(meta.read_text())

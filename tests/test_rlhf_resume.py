@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+from helpers import PROMPTS, TINY_GEN, kill_after_checkpoint, make_tiny_models, write_params
 from safetensors.torch import load_file
 
 from superhf.config import RLHFConfig
@@ -42,16 +40,8 @@ def test_ppo_resume_after_kill_gives_identical_weights(tmp_path: Path) -> None:
     subprocess.run(full, check=True, env=env, capture_output=True)
 
     killed = stage_cmd(tmp_path, policy, reward, params, tmp_path / "resumed", tmp_path / "ck_kill")
-    proc = subprocess.Popen(killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     meta = tmp_path / "ck_kill" / "meta.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if meta.is_file() and json.loads(meta.read_text())["step"] >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    state = json.loads(meta.read_text())
+    state = kill_after_checkpoint(killed, env, meta)
     assert 3 <= state["step"] < 8 and not (tmp_path / "resumed").exists()
     assert state["state"]["kl_coef"] < 0.2  # the adaptive coefficient moved and was saved
     subprocess.run(killed, check=True, env=env, capture_output=True)  # the rerun resumes

@@ -113,16 +113,22 @@ def retokenised_differs(rows: list[list[int]], tok) -> bool:
     )
 
 
-@pytest.mark.parametrize("mode", ["none", "paper"])
-def test_superhf_trains_on_the_sampled_ids(tiny, tmp_path, monkeypatch, mode) -> None:
-    policy, reward = tiny
-    tok = load_tokenizer(policy)
-    rec = Recorder(monkeypatch)
+def spy_trained_targets(monkeypatch) -> list[list[int]]:
+    """The target ids of every row SuperHF fine-tunes on, recorded as batches are built."""
     trained: list[list[int]] = []
     real = shf.build_sft_batch
     monkeypatch.setattr(
         shf, "build_sft_batch", lambda p, c, pad: trained.extend(c) or real(p, c, pad)
     )
+    return trained
+
+
+@pytest.mark.parametrize("mode", ["none", "paper"])
+def test_superhf_trains_on_the_sampled_ids(tiny, tmp_path, monkeypatch, mode) -> None:
+    policy, reward = tiny
+    tok = load_tokenizer(policy)
+    rec = Recorder(monkeypatch)
+    trained = spy_trained_targets(monkeypatch)
     cfg = SuperHFConfig.model_validate(
         {"num_prompts": 2, "superbatch_size": 6, "prompt_accumulation": 2, "top_k": 3,
          "minibatch_size": 3, "append_eos": False, "optim": {"lr": 1e-3, "warmup_steps": 0},
@@ -140,11 +146,7 @@ def test_superhf_appends_eos_only_when_asked(tiny, tmp_path, monkeypatch) -> Non
     policy, reward = tiny
     tok = load_tokenizer(policy)
     rec = Recorder(monkeypatch)
-    trained: list[list[int]] = []
-    real = shf.build_sft_batch
-    monkeypatch.setattr(
-        shf, "build_sft_batch", lambda p, c, pad: trained.extend(c) or real(p, c, pad)
-    )
+    trained = spy_trained_targets(monkeypatch)
     cfg = SuperHFConfig.model_validate(
         {"num_prompts": 1, "superbatch_size": 4, "top_k": 2, "minibatch_size": 2,
          "optim": {"lr": 1e-3, "warmup_steps": 0},

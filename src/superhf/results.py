@@ -14,16 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from superhf.errors import MissingInputError
-from superhf.evaluation import MIN_CI_N, TABLE_ORDER, bootstrap_ci
+from superhf.evaluation import TABLE_ORDER, bootstrap_ci, reward_cell
 from superhf.io import read_jsonl
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
-
-
-def _interval(s: dict[str, Any]) -> str:
-    if s.get("n", MIN_CI_N) < MIN_CI_N or "ci_low" not in s:
-        return f"{s['mean']:.3f} (n={s.get('n')})"
-    return f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
 
 
 def _point_interval(p: dict[str, Any], which: str) -> str:
@@ -62,7 +56,7 @@ def models_table(ev: dict[str, Any]) -> str:
         kl = r.get("kl_to_base", r.get("kl_to_base_bound"))
         label = f"best-of-{r['n']}" if name == "best_of_n" else name
         kl_s = "n/a" if kl is None else (f"{kl:.3f}" + (" (bound)" if name == "best_of_n" else ""))
-        lines.append(f"| {label} | {_interval(r['proxy'])} | {_interval(r['gold'])} | {kl_s} | "
+        lines.append(f"| {label} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | {kl_s} | "
                      f"{r['completion_chars']:.0f} | {r['distinct_2']:.3f} | {r['empty_share']:.3f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -131,7 +125,7 @@ def seeds_table(runs: dict[str, Path], method: str = "superhf") -> str:
         finals["proxy"].append(r["proxy"]["mean"])
         finals["gold"].append(r["gold"]["mean"])
         finals["kl"].append(r["kl_to_base"])
-        lines.append(f"| {name} | {_interval(r['proxy'])} | {_interval(r['gold'])} | "
+        lines.append(f"| {name} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | "
                      f"{r['kl_to_base']:.3f} | {d['gold']['mean']:+.3f} "
                      f"[{d['gold']['ci_low']:+.3f}, {d['gold']['ci_high']:+.3f}] |")  # fmt: skip
     if len(runs) > 1:
