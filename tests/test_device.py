@@ -31,10 +31,14 @@ def _is_picked(args: tuple, kw: dict) -> bool:
 
 
 class Spy:
+    """Records by ``id``; ``alive`` holds every recorded module so that no id is reused by a
+    later model after an earlier one is freed (which would merge two models into one entry)."""
+
     def __init__(self) -> None:
         self.moved: set[int] = set()  # models moved to PICKED
         self.ran: dict[int, str] = {}  # models that ran a forward
         self.batches = 0  # BatchEncodings moved to PICKED
+        self.alive: list[torch.nn.Module] = []
 
 
 @pytest.fixture()
@@ -45,6 +49,7 @@ def spy(monkeypatch: pytest.MonkeyPatch):
     def record_module(self, *args, **kw):
         if _is_picked(args, kw):
             s.moved.add(id(self))
+            s.alive.append(self)
         return module_to(self, *args, **kw)
 
     def record_batch(self, *args, **kw):
@@ -52,8 +57,10 @@ def spy(monkeypatch: pytest.MonkeyPatch):
         return enc_to(self, *args, **kw)
 
     def hook(module, args):
-        if isinstance(module, PreTrainedModel) and "For" in type(module).__name__:  # not a trunk
-            s.ran.setdefault(id(module), type(module).__name__)
+        is_head = isinstance(module, PreTrainedModel) and "For" in type(module).__name__
+        if is_head and id(module) not in s.ran:  # a model with a head, not its trunk
+            s.ran[id(module)] = type(module).__name__
+            s.alive.append(module)
 
     monkeypatch.setattr(torch.nn.Module, "to", record_module)
     monkeypatch.setattr(BatchEncoding, "to", record_batch)
