@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+# Before any test module imports huggingface_hub or datasets, which read these at import:
+# tests never reach a hub (the fixture below keeps them set for each test as well).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 # ../shared beside the repository; SUPERHF_SHARED points elsewhere (e.g. from a worktree)
 SHARED = Path(os.environ.get("SUPERHF_SHARED", REPO.parent / "shared"))

@@ -46,19 +46,25 @@ def write_params(path: Path, **sections: dict) -> Path:
 def kill_after_checkpoint(cmd: list[str], env: dict, meta: Path, step: int = 3,
                           timeout: float = 240) -> dict:  # fmt: skip
     """Start a training stage, SIGKILL it once its checkpoint (``meta``) reaches ``step``,
-    and return the checkpoint's meta as the kill left it."""
+    and return the checkpoint's meta as the kill left it (after ``Checkpointer.load``'s
+    repair of a kill between a save's two renames, which the resumed run does too)."""
     import json
-    import os
-    import signal
     import subprocess
     import time
 
+    from superhf.io import restore_interrupted
+
+    def saved_step() -> int:
+        try:  # the folder is briefly absent while a save renames it into place
+            return json.loads(meta.read_text())["step"]
+        except (FileNotFoundError, ValueError):
+            return -1
+
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if meta.is_file() and json.loads(meta.read_text())["step"] >= step:
-            break
+    while time.time() < deadline and proc.poll() is None and saved_step() < step:
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.kill()  # SIGKILL; harmless if it has just exited (checked below)
+    assert proc.wait() == -9, f"the run ended (exit {proc.returncode}) before it was killed"
+    restore_interrupted(meta.parent)
     return json.loads(meta.read_text())

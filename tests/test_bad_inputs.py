@@ -40,7 +40,12 @@ from superhf.models import load_causal_lm, load_tokenizer
 from superhf.paths import fixture_dir, fixture_eval_dir
 from superhf.profile import resolve
 from superhf.reward import RewardScorer, model_hash
-from superhf.training import Checkpointer, build_optimizer, make_accelerator
+from superhf.training import (
+    Checkpointer,
+    build_optimizer,
+    discard_checkpoints,
+    make_accelerator,
+)
 
 ERROR, SKIPPED, RECOVERED = "error", "counted and skipped", "recovered"
 STAGES = ("prepare", "base_policy", "reward_model", "superhf", "rlhf", "evaluate", "report",
@@ -237,6 +242,38 @@ def checkpoint_broken(
     return check
 
 
+def checkpoint_killed_mid_replace(ws: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A kill between the two renames of a checkpoint save (the folder moved to ``.ck.old``,
+    the new one not yet in place): load resumes the previous checkpoint."""
+    from unittest import mock
+
+    import superhf.io
+
+    ck, model, opt, sched = tiny_checkpoint(ws)
+    ck.save(model, opt, sched, 3, {"history": []})
+    real = superhf.io.os.replace
+
+    def replace_then_die(src, dst) -> None:
+        real(src, dst)
+        if Path(dst).name == ".ck.old":
+            raise KeyboardInterrupt  # stands in for the SIGKILL
+
+    with (
+        mock.patch.object(superhf.io.os, "replace", replace_then_die),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        ck.save(model, opt, sched, 5, {"history": []})
+    assert not (ws / "ck").exists() and (ws / ".ck.old" / "meta.json").is_file()
+    (ws / ".ck.k1ll3d" / "out").mkdir(parents=True)  # a SIGKILL skips atomic_path's cleanup
+    with caplog.at_level(logging.WARNING):
+        assert ck.load(model, opt, sched)[0] == 3
+    assert "mid-replace" in caplog.text and not list(ws.glob(".ck.*"))
+    # a finished run removes its checkpoint and whatever killed saves left beside it
+    (ws / ".ck.old").mkdir()
+    discard_checkpoints(ws / "ck", make_accelerator())
+    assert not list(ws.glob("ck*")) and not list(ws.glob(".ck*"))
+
+
 def other_model_weights(ck: Path) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -399,6 +436,8 @@ CASES = [
     Case("checkpoint meta.json corrupt (stage run)", "superhf", RECOVERED, check=corrupt_meta_run),
     Case("checkpoint from another code version", "superhf", RECOVERED,
          check=checkpoint_broken(lambda ck: (ck / "meta.json").write_text('{"step": 3, "state": {}}'))),  # noqa: E501
+    Case("checkpoint save killed between its renames", "superhf", RECOVERED,
+         check=checkpoint_killed_mid_replace),
     Case("checkpoint weights truncated", "superhf", RECOVERED,
          check=checkpoint_broken(truncate("model.safetensors"))),
     Case("checkpoint weights of another model", "superhf", RECOVERED,

@@ -79,7 +79,7 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
         assert got == (max(pairs)[1] if pairs else "")
         assert not pairs or [r["proxy"] for r in rows if r["model"] == "best_of_n"][
             i
-        ] == pytest.approx(max(pairs)[0])
+        ] == pytest.approx(max(pairs)[0], abs=1e-5)  # re-scored in another batch: float noise
     assert (
         ev["base"]["proxy"]["ci_low"]
         <= ev["base"]["proxy"]["mean"]

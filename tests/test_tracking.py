@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -39,8 +41,14 @@ def test_relative_uri_in_temp_workspace_and_file_store_are_refused(
 def test_unreachable_store_fails_fast(monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     t0 = time.perf_counter()
-    with pytest.raises(RuntimeError, match="unreachable"):
-        connect(TrackingConfig(uri="http://127.0.0.1:9"))  # nothing listens on the discard port
+    # connect() sets mlflow's URI (and MLFLOW_* variables) process-wide: undo it afterwards
+    with mock.patch.dict(os.environ), pytest.raises(RuntimeError, match="unreachable"):
+        try:
+            connect(TrackingConfig(uri="http://127.0.0.1:9"))  # nothing listens on port 9
+        finally:
+            import mlflow
+
+            mlflow.set_tracking_uri(None)
     assert time.perf_counter() - t0 < 120
 
 

@@ -4,6 +4,7 @@ so a crash never leaves a half-written file where a finished one is expected."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import json
 import os
@@ -30,7 +31,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
+            old = _previous(path)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)
@@ -39,6 +40,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _previous(path: Path) -> Path:
+    """Where ``atomic_path`` keeps a folder's previous version while it swaps in the new one."""
+    return path.with_name(f".{path.name}.old")
+
+
+def restore_interrupted(path: str | Path) -> bool:
+    """Undo what a kill inside ``atomic_path`` left beside ``path``: after a kill between its
+    two renames ``path`` is gone and its previous version is at ``.<name>.old``, moved back
+    (True when it was); then every leftover ``.<name>.*`` (temporaries, a stale ``.old``) is
+    removed. Only while nothing is writing ``path``."""
+    path = Path(path)
+    restored = not path.exists() and _previous(path).is_dir()
+    if restored:
+        os.replace(_previous(path), path)
+    clear_leftovers(path)
+    return restored
+
+
+def clear_leftovers(path: str | Path) -> None:
+    """Remove the ``.<name>.*`` folders and files that killed ``atomic_path`` calls left."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

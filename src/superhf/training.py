@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import LoraConfig, OptimConfig
-from superhf.io import atomic_path
+from superhf.io import atomic_path, clear_leftovers, restore_interrupted
 from superhf.params import ParamsError
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ class Checkpointer:
     """Atomic checkpoints: model, optimiser, scheduler, every process's RNG, step, state.
 
     A checkpoint is written into a temporary folder and renamed into place, so a kill at any
-    moment leaves either the previous checkpoint or the new one, never a mixture.
+    moment leaves either the previous checkpoint or the new one, never a mixture (a kill
+    between the two renames leaves the previous one beside the folder; ``load`` moves it back).
     """
 
     def __init__(self, folder: str | Path, fingerprint: str, accelerator: Accelerator) -> None:
@@ -142,6 +143,9 @@ class Checkpointer:
         not fit the model) never blocks a run: it is moved aside to ``<folder>.unusable``
         with a warning naming it, and training starts fresh. All processes agree.
         """
+        if self.acc.is_main_process and restore_interrupted(self.folder):
+            log.warning("%s: restored the checkpoint a kill left mid-replace", self.folder)
+        self.acc.wait_for_everyone()
         if not self.folder.exists():
             return None
         try:
@@ -236,6 +240,7 @@ def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
     if accelerator.is_main_process:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(Path(str(folder) + ".tmp"), ignore_errors=True)
+        clear_leftovers(folder)
 
 
 def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str) -> list[int]:
