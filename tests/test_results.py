@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from superhf.errors import MissingInputError
-from superhf.results import main, paired, render, seeds_table
+from superhf.results import main, paired, render, seed_tables, seeds_table
 
 
 def stat(mean: float, n: int = 40) -> dict:
@@ -100,7 +101,7 @@ def test_paired_differences_by_prompt(tmp_path: Path) -> None:
 
 
 def test_seeds_table_has_a_row_per_seed_and_their_spread(tmp_path: Path) -> None:
-    runs = {}
+    runs = []
     for seed, shift in ((0, 0.0), (1, 0.1), (2, 0.2)):
         folder = tmp_path / f"s{seed}"
         folder.mkdir()
@@ -108,7 +109,7 @@ def test_seeds_table_has_a_row_per_seed_and_their_spread(tmp_path: Path) -> None
         ev = json.loads((folder / "eval.json").read_text())
         ev["superhf"]["gold"]["mean"] = 0.25 + shift
         (folder / "eval.json").write_text(json.dumps(ev))
-        runs[f"seed {seed}"] = folder
+        runs.append((f"seed {seed}", folder))
     text = seeds_table(runs)
     assert text.count("| seed ") == 4  # header and three rows
     assert (
@@ -116,13 +117,47 @@ def test_seeds_table_has_a_row_per_seed_and_their_spread(tmp_path: Path) -> None
     )
 
 
+def test_each_trained_method_gets_a_table_of_the_seeds_that_evaluated_it(tmp_path: Path) -> None:
+    """A main run (SuperHF and PPO) and seed folders of one method each, sharing names."""
+    runs = []
+    for name, drop in (("seed 0", None), ("seed 1", "rlhf"), ("seed 1", "superhf")):
+        folder = tmp_path / f"{name}-{drop}".replace(" ", "")
+        folder.mkdir()
+        write_metrics(folder)
+        ev = json.loads((folder / "eval.json").read_text())
+        ev["rlhf"] = {**ev["superhf"], "kl_to_base": 2.5}
+        if drop == "superhf":  # PPO's seed 1 is below SuperHF's seeds by gold
+            ev["rlhf"]["gold"] = {**ev["rlhf"]["gold"], "mean": 0.2}
+        ev.pop(drop, None)
+        (folder / "eval.json").write_text(json.dumps(ev))
+        with (folder / "eval_completions.jsonl").open("a") as f:
+            f.writelines(json.dumps({"model": "rlhf", "prompt": f"p{i}", "completion": "x",
+                                     "proxy": 0.0, "gold": 0.0}) + "\n" for i in range(4))  # fmt: skip
+        runs.append((name, folder))
+    tables = {
+        title.split()[-1] if "seeds of" in title else "both": t for title, t in seed_tables(runs)
+    }
+    assert list(tables) == ["SuperHF", "PPO", "both"]
+    assert tables["SuperHF"].count("| seed ") == 3 and "1.250 +- 0.000" in tables["SuperHF"]
+    assert tables["PPO"].count("| seed ") == 3 and "2.500 +- 0.000" in tables["PPO"]
+    assert "## Training seeds of PPO" in render(runs[0][1], runs)
+    # gold: SuperHF 0.25, 0.25; PPO 0.25, 0.2 -> higher in 2 of the 4 pairs; proxy: all equal
+    assert "| gold | 0.250 | 0.225 | +0.025 | 2 of 4 |" in tables["both"]
+    assert "| proxy | 0.500 | 0.500 | +0.000 | 0 of 4 |" in tables["both"]
+    assert seed_tables(runs[1:2]) == [("Training seeds of SuperHF", seeds_table(runs[1:2]))]
+
+
 def test_committed_harmless_tables_are_what_the_metrics_render() -> None:
     """results/harmless/tables.md is rendered from the committed metrics, never edited."""
     from conftest import REPO
 
     root = REPO / "results" / "harmless"
-    seeds = {"seed 0 (main run)": root / "metrics", "seed 1": root / "seeds" / "superhf-seed1",
-             "seed 2": root / "seeds" / "superhf-seed2"}  # fmt: skip
-    assert (root / "tables.md").read_text() == render(root / "metrics", seeds)
-    readme = (root / "README.md").read_text()
-    assert "### Paired differences" in readme and "| superhf - rlhf | 64 |" in readme
+    seeds = [("seed 0 (main run)", root / "metrics")] + [
+        (f"seed {s}", root / "seeds" / f"{m}-seed{s}") for m in ("superhf", "rlhf") for s in (1, 2)
+    ]
+    tables = (root / "tables.md").read_text()
+    assert tables == render(root / "metrics", seeds)
+    # the README's copy under "# Tables" (after its one-line note) is the same text, its
+    # headings one level down
+    body = (root / "README.md").read_text().split("\n# Tables\n", 1)[1].strip().split("\n\n", 1)[1]
+    assert re.sub(r"^### ", "## ", body, flags=re.M).strip() == tables.strip()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from superhf.errors import MissingInputError
 from superhf.evaluation import TABLE_ORDER, bootstrap_ci, reward_cell
-from superhf.io import read_jsonl
+from superhf.io import read_json, read_jsonl
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
 
@@ -112,15 +112,14 @@ def paired_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def seeds_table(runs: dict[str, Path], method: str = "superhf") -> str:
+def seeds_table(runs: Sequence[tuple[str, Path]], method: str = "superhf") -> str:
     """One row per training seed of ``method`` (each a metrics folder with ``eval.json`` and
     ``eval_completions.jsonl``): held-out proxy and gold, KL, the paired gold difference to
     the base; then the mean and sample standard deviation over the seeds."""
     lines = ["| seed | proxy | gold | KL to base | gold - base (paired) |", "|---|---|---|---|---|"]
     finals: dict[str, list[float]] = {"proxy": [], "gold": [], "kl": []}
-    for name, folder in runs.items():
-        ev = json.loads((Path(folder) / "eval.json").read_text())
-        r = ev[method]
+    for name, folder in runs:
+        r = read_json(Path(folder) / "eval.json")[method]
         d = paired(read_jsonl(Path(folder) / "eval_completions.jsonl"), method, "base")
         finals["proxy"].append(r["proxy"]["mean"])
         finals["gold"].append(r["gold"]["mean"])
@@ -140,9 +139,50 @@ def seeds_table(runs: dict[str, Path], method: str = "superhf") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(metrics: str | Path, seeds: dict[str, Path] | None = None) -> str:
+SEED_METHODS = {"superhf": "SuperHF", "rlhf": "PPO"}
+
+
+def seed_tables(seeds: Sequence[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """(title, seeds table) for each trained method that some seed folder evaluated, then,
+    with seeds of both, SuperHF against PPO over their seeds."""
+    out, finals = [], {}
+    loaded = [(name, Path(f), read_json(Path(f) / "eval.json")) for name, f in seeds]
+    for method, label in SEED_METHODS.items():
+        runs = [(name, f) for name, f, ev in loaded if method in ev]
+        if runs:
+            out.append((f"Training seeds of {label}", seeds_table(runs, method)))
+            finals[method] = [ev[method] for _, _, ev in loaded if method in ev]
+    if len(finals) == 2 and min(len(v) for v in finals.values()) > 1:
+        out.append(
+            (
+                "SuperHF against PPO over training seeds",
+                seeds_comparison(finals["superhf"], finals["rlhf"]),
+            )
+        )
+    return out
+
+
+def seeds_comparison(superhf: list[dict], ppo: list[dict]) -> str:
+    """Mean held-out reward over each method's seeds, the difference of the means, and in
+    how many (SuperHF seed, PPO seed) pairs SuperHF is higher (seeds are independent, so
+    every pair counts)."""
+    lines = ["| reward | SuperHF mean | PPO mean | difference | SuperHF higher in seed pairs |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for which in ("proxy", "gold"):
+        a = [r[which]["mean"] for r in superhf]
+        b = [r[which]["mean"] for r in ppo]
+        higher = sum(x > y for x in a for y in b)
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        lines.append(f"| {which} | {ma:.3f} | {mb:.3f} | {ma - mb:+.3f} | "
+                     f"{higher} of {len(a) * len(b)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def render(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) -> str:
     """All tables of the run whose metrics are in ``metrics`` (a missing file is an error
-    naming it); the Table 4 Markdown that evaluate wrote is included as it is."""
+    naming it); the Table 4 Markdown that evaluate wrote is included as it is. ``seeds``:
+    (name, metrics folder) of training seeds; each trained method found in their
+    ``eval.json`` gets a table of its seeds."""
     folder = Path(metrics)
     for name in (*FILES, "table4.md", "eval_completions.jsonl"):
         if not (folder / name).is_file():
@@ -154,7 +194,7 @@ def render(metrics: str | Path, seeds: dict[str, Path] | None = None) -> str:
         f"## Held-out prompts (n={ev.get('test_prompts')})\n\n{models_table(ev)}\n"
         f"## Paired differences (same prompts; 95% paired bootstrap)\n\n"
         f"{paired_table(read_jsonl(folder / 'eval_completions.jsonl'))}\n"
-        + (f"## Training seeds of SuperHF\n\n{seeds_table(seeds)}\n" if seeds else "")
+        + "".join(f"## {title}\n\n{table}\n" for title, table in seed_tables(seeds))  # fmt: skip
         + f"## Table 4 columns\n\n{table4}\n\n"
         f"## Over-optimisation curves (n={overopt.get('test_prompts')} prompts per point)\n\n"
         f"{curves_table(overopt)}"
@@ -167,16 +207,17 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="output Markdown file (default: stdout)")
     ap.add_argument(
         "--seed-run", action="append", default=[], metavar="NAME=FOLDER",
-        help="a SuperHF training seed's metrics folder (eval.json, eval_completions.jsonl); repeat",
+        help="a training seed's metrics folder (eval.json, eval_completions.jsonl): each method "
+        "it evaluated (SuperHF, PPO) gets a seeds table; repeat",
     )  # fmt: skip
     args = ap.parse_args(list(argv) if argv is not None else None)
-    seeds = {}
+    seeds = []
     for item in args.seed_run:
         name, sep, folder = item.partition("=")
         if not sep or not (Path(folder) / "eval.json").is_file():
             raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER with eval.json")
-        seeds[name] = Path(folder)
-    text = render(args.metrics, seeds or None)
+        seeds.append((name, Path(folder)))
+    text = render(args.metrics, seeds)
     if args.out:
         Path(args.out).write_text(text)
     else:
