@@ -143,7 +143,6 @@ def evaluate_models(
     log.info("evaluate on %s (%s)", device, cfg.precision)
     base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
     base_tok = load_tokenizer(models["base"])
-    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
     bar = tqdm(models.items(), desc="evaluate", unit="model", disable=None)
     for name, path in bar:
         bar.set_postfix_str(name)
@@ -151,23 +150,9 @@ def evaluate_models(
             base_model if name == "base" else load_causal_lm(path, dtype=dtype).to(device).eval()
         )
         tok = base_tok if name == "base" else load_tokenizer(path)
-        texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
-        torch.manual_seed(cfg.seed)
-        sampled = sample_completions(model, tok, texts, cfg.generation)
-        comps = [c.text for c in sampled]
-        scores = score_all(scorers, prompts, comps)
+        comps, scores, kl = sample_and_score(cfg, model, tok, test, scorers, base_model, base_tok)
         rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
                  "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
-        if name == "base":
-            kl = [0.0] * len(comps)  # log p_base - log p_base
-        else:
-            ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
-            cut = cfg.generation.max_prompt_tokens
-            lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
-            lp_base = sequence_logprobs(
-                base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut
-            )
-            kl = [a - b for a, b in zip(lp_model, lp_base)]
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
         if bench_data is not None:
@@ -182,9 +167,31 @@ def evaluate_models(
         if name != "base":
             del model
     if cfg.best_of_n > 0:
+        base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
         results["best_of_n"], rows = best_of_n(cfg, base_model, base_tok, base_texts, test, scorers)
         all_rows += rows
     return results, all_rows
+
+
+def sample_and_score(cfg: EvaluateConfig, model, tok, test: list[dict], scorers, base_model,
+                     base_tok) -> tuple[list[str], dict[str, list[float]], list[float]]:  # fmt: skip
+    """``model``'s completions for the test prompts (seed ``cfg.seed``), their proxy and gold
+    scores, and per completion log p_model - log p_base on the model's own sampled tokens
+    (zeros when ``model`` is the base)."""
+    prompts = [t["prompt"] for t in test]
+    texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
+    torch.manual_seed(cfg.seed)
+    sampled = sample_completions(model, tok, texts, cfg.generation)
+    comps = [c.text for c in sampled]
+    scores = score_all(scorers, prompts, comps)
+    if model is base_model:
+        return comps, scores, [0.0] * len(comps)  # log p_base - log p_base
+    ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
+    cut = cfg.generation.max_prompt_tokens
+    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+    lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
+    lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut)
+    return comps, scores, [a - b for a, b in zip(lp_model, lp_base)]
 
 
 def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict], scorers):
@@ -272,22 +279,12 @@ def score_snapshot(cfg: EvaluateConfig, path: Path, base_model, base_tok, test: 
                    scorers) -> tuple[list[float], list[float], float]:  # fmt: skip
     """(proxy, gold, mean KL to base) of one snapshot on the test prompts, as for the final
     models in ``evaluate_models``: same seed, KL on the snapshot's own completions."""
-    prompts = [t["prompt"] for t in test]
     device, dtype = pick_device(), torch_dtype(cfg.precision)
     model = load_causal_lm(path, dtype=dtype).to(device).eval()
-    tok = load_tokenizer(path)
-    texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
-    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
-    torch.manual_seed(cfg.seed)
-    sampled = sample_completions(model, tok, texts, cfg.generation)
-    comps = [c.text for c in sampled]
-    scores = score_all(scorers, prompts, comps)
-    ids = [c.ids for c in sampled]  # the snapshot's own tokens, scored by both
-    cut = cfg.generation.max_prompt_tokens
-    lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
-    lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut)
-    kl = sum(a - b for a, b in zip(lp_model, lp_base)) / len(comps)
-    return scores["proxy"], scores["gold"], kl
+    _, scores, kl = sample_and_score(
+        cfg, model, load_tokenizer(path), test, scorers, base_model, base_tok
+    )
+    return scores["proxy"], scores["gold"], sum(kl) / len(kl)
 
 
 def best_of_n_points(cfg: EvaluateConfig, n_max: int, base_model, base_tok, test: list[dict],

@@ -148,10 +148,10 @@ def seed_tables(seeds: Sequence[tuple[str, Path]]) -> list[tuple[str, str]]:
     out, finals = [], {}
     loaded = [(name, Path(f), read_json(Path(f) / "eval.json")) for name, f in seeds]
     for method, label in SEED_METHODS.items():
-        runs = [(name, f) for name, f, ev in loaded if method in ev]
+        runs = [(name, f, ev[method]) for name, f, ev in loaded if method in ev]
         if runs:
-            out.append((f"Training seeds of {label}", seeds_table(runs, method)))
-            finals[method] = [ev[method] for _, _, ev in loaded if method in ev]
+            out.append((f"Training seeds of {label}", seeds_table([r[:2] for r in runs], method)))
+            finals[method] = [r[2] for r in runs]
     if len(finals) == 2 and min(len(v) for v in finals.values()) > 1:
         out.append(
             (
