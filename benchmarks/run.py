@@ -133,8 +133,8 @@ def bench_generation(
 def bench_evaluation(policy: Path, repeats: int) -> dict:
     """The evaluate stage's model work on the packaged fixture sets: every capability
     benchmark (log-likelihood scoring and SQuAD generation) and the KL log-probs."""
-    from superhf import capabilities as bm
-    from superhf.capabilities import load_benchmarks
+    from superhf.capabilities import tasks as bm
+    from superhf.capabilities.suite import load_benchmarks
     from superhf.config import EvaluateConfig
     from superhf.evaluation import sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
