@@ -18,18 +18,31 @@ STANDARD_COLUMNS = [
     ("SQuAD F1", "SQuAD v1.1 dev, greedy", ("squad", "f1"), ("n", "squad")),
     ("Lambada", "lambada_openai acc", ("lambada", "acc"), ("n", "lambada")),
     ("Winograd", "WSC273 partial scoring", ("wsc",), ("n", "wsc")),
-    *[(s.capitalize(), f"HHH {s}, summed ll", ("hhh", s), ("n", "hhh", s))
-      for s in ("helpful", "honest", "harmless")],
-]  # fmt: skip
+    *[
+        (s.capitalize(), f"HHH {s}, summed ll", ("hhh", s), ("n", "hhh", s))
+        for s in ("helpful", "honest", "harmless")
+    ],
+]
 PAPER_COLUMNS = [
-    ("Twitter", "binary tweets 3-shot, '1'/'0' logits", ("paper", "twitter_binary", "acc"),
-     ("paper", "twitter_binary", "n")),
+    (
+        "Twitter",
+        "binary tweets 3-shot, '1'/'0' logits",
+        ("paper", "twitter_binary", "acc"),
+        ("paper", "twitter_binary", "n"),
+    ),
     ("SQuAD", "GLUE QNLI 3-shot", ("paper", "qnli", "acc"), ("paper", "qnli", "n")),
     ("Lambada", "lambada_openai acc", ("paper", "lambada", "acc"), ("paper", "lambada", "n")),
     ("Winograd", "GLUE WNLI 3-shot", ("paper", "wnli", "acc"), ("paper", "wnli", "n")),
-    *[(s.capitalize(), f"HHH {s}, dialogue mean ll", ("paper", "hhh", s, "acc"),
-       ("paper", "hhh", s, "n")) for s in PAPER_HHH],
-]  # fmt: skip
+    *[
+        (
+            s.capitalize(),
+            f"HHH {s}, dialogue mean ll",
+            ("paper", "hhh", s, "acc"),
+            ("paper", "hhh", s, "n"),
+        )
+        for s in PAPER_HHH
+    ],
+]
 
 
 # The standard protocol's columns as (header, key path of the value): the benchmark figure.
@@ -55,8 +68,9 @@ def table_columns(benches: Sequence[dict]) -> list[tuple[str, tuple[str, ...]]]:
             n = "/".join(str(x) for x in sorted(ns, key=str))
             tag = f"{protocol}, smoke" if smoke and protocol == "standard" else protocol
             cols.append((f"{head} ({tag}: {task}, n={n})", keys))
-    lm_tasks = sorted({(t, m) for b in benches for t, r in b.get("lm_eval", {}).items()
-                       for m in r if m != "n"})  # fmt: skip
+    lm_tasks = sorted(
+        {(t, m) for b in benches for t, r in b.get("lm_eval", {}).items() for m in r if m != "n"}
+    )
     for t, m in lm_tasks:
         ns = {get_path(b, ("lm_eval", t, "n")) for b in benches} - {None}
         n = "/".join(str(x) for x in sorted(ns)) or "?"

@@ -40,8 +40,11 @@ def run_lm_eval(
     res = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tm, limit=limit)
     out: dict[str, dict[str, float]] = {}
     for name, metrics in res["results"].items():
-        row = {k.split(",")[0]: float(v) for k, v in metrics.items()
-               if "," in k and "_stderr" not in k and isinstance(v, (int, float))}  # fmt: skip
+        row = {
+            k.split(",")[0]: float(v)
+            for k, v in metrics.items()
+            if "," in k and "_stderr" not in k and isinstance(v, (int, float))
+        }
         n = res.get("n-samples", {}).get(name, {})
         if n:
             row["n"] = int(n.get("effective", n.get("original", 0)))

@@ -23,8 +23,14 @@ def load_hhh(root: Path) -> dict[str, list[dict]]:
     out = {}
     for sub in HHH_SUBTASKS:
         data = json.loads(_need(root / "hhh_alignment" / sub / "task.json").read_text())
-        out[sub] = [{"input": e["input"], "choices": list(e["target_scores"]),
-                     "labels": list(e["target_scores"].values())} for e in data["examples"]]  # fmt: skip
+        out[sub] = [
+            {
+                "input": e["input"],
+                "choices": list(e["target_scores"]),
+                "labels": list(e["target_scores"].values()),
+            }
+            for e in data["examples"]
+        ]
     return out
 
 
@@ -62,15 +68,29 @@ def load_squad(root: Path) -> list[dict]:
     path = _need(root / "squad_v1.1_dev_bigbench" / "squaddev_v1.1.json.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         data = json.load(f)["data"]
-    return [{"title": art["title"], "context": par["context"], "question": qa["question"],
-             "answers": [a["text"] for a in qa["answers"]], "id": qa["id"]}
-            for art in data for par in art["paragraphs"] for qa in par["qas"]]  # fmt: skip
+    return [
+        {
+            "title": art["title"],
+            "context": par["context"],
+            "question": qa["question"],
+            "answers": [a["text"] for a in qa["answers"]],
+            "id": qa["id"],
+        }
+        for art in data
+        for par in art["paragraphs"]
+        for qa in par["qas"]
+    ]
 
 
 def load_all(root: Path) -> dict[str, Any]:
     """Every task from ``root``; a file that does not parse is an error naming the task."""
-    loaders = {"hhh": load_hhh, "lambada": load_lambada, "wsc": load_wsc,
-               "tweets": load_tweets, "squad": load_squad}  # fmt: skip
+    loaders = {
+        "hhh": load_hhh,
+        "lambada": load_lambada,
+        "wsc": load_wsc,
+        "tweets": load_tweets,
+        "squad": load_squad,
+    }
     out = {}
     for name, load in loaders.items():
         try:
@@ -100,8 +120,11 @@ def wsc_row(r: dict) -> dict:
         if text[loc - 2] != "." and first in WSC_UPPER:
             option = option.replace(first, first.lower())
         options.append(option)
-    return {"context_options": [text[:loc] + o for o in options],
-            "continuation": text[loc + len(pronoun) :].strip(), "gold": int(r["label"])}  # fmt: skip
+    return {
+        "context_options": [text[:loc] + o for o in options],
+        "continuation": text[loc + len(pronoun) :].strip(),
+        "gold": int(r["label"]),
+    }
 
 
 def load_hub() -> dict[str, Any]:
@@ -111,19 +134,41 @@ def load_hub() -> dict[str, Any]:
     hhh = {}
     for sub in HHH_SUBTASKS:
         # main is a loading script (datasets 5 runs none): the hub's parquet conversion
-        ds = datasets.load_dataset("HuggingFaceH4/hhh_alignment", data_dir=sub, split="test",
-                                   revision="refs/convert/parquet")  # fmt: skip
-        hhh[sub] = [{"input": r["input"], "choices": r["targets"]["choices"],
-                     "labels": r["targets"]["labels"]} for r in ds]  # fmt: skip
-    lam = [dict(zip(("context", "continuation"), (t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1])))
-           for t in datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]]  # fmt: skip
-    wsc = [wsc_row(dict(r)) for r in datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")]  # fmt: skip
+        ds = datasets.load_dataset(
+            "HuggingFaceH4/hhh_alignment",
+            data_dir=sub,
+            split="test",
+            revision="refs/convert/parquet",
+        )
+        hhh[sub] = [
+            {
+                "input": r["input"],
+                "choices": r["targets"]["choices"],
+                "labels": r["targets"]["labels"],
+            }
+            for r in ds
+        ]
+    lam = [
+        dict(zip(("context", "continuation"), (t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1])))
+        for t in datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]
+    ]
+    wsc = [
+        wsc_row(dict(r))
+        for r in datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")
+    ]
     tw = datasets.load_dataset("cardiffnlp/tweet_eval", "sentiment")
     tweets = {
         s: [{"text": r["text"], "label": r["label"]} for r in tw[k]]
         for s, k in (("test", "test"), ("val", "validation"))
     }
-    squad = [{"title": r["title"], "context": r["context"], "question": r["question"],
-              "answers": r["answers"]["text"], "id": r["id"]}
-             for r in datasets.load_dataset("rajpurkar/squad", split="validation")]  # fmt: skip
+    squad = [
+        {
+            "title": r["title"],
+            "context": r["context"],
+            "question": r["question"],
+            "answers": r["answers"]["text"],
+            "id": r["id"],
+        }
+        for r in datasets.load_dataset("rajpurkar/squad", split="validation")
+    ]
     return {"hhh": hhh, "lambada": lam, "wsc": wsc, "tweets": tweets, "squad": squad}

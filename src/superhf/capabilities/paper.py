@@ -23,13 +23,20 @@ PAPER_SHOTS = 3
 # nyu-mll/glue; the other two repos' main branches are loading scripts (datasets 5 runs
 # none), so they load from the hub's parquet conversion, one folder per config.
 PAPER_HUB: dict[str, tuple[str, str | None, str | None, str | None, str]] = {
-    "sentiment": ("carblacac/twitter-sentiment-analysis", None, "None", "refs/convert/parquet",
-                  "validation"),
+    "sentiment": (
+        "carblacac/twitter-sentiment-analysis",
+        None,
+        "None",
+        "refs/convert/parquet",
+        "validation",
+    ),
     "qnli": ("nyu-mll/glue", "qnli", None, None, "validation"),
     "wnli": ("nyu-mll/glue", "wnli", None, None, "validation"),
-    **{f"hhh_{s}": ("HuggingFaceH4/hhh_alignment", None, s, "refs/convert/parquet", "test")
-       for s in PAPER_HHH},
-}  # fmt: skip
+    **{
+        f"hhh_{s}": ("HuggingFaceH4/hhh_alignment", None, s, "refs/convert/parquet", "test")
+        for s in PAPER_HHH
+    },
+}
 
 
 def load_hub_rows(task: str, root: Path | None = None) -> list[dict]:
@@ -41,21 +48,31 @@ def load_hub_rows(task: str, root: Path | None = None) -> list[dict]:
     where = str(root / repo) if root is not None else repo
     if root is not None and not Path(where).is_dir():
         raise FileNotFoundError(f"paper benchmark {task}: {where} is not a directory")
-    ds = datasets.load_dataset(where, name, data_dir=data_dir, split=split,
-                               revision=None if root is not None else revision)  # fmt: skip
+    ds = datasets.load_dataset(
+        where, name, data_dir=data_dir, split=split, revision=None if root is not None else revision
+    )
     return [dict(r) for r in ds]
 
 
 # task -> (instruction, fields shown per row, label field). A shot is every field line then
 # "Output: <label>"; the query ends "Output: " (with the space) for the next-token logits.
 PAPER_PROMPTS: dict[str, tuple[str, tuple[tuple[str, str], ...], str]] = {
-    "sentiment": ("Output 1 if Text displays positive sentiment, else Output 0 for negative "
-                  "sentiment.\n", (("Text", "text"),), "feeling"),
-    "qnli": ("Output 0 if Sentence answers Question, otherwise Output 1.\n",
-             (("Question", "question"), ("Sentence", "sentence")), "label"),
-    "wnli": ("Output 1 if Sentence1 implies Sentence2, otherwise Output 0.\n",
-             (("Sentence1", "sentence1"), ("Sentence2", "sentence2")), "label"),
-}  # fmt: skip
+    "sentiment": (
+        "Output 1 if Text displays positive sentiment, else Output 0 for negative sentiment.\n",
+        (("Text", "text"),),
+        "feeling",
+    ),
+    "qnli": (
+        "Output 0 if Sentence answers Question, otherwise Output 1.\n",
+        (("Question", "question"), ("Sentence", "sentence")),
+        "label",
+    ),
+    "wnli": (
+        "Output 1 if Sentence1 implies Sentence2, otherwise Output 0.\n",
+        (("Sentence1", "sentence1"), ("Sentence2", "sentence2")),
+        "label",
+    ),
+}
 
 
 def paper_prompts(task: str, rows: list[dict], shots: int = PAPER_SHOTS) -> list[tuple[str, int]]:
@@ -117,8 +134,12 @@ def paper_logit_accuracy(
         pred = (logits[:, id1] > logits[:, id0]).int().tolist()
         correct += sum(p == y for p, y in zip(pred, labels))
     denominator = rounded_denominator(len(data), batch_size) if quirks else len(data)
-    return {"acc": correct / denominator if data else float("nan"), "n": len(data),
-            "correct": correct, "denominator": denominator}  # fmt: skip
+    return {
+        "acc": correct / denominator if data else float("nan"),
+        "n": len(data),
+        "correct": correct,
+        "denominator": denominator,
+    }
 
 
 def paper_hhh_pairs(rows: list[dict]) -> list[tuple[str, str]]:
@@ -161,8 +182,10 @@ def load_paper(root: Path | None, lambada_root: Path | None) -> dict[str, Any]:
         import datasets
 
         texts = datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]
-        data["lambada"] = [{"context": t.rsplit(" ", 1)[0], "continuation": " " + t.rsplit(" ", 1)[1]}
-                           for t in texts]  # fmt: skip
+        data["lambada"] = [
+            {"context": t.rsplit(" ", 1)[0], "continuation": " " + t.rsplit(" ", 1)[1]}
+            for t in texts
+        ]
     return data
 
 
@@ -174,6 +197,8 @@ def run_paper(model, tok, data: dict[str, Any], quirks: bool = True, bs: int = 1
         out[column] = paper_logit_accuracy(model, tok, prompts, PAPER_BATCH, quirks)
     lam = lambada(model, tok, data["lambada"], bs)
     out["lambada"] = {"acc": lam["acc"], "n": len(data["lambada"])}
-    out["hhh"] = {s: paper_hhh_accuracy(model, tok, paper_hhh_pairs(rows), PAPER_BATCH)
-                  for s, rows in data["hhh"].items()}  # fmt: skip
+    out["hhh"] = {
+        s: paper_hhh_accuracy(model, tok, paper_hhh_pairs(rows), PAPER_BATCH)
+        for s, rows in data["hhh"].items()
+    }
     return out

@@ -77,7 +77,9 @@ def loglikelihood(
             if len(x_ids) > 1:
                 by_ctx.setdefault(tuple(c_ids), []).append(i)
         # longest contexts first, so that a forward's contexts have similar lengths
-        groups = sorted((g for g in by_ctx.values() if len(g) > 1), key=lambda g: -len(encoded[g[0]][0]))  # fmt: skip
+        groups = sorted(
+            (g for g in by_ctx.values() if len(g) > 1), key=lambda g: -len(encoded[g[0]][0])
+        )
         in_group = {i for g in groups for i in g}
         single = [i for i in single if i not in in_group]
         shared = groups
@@ -93,8 +95,12 @@ def loglikelihood(
 PAD_SLACK = 1.25  # a batch's padded tokens stay within this factor of its real tokens
 
 
-def padded_batches(lengths: Sequence[int], weights: Sequence[int] | None = None,
-                   max_weight: int = 16, slack: float = PAD_SLACK) -> list[list[int]]:  # fmt: skip
+def padded_batches(
+    lengths: Sequence[int],
+    weights: Sequence[int] | None = None,
+    max_weight: int = 16,
+    slack: float = PAD_SLACK,
+) -> list[list[int]]:
     """Consecutive batches of indices over ``lengths`` sorted longest first: a batch ends
     when its weight (rows by default) would pass ``max_weight`` or its padded size (rows x
     the longest) would pass ``slack`` x its real tokens. An item heavier than
@@ -159,8 +165,9 @@ def _ll_greedy(lp: torch.Tensor, x_ids: list[int], device) -> tuple[float, bool]
     return ll, bool(torch.equal(lp.argmax(-1), target))
 
 
-def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], batch_size: int,
-                         out) -> None:  # fmt: skip
+def _score_prefix_groups(
+    model, tok, encoded, groups: list[list[int]], batch_size: int, out
+) -> None:
     """The contexts of a few groups in one left-padded forward with a cache; then the groups'
     continuations, longest first in batches of similar length, each over a copy of the
     cached contexts."""
@@ -177,8 +184,9 @@ def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], batch_siz
     first_lp = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts token 0
     cache_key = "cache" if "cache" in first else "past_key_values"  # renamed in transformers 5
     cache = first.get(cache_key)
-    members = sorted(((r, i) for r, g in enumerate(groups) for i in g),
-                     key=lambda m: -len(encoded[m[1]][1]))  # fmt: skip
+    members = sorted(
+        ((r, i) for r, g in enumerate(groups) for i in g), key=lambda m: -len(encoded[m[1]][1])
+    )
     batches = padded_batches([len(encoded[i][1]) - 1 for _, i in members], None, batch_size)
     for b, batch in enumerate(batches):
         sub = [members[j] for j in batch]
@@ -196,8 +204,9 @@ def _score_prefix_groups(model, tok, encoded, groups: list[list[int]], batch_siz
                 xa[r, : len(t)] = 1  # right padding: pads come after every real token
             mask = torch.cat([attn[owner], xa], dim=1)
             pos = attn.sum(1)[owner, None] + torch.arange(cw, device=device)[None]
-            logits = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True,
-                           **{cache_key: c}).logits  # fmt: skip
+            logits = model(
+                input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_key: c}
+            ).logits
         for r, (o, i) in enumerate(sub):
             x_ids = encoded[i][1]
             lp = first_lp[o][None]

@@ -43,14 +43,25 @@ def run_benchmarks(model, tok, bench: dict[str, Any], cfg: EvaluateConfig) -> di
     b = cfg.benchmarks
     out: dict[str, Any] = {"smoke": bench["source"] == "fixture"}
     if bench["standard"] is not None:
-        out.update(run_all(model, tok, bench["standard"], dict(b.max_examples), b.tweet_shots,
-                           cfg.seed, b.batch_size))  # fmt: skip
+        out.update(
+            run_all(
+                model,
+                tok,
+                bench["standard"],
+                dict(b.max_examples),
+                b.tweet_shots,
+                cfg.seed,
+                b.batch_size,
+            )
+        )
     if bench["paper"] is not None:
         out["paper"] = run_paper(model, tok, bench["paper"], b.paper_quirks, b.batch_size)
     if b.lm_eval_tasks:
         if lm_eval_available():
             out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
         else:
-            log.warning("evaluate.benchmarks.lm_eval_tasks skipped: lm-eval is not installed "
-                        "(pip install -e '.[eval]')")  # fmt: skip
+            log.warning(
+                "evaluate.benchmarks.lm_eval_tasks skipped: lm-eval is not installed "
+                "(pip install -e '.[eval]')"
+            )
     return out

@@ -50,8 +50,10 @@ def lambada(model, tok, rows: list[dict], bs: int = 16) -> dict[str, float]:
     res = loglikelihood(model, tok, [(r["context"], r["continuation"]) for r in rows], bs)
     import math
 
-    return {"acc": sum(g for _, g in res) / len(res),
-            "ppl": math.exp(-sum(ll for ll, _ in res) / len(res))}  # fmt: skip
+    return {
+        "acc": sum(g for _, g in res) / len(res),
+        "ppl": math.exp(-sum(ll for ll, _ in res) / len(res)),
+    }
 
 
 def wsc(model, tok, rows: list[dict], rng: random.Random, bs: int = 16) -> float:
@@ -120,9 +122,17 @@ def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -
         enc = tokenize_prompts(tok, texts, 1024).to(device)
         with torch.inference_mode():
             # the answer ends at the first newline: stop there instead of at max_new_tokens
-            seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                  pad_token_id=tok.pad_token_id, temperature=None, top_p=None,
-                                  top_k=None, stop_strings=["\n"], tokenizer=tok)  # fmt: skip
+            seqs = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                stop_strings=["\n"],
+                tokenizer=tok,
+            )
         for t in tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True):
             preds.append(t.strip().split("\n")[0].strip())
     em = sum(max(squad_em(p, a) for a in r["answers"]) for p, r in zip(preds, rows)) / len(rows)
@@ -140,8 +150,15 @@ def _n(rows: list, cap: int | None) -> int:
     return len(rows) if cap is None else min(len(rows), cap)
 
 
-def run_all(model, tok, data: dict[str, Any], max_examples: dict[str, int | None], shots: int,
-            seed: int, bs: int = 16) -> dict[str, Any]:  # fmt: skip
+def run_all(
+    model,
+    tok,
+    data: dict[str, Any],
+    max_examples: dict[str, int | None],
+    shots: int,
+    seed: int,
+    bs: int = 16,
+) -> dict[str, Any]:
     """Every benchmark on one model; same subsample for every model (seeded)."""
     pick = random.Random(seed)
     rng = random.Random(seed + 1)
@@ -162,7 +179,11 @@ def run_all(model, tok, data: dict[str, Any], max_examples: dict[str, int | None
     sq = subsample(data["squad"], max_examples.get("squad"), pick)
     out["squad"] = squad(model, tok, sq, bs=max(1, bs // 2))
     cap = max_examples.get
-    out["n"] = {"hhh": {s: _n(ex, cap("hhh")) for s, ex in data["hhh"].items()},
-                "lambada": _n(data["lambada"], cap("lambada")), "wsc": _n(data["wsc"], cap("wsc")),
-                "tweets": len(tw["test"]), "squad": len(sq)}  # fmt: skip
+    out["n"] = {
+        "hhh": {s: _n(ex, cap("hhh")) for s, ex in data["hhh"].items()},
+        "lambada": _n(data["lambada"], cap("lambada")),
+        "wsc": _n(data["wsc"], cap("wsc")),
+        "tweets": len(tw["test"]),
+        "squad": len(sq),
+    }
     return out
