@@ -141,7 +141,7 @@ def bench_evaluation(policy: Path, repeats: int) -> dict:
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
     data = load_benchmarks(EvaluateConfig())  # the packaged fixture sets
-    t_bench = median_time(lambda: bm.run_all(model, tok, data, {}, 0, 0, 16), repeats, warmup=0)
+    t_bench = median_time(lambda: bm.run_all(model, tok, data, bm.StandardRun()), repeats, warmup=0)
     texts = [p for p in PROMPTS for _ in range(6)]
     comps = [" ".join(["word"] * (4 + 3 * i)) for i in range(len(texts))]
     t_lp = median_time(lambda: sequence_logprobs(model, tok, texts, comps), repeats)

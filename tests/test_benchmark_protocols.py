@@ -263,7 +263,7 @@ def _result(mean: float, n: int, bench: dict | None) -> dict:
 def test_table4_lists_every_model_with_labelled_columns(tiny) -> None:
     model, tok = tiny
     data = loaders.load_all(fixture_eval_dir())
-    bench = {"smoke": True, **tasks.run_all(model, tok, data, {}, shots=0, seed=0, bs=8)}
+    bench = {"smoke": True, **tasks.run_all(model, tok, data, tasks.StandardRun(batch_size=8))}
     bench["paper"] = {"wnli": {"acc": 0.5, "n": 68}}
     results = {"rlhf": _result(0.1, 40, bench), "base": _result(0.2, 40, bench),
                "pythia-1b": _result(0.3, 3, bench), "test_prompts": 40}  # fmt: skip

@@ -72,7 +72,7 @@ def test_squad_normalisation() -> None:
 def test_fixture_sets_run_end_to_end(tiny) -> None:
     model, tok = tiny
     data = loaders.load_all(fixture_eval_dir())
-    out = tasks.run_all(model, tok, data, {}, shots=2, seed=0, bs=8)
+    out = tasks.run_all(model, tok, data, tasks.StandardRun(shots=2, batch_size=8))
     assert set(out["hhh"]) == set(loaders.HHH_SUBTASKS)
     for v in [
         *out["hhh"].values(),
@@ -101,15 +101,8 @@ def test_real_benchmark_files_load_and_score(tiny) -> None:
     assert len(data["tweets"]["test"]) == 12284 and len(data["tweets"]["val"]) == 2000
     assert len(data["squad"]) == 10565
     model, tok = tiny
-    out = tasks.run_all(
-        model,
-        tok,
-        data,
-        {"hhh": 3, "lambada": 3, "wsc": 3, "tweets": 3, "squad": 2},
-        shots=1,
-        seed=0,
-        bs=4,
-    )
+    caps = {"hhh": 3, "lambada": 3, "wsc": 3, "tweets": 3, "squad": 2}
+    out = tasks.run_all(model, tok, data, tasks.StandardRun(caps, shots=1, batch_size=4))
     assert (
         0 <= out["hhh"]["honest"] <= 1
         and out["lambada"]["ppl"] > 1

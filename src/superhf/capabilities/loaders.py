@@ -34,13 +34,17 @@ def load_hhh(root: Path) -> dict[str, list[dict]]:
     return out
 
 
+def lambada_row(text: str) -> dict:
+    """A LAMBADA passage as a request: the last word (with its space) continues the rest."""
+    context, word = text.rsplit(" ", 1)
+    return {"context": context, "continuation": " " + word}
+
+
 def load_lambada(root: Path) -> list[dict]:
     rows = []
     with _need(root / "lambada_openai" / "lambada_test.jsonl").open() as f:
         for line in f:
-            text = json.loads(line)["text"]
-            context, word = text.rsplit(" ", 1)
-            rows.append({"context": context, "continuation": " " + word})
+            rows.append(lambada_row(json.loads(line)["text"]))
     return rows
 
 
@@ -127,6 +131,24 @@ def wsc_row(r: dict) -> dict:
     }
 
 
+def hhh_hub_row(r: dict) -> dict:
+    return {
+        "input": r["input"],
+        "choices": r["targets"]["choices"],
+        "labels": r["targets"]["labels"],
+    }
+
+
+def squad_hub_row(r: dict) -> dict:
+    return {
+        "title": r["title"],
+        "context": r["context"],
+        "question": r["question"],
+        "answers": r["answers"]["text"],
+        "id": r["id"],
+    }
+
+
 def load_hub() -> dict[str, Any]:
     """The same tasks from the hub (needs a network; the paper profile uses it)."""
     import datasets
@@ -140,35 +162,18 @@ def load_hub() -> dict[str, Any]:
             split="test",
             revision="refs/convert/parquet",
         )
-        hhh[sub] = [
-            {
-                "input": r["input"],
-                "choices": r["targets"]["choices"],
-                "labels": r["targets"]["labels"],
-            }
-            for r in ds
-        ]
-    lam = [
-        dict(zip(("context", "continuation"), (t.rsplit(" ", 1)[0], " " + t.rsplit(" ", 1)[1])))
-        for t in datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]
-    ]
-    wsc = [
-        wsc_row(dict(r))
-        for r in datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")
-    ]
+        hhh[sub] = [hhh_hub_row(r) for r in ds]
+    lam = datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")
+    wsc = datasets.load_dataset("lighteval/winograd_wsc", "wsc273", split="test")
     tw = datasets.load_dataset("cardiffnlp/tweet_eval", "sentiment")
-    tweets = {
-        s: [{"text": r["text"], "label": r["label"]} for r in tw[k]]
-        for s, k in (("test", "test"), ("val", "validation"))
+    squad = datasets.load_dataset("rajpurkar/squad", split="validation")
+    return {
+        "hhh": hhh,
+        "lambada": [lambada_row(t) for t in lam["text"]],
+        "wsc": [wsc_row(dict(r)) for r in wsc],
+        "tweets": {
+            "test": [{"text": r["text"], "label": r["label"]} for r in tw["test"]],
+            "val": [{"text": r["text"], "label": r["label"]} for r in tw["validation"]],
+        },
+        "squad": [squad_hub_row(r) for r in squad],
     }
-    squad = [
-        {
-            "title": r["title"],
-            "context": r["context"],
-            "question": r["question"],
-            "answers": r["answers"]["text"],
-            "id": r["id"],
-        }
-        for r in datasets.load_dataset("rajpurkar/squad", split="validation")
-    ]
-    return {"hhh": hhh, "lambada": lam, "wsc": wsc, "tweets": tweets, "squad": squad}

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from superhf.capabilities.columns import PAPER_HHH
-from superhf.capabilities.loaders import load_lambada
+from superhf.capabilities.loaders import lambada_row, load_lambada
 from superhf.capabilities.scoring import _score_rows, model_max_length
 from superhf.capabilities.tasks import lambada
 from superhf.core import tail_forward_inputs
@@ -182,10 +182,7 @@ def load_paper(root: Path | None, lambada_root: Path | None) -> dict[str, Any]:
         import datasets
 
         texts = datasets.load_dataset("EleutherAI/lambada_openai", "default", split="test")["text"]
-        data["lambada"] = [
-            {"context": t.rsplit(" ", 1)[0], "continuation": " " + t.rsplit(" ", 1)[1]}
-            for t in texts
-        ]
+        data["lambada"] = [lambada_row(t) for t in texts]
     return data
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from superhf.capabilities.harness import lm_eval_available, run_lm_eval
 from superhf.capabilities.loaders import load_all, load_hub
 from superhf.capabilities.paper import load_paper, run_paper
-from superhf.capabilities.tasks import run_all
+from superhf.capabilities.tasks import StandardRun, run_all
 from superhf.config import EvaluateConfig
 from superhf.errors import MissingInputError
 from superhf.paths import fixture_eval_dir
@@ -43,17 +43,8 @@ def run_benchmarks(model, tok, bench: dict[str, Any], cfg: EvaluateConfig) -> di
     b = cfg.benchmarks
     out: dict[str, Any] = {"smoke": bench["source"] == "fixture"}
     if bench["standard"] is not None:
-        out.update(
-            run_all(
-                model,
-                tok,
-                bench["standard"],
-                dict(b.max_examples),
-                b.tweet_shots,
-                cfg.seed,
-                b.batch_size,
-            )
-        )
+        run = StandardRun(dict(b.max_examples), b.tweet_shots, cfg.seed, b.batch_size)
+        out.update(run_all(model, tok, bench["standard"], run))
     if bench["paper"] is not None:
         out["paper"] = run_paper(model, tok, bench["paper"], b.paper_quirks, b.batch_size)
     if b.lm_eval_tasks:

@@ -8,6 +8,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -107,6 +108,16 @@ def squad_em(prediction: str, truth: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(truth))
 
 
+def squad_prompt(r: dict) -> str:
+    lines = (
+        f"Title: {r['title']}",
+        f"Background: {r['context']}",
+        f"Question: {r['question']}",
+        "Answer:",
+    )
+    return "\n\n".join(lines)
+
+
 def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -> dict[str, float]:
     """Greedy generation to the first newline; EM and F1 against the best reference."""
     from superhf.generation import tokenize_prompts
@@ -115,10 +126,7 @@ def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -
     preds = []
     for s in tqdm(range(0, len(rows), bs), desc="squad", disable=None, delay=2, leave=False):
         chunk = rows[s : s + bs]
-        texts = [
-            f"Title: {r['title']}\n\nBackground: {r['context']}\n\nQuestion: {r['question']}\n\nAnswer:"
-            for r in chunk
-        ]
+        texts = [squad_prompt(r) for r in chunk]
         enc = tokenize_prompts(tok, texts, 1024).to(device)
         with torch.inference_mode():
             # the answer ends at the first newline: stop there instead of at max_new_tokens
@@ -146,44 +154,41 @@ def subsample(rows: list, n: int | None, rng: random.Random) -> list:
     return [rows[i] for i in sorted(rng.sample(range(len(rows)), n))]
 
 
-def _n(rows: list, cap: int | None) -> int:
-    return len(rows) if cap is None else min(len(rows), cap)
+@dataclass(frozen=True)
+class StandardRun:
+    """How ``run_all`` samples and batches the standard tasks (``evaluate.benchmarks``)."""
+
+    max_examples: dict[str, int | None] = field(default_factory=dict)  # per task; None = all
+    shots: int = 0  # tweet sentiment examples drawn from val before each test tweet
+    seed: int = 0  # the subsample (same for every model), tie breaks and shots
+    batch_size: int = 16  # requests per log-likelihood forward (SQuAD generates half)
 
 
-def run_all(
-    model,
-    tok,
-    data: dict[str, Any],
-    max_examples: dict[str, int | None],
-    shots: int,
-    seed: int,
-    bs: int = 16,
-) -> dict[str, Any]:
+def run_all(model, tok, data: dict[str, Any], run: StandardRun) -> dict[str, Any]:
     """Every benchmark on one model; same subsample for every model (seeded)."""
-    pick = random.Random(seed)
-    rng = random.Random(seed + 1)
-    out: dict[str, Any] = {"hhh": {}}
-    for sub, ex in data["hhh"].items():
-        out["hhh"][sub] = hhh_accuracy(
-            model, tok, subsample(ex, max_examples.get("hhh"), pick), rng, bs
-        )
-    out["lambada"] = lambada(
-        model, tok, subsample(data["lambada"], max_examples.get("lambada"), pick), bs
-    )
-    out["wsc"] = wsc(model, tok, subsample(data["wsc"], max_examples.get("wsc"), pick), rng, bs)
+    cap = run.max_examples.get
+    pick = random.Random(run.seed)
+    hhh = {sub: subsample(ex, cap("hhh"), pick) for sub, ex in data["hhh"].items()}
+    lam = subsample(data["lambada"], cap("lambada"), pick)
+    wsc_rows = subsample(data["wsc"], cap("wsc"), pick)
     tw = {
-        "test": subsample(data["tweets"]["test"], max_examples.get("tweets"), pick),
+        "test": subsample(data["tweets"]["test"], cap("tweets"), pick),
         "val": data["tweets"]["val"],
     }
-    out["tweets"] = tweets(model, tok, tw, shots, rng, bs)
-    sq = subsample(data["squad"], max_examples.get("squad"), pick)
-    out["squad"] = squad(model, tok, sq, bs=max(1, bs // 2))
-    cap = max_examples.get
-    out["n"] = {
-        "hhh": {s: _n(ex, cap("hhh")) for s, ex in data["hhh"].items()},
-        "lambada": _n(data["lambada"], cap("lambada")),
-        "wsc": _n(data["wsc"], cap("wsc")),
-        "tweets": len(tw["test"]),
-        "squad": len(sq),
+    sq = subsample(data["squad"], cap("squad"), pick)
+    rng = random.Random(run.seed + 1)  # tie breaks and shots, drawn in the order below
+    bs = run.batch_size
+    return {
+        "hhh": {sub: hhh_accuracy(model, tok, ex, rng, bs) for sub, ex in hhh.items()},
+        "lambada": lambada(model, tok, lam, bs),
+        "wsc": wsc(model, tok, wsc_rows, rng, bs),
+        "tweets": tweets(model, tok, tw, run.shots, rng, bs),
+        "squad": squad(model, tok, sq, bs=max(1, bs // 2)),
+        "n": {
+            "hhh": {sub: len(ex) for sub, ex in hhh.items()},
+            "lambada": len(lam),
+            "wsc": len(wsc_rows),
+            "tweets": len(tw["test"]),
+            "squad": len(sq),
+        },
     }
-    return out
