@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from superhf import data
-from superhf.capabilities import load_benchmarks
+from superhf.capabilities.suite import load_benchmarks
 from superhf.config import (
     BasePolicyConfig,
     EvaluateConfig,

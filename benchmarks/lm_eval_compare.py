@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from superhf import capabilities as B
+from superhf.capabilities import tasks as B
+from superhf.capabilities.loaders import load_all
 from superhf.models import load_causal_lm, load_tokenizer
 
 HHH_YAML = """task: {name}
@@ -129,7 +130,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    data = B.load_all(Path(args.data))
+    data = load_all(Path(args.data))
     for item in args.limit:
         task, n = item.split("=")
         n = int(n)

@@ -133,15 +133,15 @@ def bench_generation(
 def bench_evaluation(policy: Path, repeats: int) -> dict:
     """The evaluate stage's model work on the packaged fixture sets: every capability
     benchmark (log-likelihood scoring and SQuAD generation) and the KL log-probs."""
-    from superhf import capabilities as bm
-    from superhf.capabilities import load_benchmarks
+    from superhf.capabilities import tasks as bm
+    from superhf.capabilities.suite import load_benchmarks
     from superhf.config import EvaluateConfig
     from superhf.evaluation import sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
     data = load_benchmarks(EvaluateConfig())  # the packaged fixture sets
-    t_bench = median_time(lambda: bm.run_all(model, tok, data, {}, 0, 0, 16), repeats, warmup=0)
+    t_bench = median_time(lambda: bm.run_all(model, tok, data, bm.StandardRun()), repeats, warmup=0)
     texts = [p for p in PROMPTS for _ in range(6)]
     comps = [" ".join(["word"] * (4 + 3 * i)) for i in range(len(texts))]
     t_lp = median_time(lambda: sequence_logprobs(model, tok, texts, comps), repeats)

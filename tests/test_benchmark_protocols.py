@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from superhf import capabilities as B
+from superhf.capabilities import columns, harness, loaders, paper, scoring, suite, tasks
 from superhf.config import EvaluateConfig
 from superhf.evaluation import reward_cell, table4
 from superhf.paths import fixture_eval_dir
@@ -33,8 +33,10 @@ def test_shared_context_scores_equal_one_forward_per_request(tiny) -> None:
     reqs += [("Tweet: good\nSentiment:", c) for c in (" negative", " neutral", " positive")]
     reqs += [(long_ctx, " the end of it"), (long_ctx, " more bread"), ("Hello", " world")]
     reqs += [("Human: hi\nAssistant:", " go away now"), ("Hello", " world")]  # asked twice
-    shared = B.loglikelihood(model, tok, reqs, batch_size=3, max_length=64)
-    alone = B.loglikelihood(model, tok, reqs, batch_size=3, max_length=64, share_context=False)
+    shared = scoring.loglikelihood(model, tok, reqs, batch_size=3, max_length=64)
+    alone = scoring.loglikelihood(
+        model, tok, reqs, batch_size=3, max_length=64, share_context=False
+    )
     for (a, ga), (b, gb) in zip(shared, alone):
         assert a == pytest.approx(b, abs=1e-4)
         assert ga == gb
@@ -54,18 +56,20 @@ def test_many_continuations_of_mixed_length_split_over_cache_copies(tiny) -> Non
     for ctx in ("Hi", "Yo", "Hey", "Ok"):  # four groups of similar length, one forward
         reqs += [(ctx, c) for c in conts[3:7]]
     spans = []
-    real = B._score_prefix_groups
+    real = scoring._score_prefix_groups
 
     def spy(model_, tok_, encoded, groups, batch_size, out):
         spans.append(len(groups))
         return real(model_, tok_, encoded, groups, batch_size, out)
 
-    B._score_prefix_groups = spy
+    scoring._score_prefix_groups = spy
     try:
-        shared = B.loglikelihood(model, tok, reqs, batch_size=8, max_length=256)
+        shared = scoring.loglikelihood(model, tok, reqs, batch_size=8, max_length=256)
     finally:
-        B._score_prefix_groups = real
-    alone = B.loglikelihood(model, tok, reqs, batch_size=8, max_length=256, share_context=False)
+        scoring._score_prefix_groups = real
+    alone = scoring.loglikelihood(
+        model, tok, reqs, batch_size=8, max_length=256, share_context=False
+    )
     assert max(spans) >= 2  # some context batch held several groups
     for (a, ga), (b, gb) in zip(shared, alone):
         assert a == pytest.approx(b, abs=1e-4)
@@ -74,15 +78,15 @@ def test_many_continuations_of_mixed_length_split_over_cache_copies(tiny) -> Non
 
 def test_padded_batches_bound_rows_and_padding() -> None:
     # rows: at most 2 per batch
-    assert B.padded_batches([5, 5, 5, 5, 5], max_weight=2) == [[0, 1], [2, 3], [4]]
+    assert scoring.padded_batches([5, 5, 5, 5, 5], max_weight=2) == [[0, 1], [2, 3], [4]]
     # padding: 10 + 9 = 19 real, 2 x 10 = 20 padded <= 1.25 x 19; adding 4: 3 x 10 = 30 >
     # 1.25 x 23 = 28.75, so 4 starts a new batch; 4 + 4 + 3 = 11 real, 12 padded
-    assert B.padded_batches([10, 9, 4, 4, 3], max_weight=16) == [[0, 1], [2, 3, 4]]
+    assert scoring.padded_batches([10, 9, 4, 4, 3], max_weight=16) == [[0, 1], [2, 3, 4]]
     # weights: a group of 5 continuations next to one of 3 passes a weight of 6
-    assert B.padded_batches([8, 8, 8], [5, 3, 1], max_weight=6) == [[0], [1, 2]]
-    assert B.padded_batches([8], [20], max_weight=6) == [[0]]  # too heavy alone: its own
+    assert scoring.padded_batches([8, 8, 8], [5, 3, 1], max_weight=6) == [[0], [1, 2]]
+    assert scoring.padded_batches([8], [20], max_weight=6) == [[0]]  # too heavy alone: its own
     with pytest.raises(ValueError, match="longest first"):
-        B.padded_batches([1, 2])
+        scoring.padded_batches([1, 2])
 
 
 def test_truncation_keeps_max_length_plus_one_tokens_as_lm_eval() -> None:
@@ -90,22 +94,22 @@ def test_truncation_keeps_max_length_plus_one_tokens_as_lm_eval() -> None:
     ctx = " ".join(f"w{i}" for i in range(40))
     c_ids = tok(ctx, add_special_tokens=False)["input_ids"]
     x_ids = tok(" end", add_special_tokens=False)["input_ids"]
-    c, x = B.encode_request(tok, ctx, " end", max_length=10)
+    c, x = scoring.encode_request(tok, ctx, " end", max_length=10)
     assert x == x_ids
     assert c + x == (c_ids + x_ids)[-11:]  # the model sees 10 of these 11
-    c, x = B.encode_request(tok, "short", " end", max_length=1000)
+    c, x = scoring.encode_request(tok, "short", " end", max_length=1000)
     assert c == tok("short", add_special_tokens=False)["input_ids"]
 
 
 def test_context_length_is_read_from_the_model_config(tiny) -> None:
     model, _ = tiny
-    assert B.model_max_length(model) == 512  # the tiny config's max_position_embeddings
+    assert scoring.model_max_length(model) == 512  # the tiny config's max_position_embeddings
 
 
 # ----------------------------------------------------------------------------- paper protocol
 def test_paper_sentiment_prompt_keeps_the_literal_shot_line() -> None:
     rows = [{"text": f"t{i}", "feeling": i % 2} for i in range(5)]
-    got = B.paper_prompts("sentiment", rows)
+    got = paper.paper_prompts("sentiment", rows)
     head = (
         "Output 1 if Text displays positive sentiment, else Output 0 for negative sentiment.\n"
         "Text: t0\nOutput: {feeling}\nText: t1\nOutput: {feeling}\nText: t2\nOutput: {feeling}\n"
@@ -115,7 +119,7 @@ def test_paper_sentiment_prompt_keeps_the_literal_shot_line() -> None:
 
 def test_paper_glue_prompts_as_the_script_wrote_them() -> None:
     rows = [{"sentence1": f"a{i}", "sentence2": f"b{i}", "label": i % 2} for i in range(4)]
-    (prompt, label), = B.paper_prompts("wnli", rows)  # fmt: skip
+    (prompt, label), = paper.paper_prompts("wnli", rows)  # fmt: skip
     assert label == 1
     assert prompt == (
         "Output 1 if Sentence1 implies Sentence2, otherwise Output 0.\n"
@@ -123,18 +127,18 @@ def test_paper_glue_prompts_as_the_script_wrote_them() -> None:
         "Sentence1: a2\nSentence2: b2\nOutput: 0\nSentence1: a3\nSentence2: b3\nOutput: "
     )
     q = [{"question": "q", "sentence": "s", "label": 1}] * 4
-    assert B.paper_prompts("qnli", q)[0][0].startswith(
+    assert paper.paper_prompts("qnli", q)[0][0].startswith(
         "Output 0 if Sentence answers Question, otherwise Output 1.\nQuestion: q\nSentence: s\n"
         "Output: 1\n"
     )
-    assert len(B.paper_prompts("wnli", [rows[0]] * 71)) == 68  # the open point in the README
+    assert len(paper.paper_prompts("wnli", [rows[0]] * 71)) == 68  # the open point in the README
 
 
 def test_rounded_denominators() -> None:
-    assert B.rounded_denominator(68) == 72
-    assert B.rounded_denominator(1000) == 1000
-    assert B.rounded_denominator(5) == 8
-    assert B.rounded_denominator(8) == 8
+    assert paper.rounded_denominator(68) == 72
+    assert paper.rounded_denominator(1000) == 1000
+    assert paper.rounded_denominator(5) == 8
+    assert paper.rounded_denominator(8) == 8
 
 
 def _next_logits(model, ids: list[int]) -> torch.Tensor:
@@ -150,7 +154,7 @@ def test_paper_logit_rule_by_hand(tiny) -> None:
     # without quirks: each prompt alone, its own last token
     pred = [int(_next_logits(model, tok(p)["input_ids"])[id1] > _next_logits(model, tok(p)["input_ids"])[id0]) for p, _ in data]  # fmt: skip
     want = sum(p == y for p, (_, y) in zip(pred, data))
-    got = B.paper_logit_accuracy(model, tok, data, batch_size=2, quirks=False)
+    got = paper.paper_logit_accuracy(model, tok, data, batch_size=2, quirks=False)
     assert got["correct"] == want and got["denominator"] == 3
     assert got["acc"] == pytest.approx(want / 3)
     # the script's way: right padding with the pad token, no mask, the last column, 4 per 3
@@ -162,7 +166,7 @@ def test_paper_logit_rule_by_hand(tiny) -> None:
             logits = _next_logits(model, e + [tok.pad_token_id] * (width - len(e)))
             quirk_pred.append(int(logits[id1] > logits[id0]))
     want = sum(p == y for p, (_, y) in zip(quirk_pred, data))
-    got = B.paper_logit_accuracy(model, tok, data, batch_size=2, quirks=True)
+    got = paper.paper_logit_accuracy(model, tok, data, batch_size=2, quirks=True)
     assert got["correct"] == want and got["denominator"] == 4
     assert got["acc"] == pytest.approx(want / 4)
 
@@ -174,7 +178,7 @@ def test_paper_hhh_compares_whole_dialogue_mean_loglikelihood(tiny) -> None:
         {"input": "Hi", "targets": {"choices": ["Hello, how can I help you today?", "Hello"], "labels": [1, 0]}},
         {"input": "Tell me", "targets": {"choices": ["a b c", "a b c d e f g"], "labels": [1, 0]}},
     ]  # fmt: skip
-    pairs = B.paper_hhh_pairs(rows)
+    pairs = paper.paper_hhh_pairs(rows)
     assert pairs[0][0] == "\n\nHuman: How do I bake bread?\n\nAssistant: Use flour."
 
     def mean_ll(text: str) -> float:  # -loss of labels=input_ids, as the script
@@ -183,10 +187,12 @@ def test_paper_hhh_compares_whole_dialogue_mean_loglikelihood(tiny) -> None:
             return -model(input_ids=ids, labels=ids).loss.item()
 
     want = sum(mean_ll(a) > mean_ll(b) for a, b in pairs)
-    got = B.paper_hhh_accuracy(model, tok, pairs, bs=3)
+    got = paper.paper_hhh_accuracy(model, tok, pairs, bs=3)
     assert got["correct"] == want and got["n"] == 3
     with pytest.raises(ValueError, match="hhh row 0"):
-        B.paper_hhh_pairs([{"input": "x", "targets": {"choices": ["a", "b"], "labels": [0, 1]}}])
+        paper.paper_hhh_pairs(
+            [{"input": "x", "targets": {"choices": ["a", "b"], "labels": [0, 1]}}]
+        )
 
 
 def _parquet(path: Path, rows: list[dict]) -> None:
@@ -215,7 +221,7 @@ def hub_layout(root: Path) -> Path:
     tw = root / "carblacac" / "twitter-sentiment-analysis" / "None"
     _parquet(tw / "validation" / "0000.parquet", [{"text": f"tw{i}", "feeling": i % 2} for i in range(7)])  # fmt: skip
     _parquet(tw / "train" / "0000.parquet", [{"text": "x", "feeling": 0}])
-    for sub in B.PAPER_HHH:
+    for sub in columns.PAPER_HHH:
         rows = [{"input": f"{sub} {i}", "targets": {"choices": ["good", "bad"], "labels": [1, 0]}}
                 for i in range(3)]  # fmt: skip
         _parquet(root / "HuggingFaceH4" / "hhh_alignment" / sub / "test" / "0000.parquet", rows)
@@ -224,25 +230,25 @@ def hub_layout(root: Path) -> Path:
 
 def test_paper_loaders_read_hub_layout_folders(tmp_path: Path, tiny) -> None:
     root = hub_layout(tmp_path / "hub")
-    data = B.load_paper(root, fixture_eval_dir())
+    data = paper.load_paper(root, fixture_eval_dir())
     assert [r["sentence1"] for r in data["wnli"]] == [f"s{i}" for i in range(6)]
     assert len(data["qnli"]) == 5 and data["sentiment"][2] == {"text": "tw2", "feeling": 0}
     assert data["hhh"]["honest"][1]["targets"]["labels"] == [1, 0]
     model, tok = tiny
-    out = B.run_paper(model, tok, data, quirks=True, bs=4)
+    out = paper.run_paper(model, tok, data, quirks=True, bs=4)
     assert out["wnli"]["n"] == 3 and out["wnli"]["denominator"] == 8
     assert out["twitter_binary"]["n"] == 4 and out["hhh"]["helpful"]["n"] == 3
     with pytest.raises(FileNotFoundError, match="nyu-mll/glue"):
-        B.load_hub_rows("wnli", tmp_path / "nowhere")
+        paper.load_hub_rows("wnli", tmp_path / "nowhere")
 
 
 def test_load_benchmarks_by_protocol(tmp_path: Path) -> None:
     root = hub_layout(tmp_path / "hub")
     cfg = EvaluateConfig(benchmarks={"protocol": "both", "paper_data_dir": str(root)})
-    data = B.load_benchmarks(cfg)
+    data = suite.load_benchmarks(cfg)
     assert data["source"] == "fixture" and data["standard"]["wsc"] and data["paper"]["wnli"]
     cfg = EvaluateConfig(benchmarks={"protocol": "paper", "paper_data_dir": str(root)})
-    assert B.load_benchmarks(cfg)["standard"] is None
+    assert suite.load_benchmarks(cfg)["standard"] is None
 
 
 # ----------------------------------------------------------------------------- the table
@@ -256,8 +262,8 @@ def _result(mean: float, n: int, bench: dict | None) -> dict:
 
 def test_table4_lists_every_model_with_labelled_columns(tiny) -> None:
     model, tok = tiny
-    data = B.load_all(fixture_eval_dir())
-    bench = {"smoke": True, **B.run_all(model, tok, data, {}, shots=0, seed=0, bs=8)}
+    data = loaders.load_all(fixture_eval_dir())
+    bench = {"smoke": True, **tasks.run_all(model, tok, data, tasks.StandardRun(batch_size=8))}
     bench["paper"] = {"wnli": {"acc": 0.5, "n": 68}}
     results = {"rlhf": _result(0.1, 40, bench), "base": _result(0.2, 40, bench),
                "pythia-1b": _result(0.3, 3, bench), "test_prompts": 40}  # fmt: skip
@@ -295,8 +301,8 @@ def test_lm_eval_task_yaml_over_a_local_file(tiny, tmp_path: Path) -> None:
         "doc_to_target: '{{continuation}}'\ntarget_delimiter: ''\n"
         "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
     )
-    out = B.run_lm_eval(model, tok, [str(yaml)], bs=2)
-    ours = B.loglikelihood(model, tok, [(r["context"], r["continuation"]) for r in rows])
+    out = harness.run_lm_eval(model, tok, [str(yaml)], bs=2)
+    ours = scoring.loglikelihood(model, tok, [(r["context"], r["continuation"]) for r in rows])
     assert out["tiny_ll"]["n"] == 2
     assert out["tiny_ll"]["acc"] == pytest.approx(sum(g for _, g in ours) / 2)
 
@@ -305,19 +311,19 @@ def test_lm_eval_tasks_are_skipped_with_a_message_without_lm_eval(
     tiny, monkeypatch, caplog
 ) -> None:
     model, tok = tiny
-    monkeypatch.setattr(B, "lm_eval_available", lambda: False)
+    monkeypatch.setattr(suite, "lm_eval_available", lambda: False)
     cfg = EvaluateConfig(benchmarks={"protocol": "paper", "lm_eval_tasks": ["lambada_openai"]})
     bench = {"source": "fixture", "standard": None, "paper": None}
-    out = B.run_benchmarks(model, tok, bench, cfg)
+    out = suite.run_benchmarks(model, tok, bench, cfg)
     assert "lm_eval" not in out and "lm-eval is not installed" in caplog.text
 
 
 def test_hhh_requests_through_the_shared_context_equal_one_forward_each(tiny) -> None:
     model, tok = tiny
-    ex = B.load_hhh(fixture_eval_dir())["helpful"]
+    ex = loaders.load_hhh(fixture_eval_dir())["helpful"]
     reqs = [("\nHuman: " + e["input"] + "\nAssistant:", " " + c) for e in ex for c in e["choices"]]
-    a = [ll for ll, _ in B.loglikelihood(model, tok, reqs, 4)]
-    b = [ll for ll, _ in B.loglikelihood(model, tok, reqs, 4, share_context=False)]
+    a = [ll for ll, _ in scoring.loglikelihood(model, tok, reqs, 4)]
+    b = [ll for ll, _ in scoring.loglikelihood(model, tok, reqs, 4, share_context=False)]
     assert a == pytest.approx(b, abs=1e-4)
 
 
@@ -326,7 +332,7 @@ def test_hub_wsc_rows_are_normalised_as_lm_eval_and_match_the_local_file() -> No
     row = {"text": text, "pronoun": "they", "pronoun_loc": text.index("they"),
            "options": ["The city councilmen", "The demonstrators"], "label": 0}  # fmt: skip
     local = json.loads((fixture_eval_dir() / "wsc273" / "winograd_wsc_llmfoundry.jsonl").read_text().splitlines()[0])  # fmt: skip
-    got = B.wsc_row(row)
+    got = loaders.wsc_row(row)
     assert got == {
         "context_options": [
             "The city councilmen refused the demonstrators a permit because the city councilmen",
@@ -338,7 +344,7 @@ def test_hub_wsc_rows_are_normalised_as_lm_eval_and_match_the_local_file() -> No
     assert set(local) == set(got)
     his = {"text": "Tom said. He left his coat.", "pronoun": "his", "pronoun_loc": 18,
            "options": ["Tom", "Bill"], "label": 1}  # fmt: skip
-    assert B.wsc_row(his)["context_options"][0] == "Tom said. He left Tom's"
+    assert loaders.wsc_row(his)["context_options"][0] == "Tom said. He left Tom's"
 
 
 def test_stage_tables_custom_and_reference_models(tmp_path: Path) -> None:

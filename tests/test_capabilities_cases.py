@@ -1,8 +1,9 @@
 """Benchmarks on hand-computed cases: what each protocol scores, and how it decides.
 
-Requests are recorded by standing in for ``capabilities.loglikelihood`` (the one place every
-log-likelihood task goes through), so the expected contexts and continuations are written
-out by hand here; a real tiny model checks the decisions against per-row hand computation.
+Requests are recorded by standing in for ``loglikelihood`` where ``capabilities.tasks`` looks
+it up (the one place every log-likelihood task goes through), so the expected contexts and
+continuations are written out by hand here; a real tiny model checks the decisions against
+per-row hand computation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from superhf import capabilities as B
+from superhf.capabilities import tasks
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 
@@ -59,8 +60,8 @@ def test_wsc_partial_scoring_scores_the_shared_continuation_after_each_option(mo
         (WSC[1]["context_options"][1], " had given."): -2.0,
     }
     rec = Recorder(table)
-    monkeypatch.setattr(B, "loglikelihood", rec)
-    acc = B.wsc(None, None, WSC, random.Random(0))
+    monkeypatch.setattr(tasks, "loglikelihood", rec)
+    acc = tasks.wsc(None, None, WSC, random.Random(0))
     assert acc == 0.5
     # partial scoring: the continuation alone is scored, never the option's own words
     assert sorted(rec.requests) == sorted(table)
@@ -72,7 +73,7 @@ def test_wsc_on_a_real_model_matches_per_row_hand_computation(tiny) -> None:
     for r in WSC:
         lls = [hand_ll(model, tok, ctx, " " + r["continuation"]) for ctx in r["context_options"]]
         want += max(range(len(lls)), key=lls.__getitem__) == r["gold"]
-    assert B.wsc(model, tok, WSC, random.Random(0)) == want / len(WSC)
+    assert tasks.wsc(model, tok, WSC, random.Random(0)) == want / len(WSC)
 
 
 TWEETS = {
@@ -85,8 +86,8 @@ def test_tweet_zero_shot_prompt_and_choices(monkeypatch) -> None:
     ctx = "Tweet: ok I guess\nSentiment:"
     table = {(ctx, " negative"): -3.0, (ctx, " neutral"): -1.0, (ctx, " positive"): -2.0}
     rec = Recorder(table)
-    monkeypatch.setattr(B, "loglikelihood", rec)
-    assert B.tweets(None, None, TWEETS, 0, random.Random(0)) == 1.0  # neutral wins, label 1
+    monkeypatch.setattr(tasks, "loglikelihood", rec)
+    assert tasks.tweets(None, None, TWEETS, 0, random.Random(0)) == 1.0  # neutral wins, label 1
     assert sorted(rec.requests) == sorted(table)
 
 
@@ -97,15 +98,15 @@ def test_tweet_k_shot_prefix_is_the_shots_with_their_labels(monkeypatch) -> None
     table = {(p + query, lab): s for p in (a + b, b + a)
              for lab, s in ((" negative", -1.0), (" neutral", -2.0), (" positive", -3.0))}  # fmt: skip
     rec = Recorder(table)
-    monkeypatch.setattr(B, "loglikelihood", rec)
-    assert B.tweets(None, None, TWEETS, 2, random.Random(0)) == 0.0  # negative wins, label 1
+    monkeypatch.setattr(tasks, "loglikelihood", rec)
+    assert tasks.tweets(None, None, TWEETS, 2, random.Random(0)) == 0.0  # negative wins, label 1
     contexts = {c for c, _ in rec.requests}
     assert len(contexts) == 1 and contexts <= {a + b + query, b + a + query}
     assert sorted(x for _, x in rec.requests) == [" negative", " neutral", " positive"]
     rec.requests.clear()
     one = {"val": TWEETS["val"][:1], "test": TWEETS["test"]}
     table.update({(a + query, lab): -1.0 for lab in (" negative", " neutral", " positive")})
-    B.tweets(None, None, one, 1, random.Random(0))
+    tasks.tweets(None, None, one, 1, random.Random(0))
     assert {c for c, _ in rec.requests} == {a + query}
 
 
@@ -115,10 +116,11 @@ def test_tweets_on_a_real_model_match_hand_computation(tiny) -> None:
     want = 0
     for r in data["test"]:
         lls = [
-            hand_ll(model, tok, f"Tweet: {r['text']}\nSentiment:", lab) for lab in B.TWEET_LABELS
+            hand_ll(model, tok, f"Tweet: {r['text']}\nSentiment:", lab)
+            for lab in tasks.TWEET_LABELS
         ]
         want += max(range(3), key=lls.__getitem__) == r["label"]
-    assert B.tweets(model, tok, data, 0, random.Random(0)) == pytest.approx(want / 3)
+    assert tasks.tweets(model, tok, data, 0, random.Random(0)) == pytest.approx(want / 3)
 
 
 class ScriptedLM(torch.nn.Module):
@@ -154,7 +156,7 @@ def test_squad_answer_is_greedy_text_up_to_the_first_newline() -> None:
     # row 1 exact; row 2 runs on past the newline (cut there: then exact for answer 2);
     # row 3 "moon orbits" against "moon": precision 1/2, recall 1, F1 2/3, EM 0
     lm = ScriptedLM(tok, [" Paris", " The city of Paris.\nQuestion: next", " Moon orbits\n"])
-    got = B.squad(lm, tok, SQUAD, max_new_tokens=16, bs=2)
+    got = tasks.squad(lm, tok, SQUAD, max_new_tokens=16, bs=2)
     assert got["em"] == pytest.approx(2 / 3)
     assert got["f1"] == pytest.approx((1 + 1 + 2 / 3) / 3)
     assert all(c.get("do_sample") is False for c in lm.calls)  # greedy
@@ -162,8 +164,8 @@ def test_squad_answer_is_greedy_text_up_to_the_first_newline() -> None:
 
 
 def test_squad_f1_and_em_by_hand() -> None:
-    assert B.squad_em("The  Moon!", "moon") == 1.0
-    assert B.squad_f1("moon orbits", "The Moon") == pytest.approx(2 / 3)
-    assert B.squad_f1("w x y z", "y z u v") == pytest.approx(0.5)  # 2 common of 4 and 4
-    assert B.squad_f1("a b c d", "c d e f") == pytest.approx(4 / 7)  # "a" is an article: 2 of 3
-    assert B.squad_f1("nothing", "Paris") == 0.0
+    assert tasks.squad_em("The  Moon!", "moon") == 1.0
+    assert tasks.squad_f1("moon orbits", "The Moon") == pytest.approx(2 / 3)
+    assert tasks.squad_f1("w x y z", "y z u v") == pytest.approx(0.5)  # 2 common of 4 and 4
+    assert tasks.squad_f1("a b c d", "c d e f") == pytest.approx(4 / 7)  # "a" is an article: 2 of 3
+    assert tasks.squad_f1("nothing", "Paris") == 0.0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -44,3 +46,55 @@ def test_no_library_or_stage_function_is_longer_than_the_limit() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines})")
     assert not long, "functions over the limit: " + ", ".join(long)
+
+
+# ----------------------------------------------------------------------------- vertical rooms
+# Issue 27: a module a newcomer reads in one sitting, laid out vertically (no code packed
+# sideways behind a formatter escape, no line wider than the formatter's). Checked for the
+# modules listed here; the list grows as modules are cleaned, until it is all of src/superhf.
+LAYOUT_CHECKED = ["src/superhf/capabilities"]  # a folder stands for every .py under it
+MAX_MODULE_LINES = 300
+MAX_LINE_CHARS = 100  # [tool.ruff] line-length
+FORMATTER_ESCAPE = re.compile(r"#\s*fmt:\s*(skip|off)\b")
+
+
+def checked_modules() -> list[Path]:
+    paths = []
+    for entry in LAYOUT_CHECKED:
+        path = REPO / entry
+        paths += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return paths
+
+
+def layout_problems(path: Path) -> list[str]:
+    """What keeps ``path`` from being a vertical room, one line per problem."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    problems = []
+    if len(lines) > MAX_MODULE_LINES:
+        problems.append(f"{path.name}: {len(lines)} lines (limit {MAX_MODULE_LINES})")
+    for number, line in enumerate(lines, 1):
+        if FORMATTER_ESCAPE.search(line):
+            problems.append(f"{path.name}:{number}: formatter escape")
+        if len(line) > MAX_LINE_CHARS:
+            problems.append(f"{path.name}:{number}: {len(line)} characters")
+    return problems
+
+
+def test_checked_modules_are_short_vertical_and_within_the_line_length() -> None:
+    modules = checked_modules()
+    assert modules and all(p.is_file() for p in modules), LAYOUT_CHECKED
+    problems = [problem for path in modules for problem in layout_problems(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_layout_rules_flag_a_long_packed_module(tmp_path: Path) -> None:
+    path = tmp_path / "packed.py"
+    body = ["x = 1"] * MAX_MODULE_LINES
+    body[3] = "y = [1,\n     2]  # fmt: skip"
+    body[7] = "z = " + "1 + " * 30 + "1"
+    path.write_text("\n".join(body) + "\n")
+    assert layout_problems(path) == [
+        f"packed.py: {MAX_MODULE_LINES + 1} lines (limit {MAX_MODULE_LINES})",
+        "packed.py:5: formatter escape",
+        "packed.py:9: 125 characters",
+    ]

@@ -308,12 +308,6 @@ class RLHFConfig(Section):
         return self
 
 
-# Table 4's benchmark columns: (header, key path into a model's ``benchmarks`` result).
-TABLE4_COLUMNS = [("Twitter", ("tweets",)), ("SQuAD F1", ("squad", "f1")), ("Lambada", ("lambada", "acc")),
-           ("Winograd", ("wsc",)), ("Helpful", ("hhh", "helpful")), ("Honest", ("hhh", "honest")),
-           ("Harmless", ("hhh", "harmless"))]  # fmt: skip
-
-
 class BenchmarkConfig(Section):
     enabled: bool = Field(True, description="run the benchmarks (Table 4 columns)")
     source: Literal["fixture", "local", "hub"] = Field(

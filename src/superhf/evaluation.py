@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from superhf import capabilities
+from superhf.capabilities.columns import get_path, table_columns
+from superhf.capabilities.suite import run_benchmarks
 from superhf.config import EvaluateConfig
 from superhf.core import (
     IGNORE,
@@ -156,7 +157,7 @@ def evaluate_models(
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
         if bench_data is not None:
-            results[name]["benchmarks"] = capabilities.run_benchmarks(model, tok, bench_data, cfg)
+            results[name]["benchmarks"] = run_benchmarks(model, tok, bench_data, cfg)
         all_rows += rows
         log.info(
             "%s: proxy %.3f gold %.3f",
@@ -233,14 +234,14 @@ def table4(results: dict[str, Any]) -> str:
         n for n, r in results.items() if n not in names and isinstance(r, dict) and "proxy" in r
     ]
     benches = [results[n]["benchmarks"] for n in names if "benchmarks" in results[n]]
-    cols = capabilities.table_columns(benches)
+    cols = table_columns(benches)
     head = ["model", *(h for h, _ in cols), "proxy reward", "gold reward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         r = results[name]
         cells = [name]
         for _, keys in cols:
-            v = capabilities.get_path(r.get("benchmarks"), keys)
+            v = get_path(r.get("benchmarks"), keys)
             cells.append(f"{v:.3f}" if isinstance(v, float) else "n/a")
         cells += [reward_cell(r[which]) for which in ("proxy", "gold")]
         lines.append("| " + " | ".join(cells) + " |")

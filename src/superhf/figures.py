@@ -67,7 +67,7 @@ def reward_figure(ev: dict, out: Path) -> None:
 
 
 def benchmark_figure(ev: dict, out: Path) -> None:
-    from superhf.config import TABLE4_COLUMNS as COLUMNS
+    from superhf.capabilities.columns import TABLE4_COLUMNS as COLUMNS
 
     # models with the standard columns (a paper-protocol-only run has none: an empty plot)
     names = [m for m in MODELS if "tweets" in ev.get(m, {}).get("benchmarks", {})]

@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from superhf.capabilities import load_benchmarks
+from superhf.capabilities.suite import load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
 from superhf.errors import BadInputError
