@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 26, part 1, in one run on the lent H200 (bounded at ~8 minutes).
+# The GPU check of issue 26, part 1, in one run on the lent H200 (each piece time-limited: at most ~8 minutes in all).
 # Needs .whl/ from benchmarks/gpu_wheels.sh (carried). Each piece has its own time limit and
 # writes its figures to $OUT as it ends; a failed piece is recorded and the next one runs.
 #   1. tiny profile: every dvc.yaml stage (gpu_stages.py; no dvc there), on CUDA
@@ -21,6 +21,8 @@ if [ -z "${GPU_DRY_RUN:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || echo "FAILED: wheel install"
   export PYTHONPATH=$PWD/src:/tmp/site
+  # dvc.yaml's commands say `python`; there only python3 may be on PATH
+  mkdir -p /tmp/bin && ln -sf "$(command -v python3)" /tmp/bin/python && export PATH=/tmp/bin:$PATH
 else
   export SHAPE=smoke PYTHONPATH=$PWD/src
 fi
@@ -45,16 +47,16 @@ PYEOF
 } > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
 
 step "1 tiny: all stages"
-timeout -k 5 110 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
+timeout -k 5 100 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
   --json "$OUT/tiny.json" || echo "FAILED: tiny pipeline (rc $?)"
 
 step "2 gpu.py --shape $SHAPE"
-timeout -k 5 190 $PY benchmarks/gpu.py --shape $SHAPE --tokenizers .whl/shapes \
+timeout -k 5 170 $PY benchmarks/gpu.py --shape $SHAPE --tokenizers .whl/shapes \
   --precisions fp32,bf16 --json "$OUT/gpu_paper.json" || echo "FAILED: gpu.py (rc $?)"
 
 step "3 default: prepare, random default-shaped models, superhf, rlhf, evaluate"
 D=$W/default
-timeout -k 5 130 bash -c "
+timeout -k 5 120 bash -c "
   $PY benchmarks/gpu_stages.py --profile default --work $D --stages prepare $NOTRACK &&
   $PY benchmarks/gpu_models.py build --shape default --tokenizers .whl/shapes \
     --policy $D/models/base --reward $D/models/reward --gold $D/models/reward_gold \
@@ -67,7 +69,7 @@ for cfg in fsdp deepspeed_zero2; do
   L=$W/$cfg; rm -rf $L; mkdir -p $L
   [ -d $W/tiny/models ] && cp -r $W/tiny/data $W/tiny/models $L/ && rm -rf $L/models/superhf*
   CPU=""; [ -n "${GPU_DRY_RUN:-}" ] && CPU="--cpu"
-  timeout -k 5 50 $PY benchmarks/gpu_stages.py --profile tiny --work $L --stages superhf \
+  timeout -k 5 40 $PY benchmarks/gpu_stages.py --profile tiny --work $L --stages superhf \
     $NOTRACK --set "launcher=$PY -m accelerate.commands.launch --config_file \
 $PWD/configs/accelerate/$cfg.yaml --num_processes 1 $CPU" --json "$OUT/$cfg.json" \
     || echo "FAILED: $cfg launcher (rc $?)"
