@@ -65,6 +65,14 @@ timeout -k 5 120 bash -c "
     $NOTRACK --json '$OUT/default.json'" || echo "FAILED: default stages (rc $?)"
 
 for cfg in fsdp deepspeed_zero2; do
+  if [ $cfg = deepspeed_zero2 ] && [ -z "${GPU_DRY_RUN:-}" ]; then
+    step "4b install the deepspeed sdist (DS_BUILD_OPS=0)"
+    DS_BUILD_OPS=0 timeout -k 5 60 python3 -m pip install -q --no-index --no-deps \
+      --no-build-isolation --no-cache-dir --target /tmp/site .whl/deepspeed-*.tar.gz 2>&1 \
+      | tail -3 || echo "FAILED: deepspeed install (rc $?)"
+    $PY -c "import deepspeed; print('deepspeed', deepspeed.__version__)" 2>&1 | tail -1 \
+      | tee -a "$OUT/env.txt"
+  fi
   step "4 tiny superhf through accelerate launch $cfg.yaml"
   L=$W/$cfg; rm -rf $L; mkdir -p $L
   [ -d $W/tiny/models ] && cp -r $W/tiny/data $W/tiny/models $L/ && rm -rf $L/models/superhf*
