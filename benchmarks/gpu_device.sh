@@ -47,27 +47,27 @@ PYEOF
 } > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
 
 step "1 tiny: all stages"
-timeout -k 5 100 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
+timeout -k 5 130 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
   --json "$OUT/tiny.json" || echo "FAILED: tiny pipeline (rc $?)"
 
 step "2 gpu.py --shape $SHAPE"
-timeout -k 5 170 $PY benchmarks/gpu.py --shape $SHAPE --tokenizers .whl/shapes \
+timeout -k 5 160 $PY benchmarks/gpu.py --shape $SHAPE --tokenizers .whl/shapes \
   --precisions fp32,bf16 --json "$OUT/gpu_paper.json" || echo "FAILED: gpu.py (rc $?)"
 
 step "3 default: prepare, random default-shaped models, superhf, rlhf, evaluate"
 D=$W/default
-timeout -k 5 120 bash -c "
+timeout -k 5 110 bash -c "set -o pipefail
   $PY benchmarks/gpu_stages.py --profile default --work $D --stages prepare $NOTRACK &&
   $PY benchmarks/gpu_models.py build --shape default --tokenizers .whl/shapes \
     --policy $D/models/base --reward $D/models/reward --gold $D/models/reward_gold \
-    --max-length 128 2>&1 | grep -v 'it/s]' &&
+    --max-length 128 2>&1 | { grep -v 'it/s]' || true; } &&
   $PY benchmarks/gpu_stages.py --profile default --work $D --stages superhf,rlhf,evaluate \
     $NOTRACK --json '$OUT/default.json'" || echo "FAILED: default stages (rc $?)"
 
 for cfg in fsdp deepspeed_zero2; do
   if [ $cfg = deepspeed_zero2 ] && [ -z "${GPU_DRY_RUN:-}" ]; then
     step "4b install the deepspeed sdist (DS_BUILD_OPS=0)"
-    DS_BUILD_OPS=0 timeout -k 5 60 python3 -m pip install -q --no-index --no-deps \
+    DS_BUILD_OPS=0 timeout -k 5 40 python3 -m pip install -q --no-index --no-deps \
       --no-build-isolation --no-cache-dir --target /tmp/site .whl/deepspeed-*.tar.gz 2>&1 \
       | tail -3 || echo "FAILED: deepspeed install (rc $?)"
     $PY -c "import deepspeed; print('deepspeed', deepspeed.__version__)" 2>&1 | tail -1 \
