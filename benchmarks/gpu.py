@@ -62,8 +62,17 @@ def peak_gib() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if CUDA else None
 
 
-def make_models(root: Path, quick: bool) -> tuple[Path, Path]:
-    """The default policy and reward model (an untrained head: speed does not depend on it)."""
+def make_models(root: Path, quick: bool, shape: str = "packaged",
+                tokenizers: Path | None = None) -> tuple[Path, Path]:  # fmt: skip
+    """The default policy and reward model (an untrained head: speed does not depend on it),
+    or random-initialised models of the paper's shape (``gpu_models.py``; ``smoke``: the
+    same architectures at toy widths)."""
+    if shape != "packaged":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from gpu_models import build
+
+        build(shape, tokenizers, root / "policy", root / "reward", None, 512)
+        return root / "policy", root / "reward"
     if quick:
         policy_cfg = BasePolicyConfig(source="tiny")
         reward_cfg = RewardModelConfig(name="tiny", max_length=64)
@@ -77,9 +86,11 @@ def make_models(root: Path, quick: bool) -> tuple[Path, Path]:
     return root / "policy", root / "reward"
 
 
-def gen(new_tokens: int, batch: int, quick: bool) -> GenerationConfig:
+def gen(new_tokens: int, batch: int, quick: bool, raw: bool = False) -> GenerationConfig:
+    """Chat prompts for the chat-tuned default; raw text for tiny models and the paper's
+    Pythia shape (the paper's format)."""
     return GenerationConfig(max_new_tokens=new_tokens, batch_size=batch,
-                            prompt_format="raw" if quick else "chat",
+                            prompt_format="raw" if quick or raw else "chat",
                             max_prompt_tokens=64 if quick else 256)  # fmt: skip
 
 
@@ -92,7 +103,7 @@ def bench_superhf(policy, reward, prompts, s: dict, precision: str) -> dict:
     from superhf.superhf_trainer import train
 
     cfg = SuperHFConfig(num_prompts=s["superbatches"], superbatch_size=s["S"], minibatch_size=8,
-                        generation=gen(s["new_tokens"], s["S"], s["quick"]),
+                        generation=gen(s["new_tokens"], s["S"], s["quick"], s["raw"]),
                         optim={"mixed_precision": precision, "warmup_steps": 0},
                         checkpoint_every=10**6, sample_every=10**6)  # fmt: skip
     reset_peak()
@@ -111,7 +122,7 @@ def bench_ppo(policy, reward, prompts, s: dict, precision: str) -> dict:
 
     B = s["B"]
     cfg = RLHFConfig(num_prompts=B * s["ppo_steps"], batch_size=B, minibatch_size=min(8, B),
-                     generation=gen(s["new_tokens"], B, s["quick"]),
+                     generation=gen(s["new_tokens"], B, s["quick"], s["raw"]),
                      optim={"mixed_precision": precision, "lr": 1.41e-5, "scheduler": "constant",
                             "warmup_steps": 0},
                      checkpoint_every=10**6, sample_every=10**6)  # fmt: skip
@@ -128,7 +139,7 @@ def bench_ppo(policy, reward, prompts, s: dict, precision: str) -> dict:
 
 
 def bench_evaluate(policy, reward, test, s: dict, precision: str) -> dict:
-    cfg = EvaluateConfig(generation=gen(s["new_tokens"], 64, s["quick"]), best_of_n=s["best_of_n"],
+    cfg = EvaluateConfig(generation=gen(s["new_tokens"], 64, s["quick"], s["raw"]), best_of_n=s["best_of_n"],
                          precision=precision, bootstrap_samples=100, score_cache=False,
                          benchmarks={"max_examples": s["bench_examples"]})  # fmt: skip
     device = pick_device()
@@ -151,8 +162,17 @@ def main() -> None:
     ap.add_argument("--json", help="also write the numbers here")
     ap.add_argument("--precisions", default="fp32,bf16" if CUDA else "fp32",
                     help="comma-separated; bf16 on a CPU is slow and says little")  # fmt: skip
+    ap.add_argument("--shape", choices=("packaged", "paper", "smoke"), default="packaged",
+                    help="packaged: the default's models; paper: random-initialised pythia-1b-"
+                    "shaped GPT-NeoX + DeBERTa-v3-large-shaped reward model; smoke: those "
+                    "architectures at toy widths (CPU)")  # fmt: skip
+    ap.add_argument("--tokenizers", type=Path,
+                    help="folder from `gpu_models.py export` (with --shape paper/smoke)")  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    args.quick = args.quick or args.shape == "smoke"
+    if args.shape != "packaged" and args.tokenizers is None:
+        sys.exit("--shape paper/smoke needs --tokenizers (from gpu_models.py export)")
     if not CUDA and not args.quick:
         sys.exit("no CUDA device: run with --quick on a CPU (the full shape is for a GPU)")
     if args.quick:
@@ -163,6 +183,7 @@ def main() -> None:
         s = {"quick": False, "S": 32, "new_tokens": 64, "superbatches": 4, "B": 32, "ppo_steps": 3,
              "best_of_n": 8, "test_prompts": 32, "bench_examples": dict.fromkeys(
                  ("hhh", "lambada", "wsc", "tweets", "squad"), 64)}  # fmt: skip
+    s["raw"] = args.shape != "packaged"
     torch.manual_seed(0)
     prompts, _, _ = data.run(PrepareConfig(test_size_per_dataset=8))
     train_prompts = [p["prompt"] for p in prompts["train"]]
@@ -171,12 +192,12 @@ def main() -> None:
     out: dict[str, Any] = {
         "machine": {"device": torch.cuda.get_device_name() if CUDA else platform.processor() or "cpu",
                     "torch": torch.__version__, "python": platform.python_version()},
-        "settings": {k: v for k, v in s.items() if k != "bench_examples"},
+        "settings": {k: v for k, v in s.items() if k != "bench_examples"} | {"shape": args.shape},
     }  # fmt: skip
     print(f"device {device} ({out['machine']['device']}), settings {out['settings']}", flush=True)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        policy, reward = make_models(Path(d), args.quick)
+        policy, reward = make_models(Path(d), args.quick, args.shape, args.tokenizers)
         out["materialise_s"] = time.perf_counter() - t0
         for precision in args.precisions.split(","):
             for name, fn, what in (("superhf", bench_superhf, train_prompts),
@@ -186,8 +207,8 @@ def main() -> None:
                 out[f"{name}_{precision}"] = r
                 shown = ", ".join(f"{k} {v:.3g}" for k, v in r.items() if isinstance(v, float))
                 print(f"{name:8s} {precision}: {shown}", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+                if args.json:  # after each phase: a run stopped at its time limit keeps these
+                    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,17 @@ def test_reward_model_stage_trains_and_scores_on_the_picked_device(
     # training batches (3 pairs each, 2 a step: 2 steps x 2 models) and scoring batches
     # (6 chosen + 6 rejected, 4 a batch: 4 per model x 2 models), every one moved
     assert spy.batches == 2 * 2 + 4 * 2
+
+
+def test_require_cuda_turns_the_cpu_fallback_into_an_error(monkeypatch) -> None:
+    """The GPU check (benchmarks/gpu_device.sh) sets SUPERHF_REQUIRE_CUDA=1: a stage that would
+    silently run on the CPU there fails instead, in evaluate/reward_model and the trainers."""
+    from superhf.training import make_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device() == torch.device("cpu")
+    monkeypatch.setenv("SUPERHF_REQUIRE_CUDA", "1")
+    with pytest.raises(RuntimeError, match="SUPERHF_REQUIRE_CUDA=1 but torch sees no CUDA"):
+        pick_device()
+    with pytest.raises(RuntimeError, match="SUPERHF_REQUIRE_CUDA"):
+        make_accelerator("fp32")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,14 @@ def load_tokenizer(
 
 def pick_device() -> torch.device:
     """The device every stage puts its models and batches on: the first GPU when there is
-    one, else the CPU (what the trainers' ``Accelerator`` picks in a single process)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    one, else the CPU (what the trainers' ``Accelerator`` picks in a single process).
+    ``SUPERHF_REQUIRE_CUDA=1`` makes a missing GPU an error instead of a CPU fallback (the
+    GPU check, ``benchmarks/gpu_device.sh``, sets it)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if os.environ.get("SUPERHF_REQUIRE_CUDA") == "1":
+        raise RuntimeError("SUPERHF_REQUIRE_CUDA=1 but torch sees no CUDA device")
+    return torch.device("cpu")
 
 
 def torch_dtype(precision: str) -> torch.dtype:

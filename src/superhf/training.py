@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
 from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path, clear_leftovers, restore_interrupted
+from superhf.models import pick_device
 from superhf.params import ParamsError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ CHECKPOINT_FORMAT = 1
 def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
     """CPU (gloo) when no GPU is present, so the same code runs under torchrun on a laptop."""
     precision = "no" if mixed_precision == "fp32" else mixed_precision
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
+    acc = Accelerator(cpu=pick_device().type == "cpu", mixed_precision=precision)
+    log.info("training on %s (%s, %d process(es), %s)", acc.device, acc.distributed_type.value,
+             acc.num_processes, precision)  # fmt: skip
+    return acc
 
 
 def seed_everything(seed: int) -> None:
