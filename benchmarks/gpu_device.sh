@@ -47,7 +47,7 @@ PYEOF
 } > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
 
 step "1 tiny: all stages"
-timeout -k 5 130 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
+timeout -k 5 160 $PY benchmarks/gpu_stages.py --profile tiny --work $W/tiny $NOTRACK \
   --json "$OUT/tiny.json" || echo "FAILED: tiny pipeline (rc $?)"
 
 step "2 gpu.py --shape $SHAPE"
