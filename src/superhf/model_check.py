@@ -80,16 +80,24 @@ def read_config(folder: Path, trust_remote_code: bool):
         ) from None
 
 
-def expected_shapes(config, role: Role) -> tuple[dict[str, tuple], str] | None:
+def expected_shapes(folder: Path, config, role: Role) -> tuple[dict[str, tuple], str] | None:
     """Tensor name -> shape of the model config.json describes, built on the meta device;
-    None for remote-code models (their classes are not imported to check a folder)."""
-    if getattr(config, "auto_map", None):
+    None for remote-code models (their classes are not imported to check a folder) and
+    quantised ones (their packed tensors have other shapes)."""
+    if getattr(config, "auto_map", None) or getattr(config, "quantization_config", None):
         return None
     cls = AutoModelForCausalLM if role == "policy" else AutoModelForSequenceClassification
     if role != "policy":
         config.num_labels = 1
-    with torch.device("meta"):
-        model = cls.from_config(config)
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(config)
+    except ValueError as exc:
+        kind = "a causal LM" if role == "policy" else "a sequence classifier"
+        raise ModelLoadError(
+            f"{folder}/config.json describes a {config.model_type} model, which is not {kind} "
+            f"({_first_line(exc)}): name a {kind.split()[-1]} folder here"
+        ) from None
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return shapes, model.base_model_prefix
 
@@ -99,7 +107,7 @@ def check_weight_shapes(folder: Path, config, role: Role) -> None:
     with or without the base model's prefix); tensors the model does not have are left to
     the loader."""
     files = sorted(folder.glob("*.safetensors"))
-    found = expected_shapes(config, role) if files else None
+    found = expected_shapes(folder, config, role) if files else None
     if found is None:
         return
     shapes, prefix = found
