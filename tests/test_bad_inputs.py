@@ -40,6 +40,7 @@ from superhf.models import load_causal_lm, load_tokenizer
 from superhf.paths import fixture_dir, fixture_eval_dir
 from superhf.profile import resolve
 from superhf.reward import RewardScorer, model_hash
+from superhf.tiny import fixture_texts, tiny_causal_lm, tiny_tokenizer
 from superhf.training import (
     Checkpointer,
     build_optimizer,
@@ -203,6 +204,97 @@ def json_edit(rel: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
         (ws / rel).write_text(json.dumps(d))
 
     return apply
+
+
+def tokenizer_files(folder: Path) -> list[Path]:
+    names = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def drop_tokenizer(rel: str) -> Callable[[Path], None]:
+    """The folder keeps its config and weights; every tokenizer file goes."""
+    return lambda ws: [p.unlink() for p in tokenizer_files(ws / rel)]
+
+
+def tokenizer_of(rel: str, make: Callable[[], object]) -> Callable[[Path], None]:
+    """The folder's tokenizer replaced by another model's (``make()``)."""
+
+    def apply(ws: Path) -> None:
+        drop_tokenizer(rel)(ws)
+        make().save_pretrained(ws / rel)
+
+    return apply
+
+
+def larger_tokenizer():
+    """The policy family's tokenizer with 700 tokens, for models with 512 embedding rows."""
+    return tiny_tokenizer(vocab_size=700)
+
+
+def wordpiece_tokenizer(vocab_size: int = 300):
+    """A BERT-family (WordPiece) tokenizer: another model family than the BPE policy's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    tok.train_from_iterator(fixture_texts()[:200], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]")  # fmt: skip
+
+
+def llama_style_tokenizer():
+    """Same vocabulary size as the policy's, but ``</s>`` (id 2) ends text, not id 0."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(fixture_texts(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", bos_token="<s>",
+                                   unk_token="<unk>")  # fmt: skip
+
+
+def weights_reshaped(rel: str, name: str, rows: int) -> Callable[[Path], None]:
+    """One tensor of a model.safetensors given ``rows`` rows: weights of another size."""
+
+    def apply(ws: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        t = load_file(ws / rel)
+        t[name] = torch.zeros(rows, *t[name].shape[1:])
+        save_file(t, ws / rel, metadata={"format": "pt"})
+
+    return apply
+
+
+def pickled_weights_too(rel: str) -> Callable[[Path], None]:
+    """A pytorch_model.bin (another model's weights) beside the folder's model.safetensors."""
+
+    def apply(ws: Path) -> None:
+        other = tiny_causal_lm(tiny_tokenizer(), seed=7).state_dict()
+        torch.save(other, ws / rel / "pytorch_model.bin")
+
+    return apply
+
+
+def copy_of(src: str, dst: str, then: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A copy of the model folder ``src`` at ``dst``, broken by ``then``."""
+
+    def apply(ws: Path) -> None:
+        shutil.copytree(ws / src, ws / dst)
+        then(ws)
+
+    return apply
+
+
+def chain(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda ws: [step(ws) for step in steps]
 
 
 def hh(reply: str, q: str = "Why?") -> bytes:
@@ -413,6 +505,55 @@ CASES = [
     Case("tokenizer without pad and EOS tokens", "superhf", ERROR,
          json_edit("policy/tokenizer_config.json", lambda c: c.update(pad_token=None, eos_token=None, bos_token=None)),  # noqa: E501
          "neither a pad nor an EOS token"),
+    # --- model folders that are not what they claim (issue 28): refused before any work
+    Case("reward folder without tokenizer files", "superhf", ERROR, drop_tokenizer("reward"),
+         "reward: no tokenizer files"),
+    Case("reward folder with a larger model's tokenizer", "superhf", ERROR,
+         tokenizer_of("reward", larger_tokenizer),
+         "reward: the tokenizer has 700 tokens but config.json has 512 embedding rows"),
+    Case("policy config.json not JSON", "superhf", ERROR, text("policy/config.json", '{"model_type": "gpt_neox",'),  # noqa: E501
+         "policy/config.json: not valid JSON (line 1 column 27"),
+    Case("policy config.json not JSON (PPO)", "rlhf", ERROR, text("policy/config.json", "[1, 2]"),
+         "policy/config.json: holds a list, not a JSON object"),
+    Case("policy folder without tokenizer files", "superhf", ERROR, drop_tokenizer("policy"),
+         "policy: no tokenizer files"),
+    Case("policy tokenizer of another family, smaller vocabulary", "superhf", ERROR,
+         tokenizer_of("policy", wordpiece_tokenizer), "policy: the tokenizer has 300 tokens for 512 embedding rows"),  # noqa: E501
+    Case("policy tokenizer of another family, same vocabulary size", "rlhf", ERROR,
+         tokenizer_of("policy", llama_style_tokenizer), "policy: the tokenizer's EOS '</s>' is id 2 but config.json ends text with [0]"),  # noqa: E501
+    Case("policy tokenizer files that do not load", "superhf", ERROR,
+         text("policy/tokenizer.json", '{"version": "1.0", "model": {"type": "BPE"}}'),
+         "policy: its tokenizer files do not load"),
+    Case("policy model.safetensors of another size than config.json", "superhf", ERROR,
+         weights_reshaped("policy/model.safetensors", "gpt_neox.embed_in.weight", 600),
+         "policy/model.safetensors: tensor gpt_neox.embed_in.weight has shape [600, 64] but config.json describes [512, 64]"),  # noqa: E501
+    Case("reward model.safetensors head of another size", "evaluate", ERROR,
+         weights_reshaped("reward/model.safetensors", "classifier.weight", 2),
+         "reward/model.safetensors: tensor classifier.weight has shape [2, 64]"),
+    Case("policy weights in two formats", "superhf", ERROR, pickled_weights_too("policy"),
+         "policy holds weights in two formats (model.safetensors and pytorch_model.bin)"),
+    Case("reward superhf_meta.json names an unknown input format", "evaluate", ERROR,
+         json_edit("reward/superhf_meta.json", lambda m: m.update(input_format="chat")),
+         "reward/superhf_meta.json: input_format is 'chat', not one of text, pair, upstream"),
+    Case("reward superhf_meta.json not JSON", "superhf", ERROR, text("reward/superhf_meta.json", "{"),  # noqa: E501
+         "reward/superhf_meta.json: not valid JSON (line 1 column 2"),
+    Case("evaluated model without tokenizer files", "evaluate", ERROR,
+         copy_of("policy", "m2", drop_tokenizer("m2")), "m2: no tokenizer files",
+         swap={"--model": "base=m2"}),
+    Case("gold folder with a larger model's tokenizer", "evaluate", ERROR,
+         copy_of("reward", "gold", tokenizer_of("gold", larger_tokenizer)),
+         "gold: the tokenizer has 700 tokens", swap={"--gold": "gold"}),
+    Case("reference model folder with config.json not JSON", "evaluate", ERROR,
+         chain(copy_of("policy", "ref", text("ref/config.json", "{")),
+               params(lambda p: p["evaluate"].update(reference_models={"ref": "ref"}))),
+         "ref/config.json: not valid JSON"),
+    Case("base_policy local folder without tokenizer files", "base_policy", ERROR,
+         chain(drop_tokenizer("policy"), params(lambda p: p["base_policy"].update(source="local", name="policy"))),  # noqa: E501
+         "policy: no tokenizer files"),
+    Case("reward_model local source with a larger model's tokenizer", "reward_model", ERROR,
+         chain(tokenizer_of("reward", larger_tokenizer),
+               params(lambda p: p["reward_model"].update(source="local", name="reward"))),
+         "reward: the tokenizer has 700 tokens"),
     Case("base_policy local folder missing", "base_policy", ERROR,
          params(lambda p: p["base_policy"].update(source="local", name="nowhere")), "nowhere"),
     # --- benchmark files

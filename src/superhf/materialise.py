@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification
 
 from superhf import packaged
 from superhf.config import BasePolicyConfig, RewardModelConfig
+from superhf.model_check import check_model_folder
 from superhf.models import (
     ModelLoadError,
     from_pretrained_safe,
@@ -38,6 +39,8 @@ def build_base_policy(cfg: BasePolicyConfig):
         return load_gguf_as_plain(folder, packaged.PACKAGED[cfg.name].check_file)
     if cfg.source == "local" and not Path(cfg.name).is_dir():
         raise ModelLoadError(f"base_policy.name: local model folder not found: {cfg.name}")
+    if Path(cfg.name).is_dir():
+        check_model_folder(cfg.name, "policy", trust_remote_code=cfg.trust_remote_code)
     kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     return load_causal_lm(cfg.name, **kw), load_tokenizer(cfg.name, **kw)
 
@@ -56,17 +59,25 @@ def load_reward_backbone(cfg: RewardModelConfig, seed: int):
     return model, load_tokenizer(name, **kw)
 
 
-def materialise_pretrained(
-    cfg: RewardModelConfig, name: str, out: Path, revision: str | None = None
-) -> None:
-    """Copy a hub or local reward model into ``out`` (the caching step).
+def check_reward_sources(cfg: RewardModelConfig) -> None:
+    """Before stage reward_model does any work: every local folder it will read (the
+    backbone to train, or the proxy and gold models to copy) passes the model checks."""
+    if cfg.source == "train":
+        if cfg.name != "tiny" and cfg.name not in packaged.PACKAGED and Path(cfg.name).is_dir():
+            check_model_folder(cfg.name, "backbone", trust_remote_code=cfg.trust_remote_code)
+        return
+    for name in dict.fromkeys([cfg.name, cfg.gold_name or cfg.name]):
+        if cfg.source == "local" and not Path(name).is_dir():
+            raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
+        if Path(name).is_dir():
+            check_model_folder(name, "reward", trust_remote_code=cfg.trust_remote_code)
+        source_format(cfg, name)
 
-    Its input format must be known: ``cfg.input_format`` (text or pair), or for ``auto`` the
-    source folder's own ``superhf_meta.json``; a model without either is refused rather
-    than scored with a guessed format.
-    """
-    if cfg.source == "local" and not Path(name).is_dir():
-        raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
+
+def source_format(cfg: RewardModelConfig, name: str) -> tuple[str, int]:
+    """(input format, max length) of a reward model to copy: ``cfg.input_format`` (text or
+    pair), or for ``auto`` the source folder's own ``superhf_meta.json``; a model without
+    either is refused rather than scored with a guessed format."""
     fmt, max_length = cfg.input_format, cfg.max_length
     if fmt == "auto":
         src_meta = read_meta(name) if Path(name).is_dir() else {}
@@ -78,6 +89,17 @@ def materialise_pretrained(
             )
         fmt = src_meta["input_format"]
         max_length = int(src_meta.get("max_length", max_length))
+    return fmt, max_length
+
+
+def materialise_pretrained(
+    cfg: RewardModelConfig, name: str, out: Path, revision: str | None = None
+) -> None:
+    """Copy a hub or local reward model into ``out`` (the caching step), with its input
+    format (:func:`source_format`) in superhf_meta.json."""
+    if cfg.source == "local" and not Path(name).is_dir():
+        raise ModelLoadError(f"reward_model.name: local model folder not found: {name}")
+    fmt, max_length = source_format(cfg, name)
     kw = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
     model = load_reward_model(name, **kw)
     tok = load_tokenizer(name, **kw)

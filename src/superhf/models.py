@@ -35,14 +35,41 @@ class ModelLoadError(UserError, RuntimeError):
 
 
 def check_model_dir(path: str | Path) -> Path:
+    """The cheap structural checks of a model folder (no tokenizer, no weights read):
+    config.json is a JSON object, the weights are in one format, safetensors headers are
+    whole. :func:`superhf.model_check.check_model_folder` adds the rest."""
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"model folder not found: {path}")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} is not a model folder: it has no config.json")
-    for weights in sorted(path.glob("*.safetensors")):
+    read_json_object(path / "config.json", "re-save the model with save_pretrained")
+    safetensors = sorted(path.glob("*.safetensors"))
+    pickled = sorted(path.glob("pytorch_model*.bin"))
+    if safetensors and pickled:
+        raise ModelLoadError(
+            f"{path} holds weights in two formats ({safetensors[0].name} and "
+            f"{pickled[0].name}); only {safetensors[0].name} would be read: delete the file "
+            "that is not this model's weights"
+        )
+    for weights in safetensors:
         check_safetensors(weights)
     return path
+
+
+def read_json_object(path: Path, fix: str) -> dict:
+    """A JSON object file; anything else is one error naming the file, where and ``fix``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{path}: not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(
+            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); {fix}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: holds a {type(data).__name__}, not a JSON object; {fix}")
+    return data
 
 
 def check_safetensors(path: Path) -> None:
@@ -232,4 +259,5 @@ def save_model(
 
 def read_meta(path: str | Path) -> dict:
     meta = Path(path) / "superhf_meta.json"
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+    fix = "delete it and materialise the model again (stage reward_model or base_policy)"
+    return read_json_object(meta, fix) if meta.is_file() else {}

@@ -18,7 +18,7 @@ from superhf.cli import add_params_arg, stage_parser
 from superhf.errors import BadInputError
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
-from superhf.models import check_model_dir
+from superhf.model_check import check_model_folder
 from superhf.params import load_section, read_params
 from superhf.tracking import TrackingConfig, stage_run
 from superhf.training import discard_checkpoints, save_final
@@ -75,8 +75,9 @@ def training_parser(stage: str, doc: str) -> argparse.ArgumentParser:
 
 def check_training_inputs(stage: str, cfg: Any, args: argparse.Namespace) -> list[str]:
     """Every input checked before a model loads; returns the prompts."""
-    check_model_dir(args.policy)
-    check_model_dir(args.reward)
+    chat = cfg.generation.prompt_format == "chat"
+    check_model_folder(args.policy, "policy", chat=chat)
+    check_model_folder(args.reward, "reward", input_format=True)
     check_context(args.policy, cfg.generation, f"{stage}.generation")
     prompts = [r["prompt"] for r in read_jsonl(args.prompts, fields=("prompt",))]
     if not prompts:

@@ -29,7 +29,8 @@ from superhf.errors import BadInputError
 from superhf.evaluation import evaluate_models, overoptimisation, table4
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
-from superhf.models import check_model_dir, pick_device, torch_dtype
+from superhf.model_check import check_model_folder
+from superhf.models import pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
@@ -155,9 +156,12 @@ def resolve_models(cfg: EvaluateConfig, items: list[str], reward_dirs: list[str]
         if name in models:
             raise BadInputError(f"evaluate.reference_models.{name}: the name is taken by --model")
         models[name] = Path(ref) if Path(ref).is_dir() else ref
-    for path in [*models.values(), *reward_dirs]:
-        if isinstance(path, Path) or Path(path).exists():
-            check_model_dir(path)
+    chat = cfg.generation.prompt_format == "chat"
+    for path in models.values():
+        if isinstance(path, Path) or Path(path).exists():  # a hub id is checked when it loads
+            check_model_folder(path, "policy", chat=chat)
+    for path in reward_dirs:
+        check_model_folder(path, "reward", input_format=True)
     for path in models.values():
         if Path(path).is_dir():  # a hub id is checked when it loads
             check_context(path, cfg.generation, "evaluate.generation")

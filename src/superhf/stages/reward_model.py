@@ -18,7 +18,7 @@ from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import RewardModelConfig
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
-from superhf.materialise import load_reward_backbone, materialise_pretrained
+from superhf.materialise import check_reward_sources, load_reward_backbone, materialise_pretrained
 from superhf.models import pick_device, save_model, torch_dtype
 from superhf.params import load_section
 from superhf.reward import (
@@ -51,6 +51,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("reward_model", RewardModelConfig, args.params)
+    check_reward_sources(cfg)
     test = read_jsonl(Path(args.preferences) / "test.jsonl", fields=PAIR_FIELDS)
     metrics: dict = {"source": cfg.source, "name": cfg.name, "test_pairs": len(test)}
     outs = {"proxy": Path(args.out), "gold": Path(args.gold_out)}
