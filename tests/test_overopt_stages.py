@@ -67,17 +67,22 @@ def test_snapshots_curves_and_figure(tmp_path: Path) -> None:
     s = ov["superhf"]
     assert [p["step"] for p in s] == [0, 1, 2, 3]
     assert [p["reward_queries"] for p in s] == [0, 4, 8, 12]
-    assert s[-1]["gold_mean"] == ev["superhf"]["gold"]["mean"]  # the final model's numbers
+    assert s[-1]["gold_mean"] == ev["superhf"]["unwarped"]["gold"]["mean"]  # the final model's
+    assert s[-1]["kl"] == ev["superhf"]["kl_to_base"]
     assert s[0]["kl"] == 0.0 and s[1]["kl"] != 0.0
+    assert {p["kl_kind"] for p in s} == {"estimate"} and all(p["kl_se"] > 0 for p in s[1:])
     assert all(p["proxy_ci_low"] <= p["proxy_mean"] <= p["proxy_ci_high"] for p in s)
     assert [p["step"] for p in ov["rlhf"]] == [0, 2]  # base and final only
     b = ov["best_of_n"]
     assert [p["n"] for p in b] == [1, 2, 4] and [p["reward_queries"] for p in b] == [3, 6, 12]
     assert b[0]["kl"] == 0.0 and b[-1]["kl"] == pytest.approx(1.3862944 - 0.75)
+    assert {(p["kl_kind"], p["kl_se"]) for p in b} == {("upper_bound", None)}
     # the proxy is also the gold model here: picking by it cannot lower the expected score
     assert b[0]["proxy_mean"] <= b[1]["proxy_mean"] <= b[2]["proxy_mean"]
     with open(out / "plots" / "best_of_n.csv") as f:
-        assert [float(r["sqrt_kl"]) for r in csv.DictReader(f)][0] == 0.0
+        got = list(csv.DictReader(f))
+    assert float(got[0]["sqrt_kl"]) == 0.0 and got[0]["kl_kind"] == "upper_bound"
+    assert got[0]["kl_se"] == ""  # a bound has no standard error
 
     curve = tmp_path / "superhf.csv"
     report.main(["--params", str(params), "--superhf-curve", str(curve), "--rlhf-curve", str(curve),
@@ -121,4 +126,4 @@ def test_every_plotted_method_gets_a_csv_even_without_a_curve(tmp_path: Path) ->
     files = {p.name: p.read_text().splitlines() for p in (tmp_path / "plots").iterdir()}
     assert set(files) == {"superhf.csv", "rlhf.csv", "best_of_n.csv"}
     assert len(files["superhf.csv"]) == 2 and len(files["best_of_n.csv"]) == 1
-    assert files["best_of_n.csv"][0].startswith("step,reward_queries,kl")
+    assert files["best_of_n.csv"][0].startswith("step,reward_queries,kl,kl_se,kl_kind,sqrt_kl")

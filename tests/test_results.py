@@ -161,3 +161,23 @@ def test_committed_harmless_tables_are_what_the_metrics_render() -> None:
     # headings one level down
     body = (root / "README.md").read_text().split("\n# Tables\n", 1)[1].strip().split("\n\n", 1)[1]
     assert re.sub(r"^### ", "## ", body, flags=re.M).strip() == tables.strip()
+
+
+def test_kl_cells_carry_the_standard_error_or_the_bound() -> None:
+    """Issue 22: a sampled KL shows its standard error (a negative one as it is); best-of-n's
+    curve KL is marked as a bound; files from before kl_kind render as they did."""
+    from superhf.results import curves_table, models_table
+
+    ev = {"superhf": model(0.5, kl_to_base=-0.031, kl_to_base_se=0.012),
+          "best_of_n": model(0.3, n=4, kl_to_base_bound=0.636)}  # fmt: skip
+    table = models_table(ev)
+    assert "| -0.031 +- 0.012 |" in table and "| 0.636 (bound) |" in table
+    pt = {"method": "rlhf", "step": 1, "reward_queries": 8, "kl": -0.04, "kl_se": 0.02,
+          "kl_kind": "estimate", "sqrt_kl": -0.2, "proxy_mean": 0.2, "proxy_ci_low": 0.1,
+          "proxy_ci_high": 0.3, "gold_mean": 0.0, "gold_ci_low": -0.1, "gold_ci_high": 0.1}  # fmt: skip
+    bound = {**pt, "kl": 0.636, "kl_se": None, "kl_kind": "upper_bound", "sqrt_kl": 0.797, "n": 4}
+    old = {k: v for k, v in pt.items() if k not in ("kl_se", "kl_kind")}
+    rows = curves_table({"rlhf": [pt, old], "best_of_n": [bound]}).splitlines()[2:]
+    assert "| -0.040 +- 0.020 | -0.200 |" in rows[0]
+    assert "| -0.040 | -0.200 |" in rows[1]
+    assert "| <= 0.636 (bound) | 0.797 |" in rows[2]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from superhf.params import Section
 
@@ -166,6 +166,46 @@ class GenerationConfig(Section):
     max_prompt_tokens: int = Field(256, gt=0, description="prompts are cut from the left")
 
 
+# The sampler settings that change the distribution sampled from, and each one's identity
+# value (the raw softmax of the logits: temperature 1, no truncation, no penalty).
+UNWARPED = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0}
+
+
+def warping_keys(gen: GenerationConfig) -> list[str]:
+    """The keys of ``gen`` whose values make the sampler draw from something other than
+    the model's raw softmax (an empty list: samples come from the policy itself)."""
+    return [k for k, identity in UNWARPED.items() if getattr(gen, k) != identity]
+
+
+def unwarped(gen: GenerationConfig) -> GenerationConfig:
+    """``gen`` with every distribution-changing setting at its identity value (lengths,
+    prompt format and trimming kept)."""
+    return gen.model_copy(update=UNWARPED)
+
+
+class OnPolicyGenerationConfig(GenerationConfig):
+    """The sampler of an on-policy method (PPO; RLOO/GRPO): its maths (old and reference
+    log-probs, KL reward, ratios) uses the raw logits, so the sampler must draw from them.
+    Any setting of ``UNWARPED`` at another value is refused, naming the key."""
+
+    top_p: float = Field(1.0, gt=0, le=1, description="must be 1 (on-policy: no truncation)")
+    repetition_penalty: float = Field(
+        1.0, gt=0, description="must be 1.0 (on-policy: the log-probs are the raw logits')"
+    )
+
+    @field_validator(*UNWARPED)
+    @classmethod
+    def _unwarped(cls, value: float, info) -> float:
+        identity = UNWARPED[info.field_name]
+        if value != identity:
+            raise ValueError(
+                f"must be {identity} for an on-policy method: the policy-gradient maths uses "
+                "the log-probs of the raw logits, so a sampler that changes the distribution "
+                "makes the update off-policy and the KL biased"
+            )
+        return value
+
+
 class OptimConfig(Section):
     lr: float = Field(1e-5, gt=0, description="AdamW peak learning rate")
     scheduler: Literal["cosine", "linear", "constant"] = Field(
@@ -285,8 +325,10 @@ class RLHFConfig(Section):
         default_factory=lambda: OptimConfig(lr=1.41e-5, scheduler="constant", warmup_steps=0),
         description="the optimiser (policy and value head together)",
     )
-    generation: GenerationConfig = Field(
-        default_factory=lambda: GenerationConfig(top_p=1.0), description="sampling of rollouts"
+    generation: OnPolicyGenerationConfig = Field(
+        default_factory=OnPolicyGenerationConfig,
+        description="sampling of rollouts; on-policy: temperature 1, top_p 1, top_k 0, "
+        "repetition_penalty 1 (anything else is refused)",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="optional LoRA")
     checkpoint_every: int = Field(10, gt=0, description="PPO steps between checkpoints")

@@ -2,7 +2,14 @@
 
 Held-out reward under the proxy and the gold reward model (mean, std, 95% bootstrap
 interval, overall and per dataset), reward-hacking diagnostics, KL to the base policy, and
-the capability/alignment benchmarks. Every completion is saved with its scores.
+the capability/alignment benchmarks. Every completion of the reward table is saved with its
+scores.
+
+Two samplers: the reward table (and its diagnostics and best-of-n row) samples with
+``evaluate.generation`` as configured (the paper's top-p and repetition penalty); the KL to
+the base and every point of the over-optimisation curves sample the *unwarped* policy
+(temperature 1, no top-p/top-k, no repetition penalty; ``SAMPLERS``), so the KL is of the
+policy itself and its rewards come from the same samples.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from tqdm.auto import tqdm
 
 from superhf.capabilities.columns import get_path, table_columns
 from superhf.capabilities.suite import run_benchmarks
-from superhf.config import EvaluateConfig
+from superhf.config import EvaluateConfig, GenerationConfig, unwarped
 from superhf.core import (
     IGNORE,
     build_sft_batch,
@@ -28,12 +35,21 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import distinct_n, format_prompt, sample_completions
+from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
-from superhf.overopt import best_of_n_curve
+from superhf.overopt import best_of_n_curve, kl_estimate, signed_sqrt
 from superhf.reward import RewardScorer
 
 log = logging.getLogger(__name__)
+
+SAMPLERS = {
+    "table": "evaluate.generation as configured: the reward table, its diagnostics, the "
+    "saved completions and the table's best-of-n row",
+    "kl_and_curves": "the unwarped policy (evaluate.generation with temperature 1, top_p 1, "
+    "top_k 0, repetition_penalty 1): kl_to_base (mean over samples of the summed token "
+    "log-ratio, with its standard error, never clamped), the rewards under 'unwarped' and "
+    "every over-optimisation point, best-of-n's draws included",
+}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -151,11 +167,15 @@ def evaluate_models(
             base_model if name == "base" else load_causal_lm(path, dtype=dtype).to(device).eval()
         )
         tok = base_tok if name == "base" else load_tokenizer(path)
-        comps, scores, kl = sample_and_score(cfg, model, tok, test, scorers, base_model, base_tok)
+        sampled, scores = sample_scored(cfg, cfg.generation, model, tok, test, scorers)
+        comps = [c.text for c in sampled]
+        point = unwarped_point(cfg, model, tok, test, scorers, base_model, base_tok,
+                               (sampled, scores))  # fmt: skip
         rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
                  "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
         results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
-                         "kl_to_base": sum(kl) / len(kl)}  # fmt: skip
+                         "kl_to_base": point["kl"], "kl_to_base_se": point["kl_se"],
+                         "unwarped": {w: point[w] for w in ("proxy", "gold")}}  # fmt: skip
         if bench_data is not None:
             results[name]["benchmarks"] = run_benchmarks(model, tok, bench_data, cfg)
         all_rows += rows
@@ -167,6 +187,7 @@ def evaluate_models(
         )
         if name != "base":
             del model
+    results["samplers"] = SAMPLERS
     if cfg.best_of_n > 0:
         base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
         results["best_of_n"], rows = best_of_n(cfg, base_model, base_tok, base_texts, test, scorers)
@@ -174,25 +195,49 @@ def evaluate_models(
     return results, all_rows
 
 
-def sample_and_score(cfg: EvaluateConfig, model, tok, test: list[dict], scorers, base_model,
-                     base_tok) -> tuple[list[str], dict[str, list[float]], list[float]]:  # fmt: skip
-    """``model``'s completions for the test prompts (seed ``cfg.seed``), their proxy and gold
-    scores, and per completion log p_model - log p_base on the model's own sampled tokens
-    (zeros when ``model`` is the base)."""
+def sample_scored(cfg: EvaluateConfig, gen: GenerationConfig, model, tok, test: list[dict],
+                  scorers) -> tuple[list[Completion], dict[str, list[float]]]:  # fmt: skip
+    """``model``'s completions for the test prompts under sampler ``gen`` (seed
+    ``cfg.seed``) and their proxy and gold scores."""
     prompts = [t["prompt"] for t in test]
-    texts = [format_prompt(p, tok, cfg.generation) for p in prompts]
+    texts = [format_prompt(p, tok, gen) for p in prompts]
     torch.manual_seed(cfg.seed)
-    sampled = sample_completions(model, tok, texts, cfg.generation)
-    comps = [c.text for c in sampled]
-    scores = score_all(scorers, prompts, comps)
+    sampled = sample_completions(model, tok, texts, gen)
+    return sampled, score_all(scorers, prompts, [c.text for c in sampled])
+
+
+def log_ratios(cfg: EvaluateConfig, model, tok, sampled: list[Completion], test: list[dict],
+               base_model, base_tok) -> list[float]:  # fmt: skip
+    """Per completion log p_model(y|x) - log p_base(y|x), y every token ``model`` sampled (up
+    to and including EOS, before trimming: the sequence the sampler stopped on), scored by
+    both models on the model's own ids (zeros when ``model`` is the base)."""
     if model is base_model:
-        return comps, scores, [0.0] * len(comps)  # log p_base - log p_base
-    ids = [c.ids for c in sampled]  # the model's own tokens, scored by both
-    cut = cfg.generation.max_prompt_tokens
-    base_texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+        return [0.0] * len(sampled)  # log p_base - log p_base
+    gen, cut = cfg.generation, cfg.generation.max_prompt_tokens
+    texts = [format_prompt(t["prompt"], tok, gen) for t in test]
+    base_texts = [format_prompt(t["prompt"], base_tok, gen) for t in test]
+    ids = [c.sampled_ids for c in sampled]
     lp_model = sequence_logprobs(model, tok, texts, ids, cfg.kl_batch_size, cut)
     lp_base = sequence_logprobs(base_model, base_tok, base_texts, ids, cfg.kl_batch_size, cut)
-    return comps, scores, [a - b for a, b in zip(lp_model, lp_base)]
+    return [a - b for a, b in zip(lp_model, lp_base)]
+
+
+def unwarped_point(cfg: EvaluateConfig, model, tok, test: list[dict], scorers, base_model,
+                   base_tok, table: tuple | None = None) -> dict[str, Any]:  # fmt: skip
+    """KL(model || base) of the unwarped model (``kl_estimate`` over its samples: mean and
+    standard error) and the proxy and gold summaries of the same samples. ``table``: the
+    (completions, scores) already drawn with ``evaluate.generation``, reused when that
+    sampler is already unwarped (same seed: the same draws)."""
+    gen = unwarped(cfg.generation)
+    if table is not None and gen == cfg.generation:
+        sampled, scores = table
+    else:
+        sampled, scores = sample_scored(cfg, gen, model, tok, test, scorers)
+    kl, se = kl_estimate(log_ratios(cfg, model, tok, sampled, test, base_model, base_tok))
+    if model is base_model:
+        kl, se = 0.0, 0.0  # exactly: every log-ratio is zero
+    return {"kl": kl, "kl_se": se, "proxy": summary(scores["proxy"], cfg.bootstrap_samples, cfg.seed),
+            "gold": summary(scores["gold"], cfg.bootstrap_samples, cfg.seed)}  # fmt: skip
 
 
 def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict], scorers):
@@ -210,6 +255,7 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
     scores = score_all(scorers, prompts, picked)
     rows = [{"model": "best_of_n", "prompt": p, "dataset": t["dataset"], "completion": c, "proxy": sp, "gold": sg}
             for p, t, c, sp, sg in zip(prompts, test, picked, scores["proxy"], scores["gold"])]  # fmt: skip
+    # the bound is relative to the base under the sampler the n draws came from (the table's)
     res = {**reward_block(rows, cfg), **diagnostics(picked, cfg.tail_chars), "n": n,
            "kl_to_base_bound": math.log(n) - (n - 1) / n}  # fmt: skip
     return res, rows
@@ -265,11 +311,20 @@ def read_snapshot_index(folder: str | Path) -> list[dict]:
     return rows
 
 
-def curve_point(cfg: EvaluateConfig, method: str, step: int, queries: int, kl: float,
-                proxy: list[float] | dict, gold: list[float] | dict, **extra: Any) -> dict:  # fmt: skip
-    """One point of an over-optimisation curve; rewards as per-prompt values or a summary."""
-    row: dict[str, Any] = {"method": method, "step": step, "reward_queries": queries, "kl": kl,
-                           "sqrt_kl": math.sqrt(max(kl, 0.0)), **extra}  # fmt: skip
+KL_KINDS = ("estimate", "upper_bound")  # a sampled estimate (with kl_se), or best-of-n's bound
+
+
+def curve_point(cfg: EvaluateConfig, method: str, step: int, queries: int,
+                kl: tuple[float, float | None, str], proxy: list[float] | dict,
+                gold: list[float] | dict, **extra: Any) -> dict:  # fmt: skip
+    """One point of an over-optimisation curve; ``kl`` is (value, standard error, kind of
+    ``KL_KINDS``); rewards as per-prompt values or a summary. ``sqrt_kl`` is signed."""
+    value, se, kind = kl
+    if kind not in KL_KINDS:
+        raise ValueError(f"kl kind must be one of {KL_KINDS}, got {kind!r}")
+    row: dict[str, Any] = {"method": method, "step": step, "reward_queries": queries,
+                           "kl": value, "kl_se": se, "kl_kind": kind,
+                           "sqrt_kl": signed_sqrt(value), **extra}  # fmt: skip
     for which, vals in (("proxy", proxy), ("gold", gold)):
         s = vals if isinstance(vals, dict) else summary(vals, cfg.bootstrap_samples, cfg.seed)
         row.update({f"{which}_{k}": s[k] for k in ("mean", "ci_low", "ci_high")})
@@ -277,32 +332,31 @@ def curve_point(cfg: EvaluateConfig, method: str, step: int, queries: int, kl: f
 
 
 def score_snapshot(cfg: EvaluateConfig, path: Path, base_model, base_tok, test: list[dict],
-                   scorers) -> tuple[list[float], list[float], float]:  # fmt: skip
-    """(proxy, gold, mean KL to base) of one snapshot on the test prompts, as for the final
-    models in ``evaluate_models``: same seed, KL on the snapshot's own completions."""
+                   scorers) -> dict[str, Any]:  # fmt: skip
+    """``unwarped_point`` of one snapshot on the test prompts, as for the final models."""
     device, dtype = pick_device(), torch_dtype(cfg.precision)
     model = load_causal_lm(path, dtype=dtype).to(device).eval()
-    _, scores, kl = sample_and_score(
-        cfg, model, load_tokenizer(path), test, scorers, base_model, base_tok
-    )
-    return scores["proxy"], scores["gold"], sum(kl) / len(kl)
+    return unwarped_point(cfg, model, load_tokenizer(path), test, scorers, base_model, base_tok)
 
 
 def best_of_n_points(cfg: EvaluateConfig, n_max: int, base_model, base_tok, test: list[dict],
                      scorers) -> list[dict]:  # fmt: skip
     """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
-    prompt from the base (the seed of ``best_of_n``), the unbiased estimator over all n-subsets
-    (``superhf.overopt``). Reward-model queries: n proxy scores per test prompt."""
+    prompt from the unwarped base (the sampler of the trained methods' curves, so the KL
+    bound is relative to the same base; the seed of ``best_of_n``), the unbiased estimator
+    over all n-subsets (``superhf.overopt``). Reward-model queries: n proxy scores per test
+    prompt. KL: the upper bound log n - (n-1)/n."""
     prompts = [t["prompt"] for t in test]
-    texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
+    gen = unwarped(cfg.generation)
+    texts = [format_prompt(p, base_tok, gen) for p in prompts]
     torch.manual_seed(cfg.seed + 1)
     rows = [t for t in texts for _ in range(n_max)]
-    comps = [c.text for c in sample_completions(base_model, base_tok, rows, cfg.generation)]
+    comps = [c.text for c in sample_completions(base_model, base_tok, rows, gen)]
     scores = score_all(scorers, [p for p in prompts for _ in range(n_max)], comps)
     per = {w: [scores[w][i * n_max : (i + 1) * n_max] for i in range(len(prompts))]
            for w in ("proxy", "gold")}  # fmt: skip
-    return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts), c["kl"], c["proxy"],
-                        c["gold"], n=c["n"]) for c in best_of_n_curve(per["proxy"], per["gold"], n_max)]  # fmt: skip
+    return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts), (c["kl"], None, "upper_bound"),
+                        c["proxy"], c["gold"], n=c["n"]) for c in best_of_n_curve(per["proxy"], per["gold"], n_max)]  # fmt: skip
 
 
 def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: dict[str, Path],
@@ -311,7 +365,8 @@ def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: di
 
     Each trained method's curve: the base (step 0), every snapshot in ``snapshots[method]``,
     and the final model (its numbers from ``results``, already measured by
-    ``evaluate_models``). Best-of-n: ``best_of_n_points``.
+    ``evaluate_models``), each from samples of the unwarped policy (``unwarped_point``).
+    Best-of-n: ``best_of_n_points``.
     """
     curves: dict[str, list[dict]] = {}
     base = results["base"]
@@ -321,20 +376,21 @@ def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: di
     for method, folder in snapshots.items():
         if method not in models or method not in results:
             raise ValueError(f"snapshots given for {method!r} but no --model {method}=PATH")
-        pts = [curve_point(cfg, method, 0, 0, 0.0, base["proxy"], base["gold"])]
+        pts = [curve_point(cfg, method, 0, 0, (0.0, 0.0, "estimate"), base["unwarped"]["proxy"],
+                           base["unwarped"]["gold"])]  # fmt: skip
         for snap in read_snapshot_index(folder):
-            proxy, gold, kl = score_snapshot(
+            pt = score_snapshot(
                 cfg, Path(folder) / snap["path"], base_model, base_tok, test, scorers
             )
-            pts.append(
-                curve_point(cfg, method, snap["step"], snap["reward_queries"], kl, proxy, gold)
-            )
+            pts.append(curve_point(cfg, method, snap["step"], snap["reward_queries"],
+                                   (pt["kl"], pt["kl_se"], "estimate"), pt["proxy"], pt["gold"]))  # fmt: skip
             log.info("%s step %d: proxy %.3f gold %.3f KL %.3f", method, snap["step"],
-                     pts[-1]["proxy_mean"], pts[-1]["gold_mean"], kl)  # fmt: skip
+                     pts[-1]["proxy_mean"], pts[-1]["gold_mean"], pt["kl"])  # fmt: skip
         meta = json.loads((models[method] / "superhf_meta.json").read_text())
         r = results[method]
-        pts.append(curve_point(cfg, method, meta["step"], meta["reward_queries"], r["kl_to_base"],
-                               r["proxy"], r["gold"]))  # fmt: skip
+        pts.append(curve_point(cfg, method, meta["step"], meta["reward_queries"],
+                               (r["kl_to_base"], r["kl_to_base_se"], "estimate"),
+                               r["unwarped"]["proxy"], r["unwarped"]["gold"]))  # fmt: skip
         curves[method] = pts
     n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
     if n_max > 0:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from superhf.errors import BadInputError, MissingInputError  # noqa: E402
+from superhf.overopt import signed_sqrt  # noqa: E402
 
 MODELS = ("base", "best_of_n", "superhf", "rlhf")
 
@@ -98,30 +99,57 @@ OVEROPT_STYLE = {
     "rlhf": ("PPO", "C1"),
     "best_of_n": ("best-of-n", "C2"),
 }
+KL_AXIS = (
+    "sqrt KL(policy || base) [nats^0.5], signed. Trained methods: estimate from samples of the "
+    "unwarped policy (T=1, no top-p/top-k, no penalty), bars +-1.96 SE;\n"
+    "best-of-n (<): upper bound sqrt(log n - (n-1)/n) (Beirami et al. 2024) over the unwarped base"
+)
+
+
+def _kl_bars(pts: list[dict]) -> list[list[float]] | None:
+    """Horizontal error bars on the signed-sqrt axis: KL +- 1.96 SE, mapped (None: no SE)."""
+    if not any(p.get("kl_se") for p in pts):
+        return None
+    lo, hi = [], []
+    for p in pts:
+        se = p.get("kl_se") or 0.0
+        lo.append(p["sqrt_kl"] - signed_sqrt(p["kl"] - 1.96 * se))
+        hi.append(signed_sqrt(p["kl"] + 1.96 * se) - p["sqrt_kl"])
+    return [lo, hi]
 
 
 def overopt_figure(curves: dict, out: Path) -> None:
     """Gold (solid) and proxy (dashed) reward against sqrt(KL to base), the frame of Gao et al.
-    2022, and against reward-model queries spent; 95% bootstrap intervals as bands."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    2022, and against reward-model queries spent; 95% bootstrap intervals as bands. A KL
+    estimate gets +-1.96 SE bars; best-of-n's bound gets the marker '<' (the KL is at most
+    there)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     for method, pts in curves.items():
         if not isinstance(pts, list) or not pts:
             continue
         label, color = OVEROPT_STYLE.get(method, (method, None))
+        bound = any(p.get("kl_kind") == "upper_bound" for p in pts)
         for ax, x in zip(axes, ("sqrt_kl", "reward_queries")):
             xs = [p[x] for p in pts]
+            bars = _kl_bars(pts) if x == "sqrt_kl" else None
             for which, ls, mk in (("gold", "-", "o"), ("proxy", "--", "^")):
-                ax.plot(xs, [p[f"{which}_mean"] for p in pts], ls, marker=mk, ms=4, color=color,
-                        mfc="none" if which == "proxy" else color, label=f"{label} {which}")  # fmt: skip
+                ys = [p[f"{which}_mean"] for p in pts]
+                mk = "<" if bound and x == "sqrt_kl" else mk
+                ax.plot(xs, ys, ls, marker=mk, ms=5, color=color,
+                        mfc="none" if which == "proxy" else color,
+                        label=f"{label} {which}" + (" (KL bound)" if bound else ""))  # fmt: skip
+                if bars is not None:
+                    ax.errorbar(xs, ys, xerr=bars, fmt="none", ecolor=color, alpha=0.5, lw=0.8)
                 if which == "gold":
                     ax.fill_between(xs, [p["gold_ci_low"] for p in pts],
                                     [p["gold_ci_high"] for p in pts], color=color, alpha=0.15)  # fmt: skip
-    axes[0].set_xlabel("sqrt(KL(policy || base)) [nats^0.5]")
+    axes[0].set_xlabel(KL_AXIS, fontsize=7)
     axes[1].set_xlabel("reward-model queries (completions scored)")
     axes[1].set_xscale("symlog", linthresh=1)
     for ax in axes:
-        ax.set_ylabel("mean reward on test prompts")
+        ax.set_ylabel("mean reward on test prompts (unwarped samples)")
         ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
     axes[0].set_title("Over-optimisation: gold (solid) vs proxy (dashed)")
     axes[1].set_title("Against reward-model queries")
     axes[0].legend(fontsize=7)

@@ -10,8 +10,14 @@ other n - 1 members must rank below it).
 
 Ties in the proxy score are broken by draw order, the earlier draw ranks higher, so the
 choice is the same deterministic function of the subset that a loop ``max`` over (score,
--index) gives. The KL of best-of-n to the base policy is log n - (n - 1) / n (Stiennon et
-al. 2020, appendix; an upper bound that is exact for continuous rewards without ties).
+-index) gives. The KL of best-of-n to the base policy is at most log n - (n - 1) / n
+(Stiennon et al. 2020, appendix; Beirami et al. 2024 show it is an upper bound, not the
+value), relative to the distribution the n draws come from.
+
+A trained policy's KL to the base is estimated from samples y ~ pi of the unwarped policy
+(temperature 1, no truncation, no penalty) as the mean over samples of the summed token
+log-ratio log pi(y|x) - log pi_base(y|x), an unbiased estimate with a standard error; a
+negative estimate is kept as it is (``kl_estimate``), and plotted as a signed square root.
 """
 
 from __future__ import annotations
@@ -21,10 +27,28 @@ from collections.abc import Sequence
 
 
 def best_of_n_kl(n: int) -> float:
-    """KL(best-of-n || base) = log n - (n - 1) / n (0 for n = 1)."""
+    """The upper bound log n - (n - 1) / n of KL(best-of-n || base) (0 for n = 1)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     return math.log(n) - (n - 1) / n
+
+
+def kl_estimate(log_ratios: Sequence[float]) -> tuple[float, float | None]:
+    """Mean of per-sample log-ratios and its standard error (sample sd / sqrt(n); None for
+    fewer than two samples). Never clamped: a negative mean is what the samples say."""
+    n = len(log_ratios)
+    if n == 0:
+        raise ValueError("no samples to estimate a KL from")
+    mean = sum(log_ratios) / n
+    if n < 2:
+        return mean, None
+    var = sum((x - mean) ** 2 for x in log_ratios) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def signed_sqrt(x: float) -> float:
+    """sign(x) * sqrt(|x|): the sqrt-KL axis keeps a negative KL estimate left of zero."""
+    return math.copysign(math.sqrt(abs(x)), x)
 
 
 def curve_ns(n_max: int) -> list[int]:

@@ -20,6 +20,14 @@ from superhf.io import read_json, read_jsonl
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
 
 
+def _kl_cell(kl: float, se: float | None = None, kind: str | None = None) -> str:
+    """A KL with its standard error, or marked as best-of-n's bound (files written before
+    ``kl_kind`` existed carry neither and show the bare number)."""
+    if kind == "upper_bound":
+        return f"<= {kl:.3f} (bound)"
+    return f"{kl:.3f}" + (f" +- {se:.3f}" if se is not None else "")
+
+
 def _point_interval(p: dict[str, Any], which: str) -> str:
     return f"{p[f'{which}_mean']:.3f} [{p[f'{which}_ci_low']:.3f}, {p[f'{which}_ci_high']:.3f}]"
 
@@ -55,7 +63,9 @@ def models_table(ev: dict[str, Any]) -> str:
         r = ev[name]
         kl = r.get("kl_to_base", r.get("kl_to_base_bound"))
         label = f"best-of-{r['n']}" if name == "best_of_n" else name
+        se = r.get("kl_to_base_se")
         kl_s = "n/a" if kl is None else (f"{kl:.3f}" + (" (bound)" if name == "best_of_n" else ""))
+        kl_s = kl_s if se is None else _kl_cell(kl, se)
         lines.append(f"| {label} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | {kl_s} | "
                      f"{r['completion_chars']:.0f} | {r['distinct_2']:.3f} | {r['empty_share']:.3f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -71,7 +81,8 @@ def curves_table(overopt: dict[str, Any]) -> str:
             continue
         for p in pts:
             lines.append(f"| {method} | {p.get('n', p['step'])} | {p['reward_queries']} | "
-                         f"{p['kl']:.3f} | {p['sqrt_kl']:.3f} | {_point_interval(p, 'proxy')} | "
+                         f"{_kl_cell(p['kl'], p.get('kl_se'), p.get('kl_kind'))} | {p['sqrt_kl']:.3f} | "
+                         f"{_point_interval(p, 'proxy')} | "
                          f"{_point_interval(p, 'gold')} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

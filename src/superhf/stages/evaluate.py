@@ -76,7 +76,9 @@ PLOTTED_METHODS = ("superhf", "rlhf", "best_of_n")  # dvc.yaml's over-optimisati
 
 
 def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
-    """The curves as JSON (per method, a list of points) and one CSV per method."""
+    """The curves as JSON (per method, a list of points) and one CSV per method. ``kl_kind``
+    says what ``kl`` is: ``estimate`` (sampled, ``kl_se`` its standard error) or
+    ``upper_bound`` (best-of-n's log n - (n-1)/n, ``kl_se`` empty); ``sqrt_kl`` is signed."""
     write_json(path, {"test_prompts": n, **curves})
     if plots:
         with atomic_path(plots) as tmp:
@@ -84,7 +86,8 @@ def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n
             # every method the DVC plots name gets a file, header only when it has no curve
             for method in dict.fromkeys([*PLOTTED_METHODS, *curves]):
                 pts = curves.get(method, [])
-                cols = ["step", "reward_queries", "kl", "sqrt_kl", "gold_mean", "proxy_mean"]
+                cols = ["step", "reward_queries", "kl", "kl_se", "kl_kind", "sqrt_kl",
+                        "gold_mean", "proxy_mean"]  # fmt: skip
                 with (tmp / f"{method}.csv").open("w", newline="") as f:
                     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
                     w.writeheader()
