@@ -133,3 +133,27 @@ def test_resume_after_kill_gives_identical_weights(tmp_path: Path, stage: str) -
     # reward-model queries counted like SuperHF's: S per prompt, in every snapshot
     index = json.loads((tmp_path / "res_snaps" / "index.json").read_text())
     assert [s["reward_queries"] for s in index] == [3 * 2, 6 * 2]
+
+
+def test_evaluate_skips_a_disabled_method_and_summary_keeps_every_trained_one(
+    tiny, tmp_path
+) -> None:
+    from superhf.stages.evaluate import parse_models, parse_snapshots
+    from superhf.summary import headline
+
+    policy, _ = tiny
+    off = tmp_path / "grpo"
+    off.mkdir()
+    (off / "superhf_meta.json").write_text(json.dumps({"stage": "grpo", "disabled": True}))
+    snaps = tmp_path / "grpo_snapshots"
+    snaps.mkdir()
+    (snaps / "index.json").write_text("[]")
+    models = parse_models([f"base={policy}", f"rloo={policy}", f"grpo={off}"])
+    assert sorted(models) == ["base", "rloo"]
+    assert parse_snapshots([f"grpo={snaps}"], models, "o.json", ["grpo"]) == {}
+    block = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    ev = {"rloo": {"proxy": block, "gold": block, "kl_to_base": 0.1}}
+    out = headline(ev, {}, {}, {}, {"rloo": {"reward_gain": 0.2, "wall_seconds": 3.0},
+                                   "grpo": {"disabled": True}})  # fmt: skip
+    assert out["rloo"]["train_gain"] == 0.2 and out["rloo"]["wall_s"] == 3.0
+    assert "grpo" not in out
