@@ -157,3 +157,12 @@ def test_evaluate_skips_a_disabled_method_and_summary_keeps_every_trained_one(
                                    "grpo": {"disabled": True}})  # fmt: skip
     assert out["rloo"]["train_gain"] == 0.2 and out["rloo"]["wall_s"] == 3.0
     assert "grpo" not in out
+
+
+def test_report_leaves_out_a_disabled_stage_curve(tmp_path) -> None:
+    from superhf.stages.report import further_curves
+
+    (tmp_path / "off.csv").write_text("step,reward_mean,reward_ema\n")
+    (tmp_path / "on.csv").write_text("step,reward_mean,reward_ema\n0,0.5,0.5\n1,0.7,0.52\n")
+    curves = further_curves([f"grpo={tmp_path / 'off.csv'}", f"rloo={tmp_path / 'on.csv'}"])
+    assert list(curves) == ["RLOO"] and curves["RLOO"]["reward_mean"] == [0.5, 0.7]
