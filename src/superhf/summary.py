@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 MODELS = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
-TRAINED = ("superhf", "rlhf", "rloo", "grpo")
 # Within one benchmark task: the score that stands for it, in this order of preference.
 # lm-eval writes keys like "acc,none"; the part before the comma is matched.
 SCORE_KEYS = ("acc", "accuracy", "f1", "em", "exact_match")
