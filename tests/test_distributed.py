@@ -14,7 +14,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
-from superhf.config import RLHFConfig, SuperHFConfig
+from superhf.config import GRPOConfig, RLHFConfig, RLOOConfig, SuperHFConfig
 
 
 def free_port() -> int:
@@ -25,10 +25,15 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["superhf", "rlhf"])
+@pytest.mark.parametrize("stage", ["superhf", "rlhf", "rloo", "grpo"])
 def test_two_cpu_processes(tmp_path: Path, stage: str) -> None:
     policy, reward = make_tiny_models(tmp_path / "m")
-    if stage == "superhf":
+    if stage in ("rloo", "grpo"):
+        cls = RLOOConfig if stage == "rloo" else GRPOConfig
+        section = {stage: json.loads(cls.model_validate(
+            {"num_prompts": 4, "superbatch_size": 4, "minibatch_size": 2, "generation": TINY_GEN,
+             "optim": {"lr": 1e-2, "warmup_steps": 0}, "checkpoint_every": 1}).model_dump_json())}  # fmt: skip
+    elif stage == "superhf":
         section = {"superhf": json.loads(SuperHFConfig.model_validate(
             {"num_prompts": 4, "superbatch_size": 4, "minibatch_size": 2, "generation": TINY_GEN,
              "optim": {"lr": 1e-2, "warmup_steps": 0}, "checkpoint_every": 1}).model_dump_json())}  # fmt: skip
@@ -48,7 +53,7 @@ def test_two_cpu_processes(tmp_path: Path, stage: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     m = json.loads((tmp_path / "m.json").read_text())
-    steps = m.get("superbatches", m.get("ppo_steps"))
+    steps = m.get("superbatches", m.get("ppo_steps", m.get("steps")))
     assert steps == 2  # the prompts were split between the two processes
     rows = (tmp_path / "c.csv").read_text().splitlines()
     assert len(rows) == 3

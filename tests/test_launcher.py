@@ -26,7 +26,7 @@ def test_every_profile_carries_the_launcher_and_the_training_stages_use_it() -> 
         assert resolve(name)["launcher"] == "python"
     assert yaml.safe_load((REPO / "params.yaml").read_text())["launcher"] == "python"
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for stage in ("superhf", "rlhf"):
+    for stage in ("superhf", "rlhf", "rloo", "grpo"):
         assert stages[stage]["cmd"].startswith(f"${{launcher}} -m superhf.stages.{stage} ")
     assert deep_merge(defaults(), {"launcher": "torchrun"})["launcher"] == "torchrun"
 
@@ -51,7 +51,8 @@ def sh(cmd: list[str], cwd: Path, env: dict) -> str:
 
 @pytest.mark.slow
 def test_dvc_exp_run_with_a_two_process_torchrun_launcher(tmp_path: Path) -> None:
-    """Tiny profile; SuperHF and PPO run as two CPU processes from ``dvc exp run -S``."""
+    """Tiny profile; SuperHF, PPO, RLOO and GRPO run as two CPU processes from
+    ``dvc exp run -S``."""
     work = tmp_path / "repo"
     files = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
@@ -69,20 +70,26 @@ def test_dvc_exp_run_with_a_two_process_torchrun_launcher(tmp_path: Path) -> Non
         sh(cmd, work, env)
 
     launcher = f"python -m torch.distributed.run --nproc_per_node 2 --master_port {free_port()}"
-    out = sh(["dvc", "exp", "run", "-S", f"launcher={launcher}", "superhf", "rlhf"], work, env)
-    assert f"> {launcher} -m superhf.stages.superhf " in out
-    assert f"> {launcher} -m superhf.stages.rlhf " in out
+    trained = ("superhf", "rlhf", "rloo", "grpo")
+    out = sh(["dvc", "exp", "run", "-S", f"launcher={launcher}", *trained], work, env)
+    for stage in trained:
+        assert f"> {launcher} -m superhf.stages.{stage} " in out
     tiny = resolve("tiny")
     # the prompts were split between two processes: half the steps of one process
     m = json.loads((work / "metrics/superhf.json").read_text())
     assert m["superbatches"] == tiny["superhf"]["num_prompts"] // 2
     m = json.loads((work / "metrics/rlhf.json").read_text())
     assert m["ppo_steps"] == tiny["rlhf"]["num_prompts"] // (2 * tiny["rlhf"]["batch_size"])
+    for stage in ("rloo", "grpo"):
+        m = json.loads((work / f"metrics/{stage}.json").read_text())
+        assert m["steps"] == tiny[stage]["num_prompts"] // 2
     start = load_file(work / "models/base/model.safetensors")
-    for stage in ("superhf", "rlhf"):
+    for stage in trained:
         rows = (work / f"metrics/{stage}_curve.csv").read_text().splitlines()
         steps = json.loads((work / f"metrics/{stage}.json").read_text())
-        assert len(rows) == 1 + steps.get("superbatches", steps.get("ppo_steps"))
+        assert len(rows) == 1 + steps.get(
+            "superbatches", steps.get("ppo_steps", steps.get("steps"))
+        )
         trained = load_file(work / f"models/{stage}/model.safetensors")
         assert trained.keys() == start.keys()
         assert any(not torch.equal(trained[k], start[k]) for k in start)
@@ -90,5 +97,5 @@ def test_dvc_exp_run_with_a_two_process_torchrun_launcher(tmp_path: Path) -> Non
     # rank 0 alone tracked the run: one MLflow run per stage
     con = sqlite3.connect(work / "mlflow.db")
     tags = con.execute("SELECT value FROM tags WHERE key = 'stage'").fetchall()
-    assert sorted(v for (v,) in tags if v in ("superhf", "rlhf")) == ["rlhf", "superhf"]
+    assert sorted(v for (v,) in tags if v in trained) == sorted(trained)
     assert yaml.safe_load((work / "params.yaml").read_text())["launcher"] == launcher

@@ -23,13 +23,13 @@ def test_import_linter_contracts_are_kept() -> None:
 
 
 def test_stages_with_an_mlflow_run_are_the_ones_readme_names() -> None:
-    """README: superhf, rlhf, evaluate and report log one MLflow run each; prepare,
+    """README: superhf, rlhf, rloo, grpo, evaluate and report log one MLflow run each; prepare,
     base_policy and reward_model log none, so editing tracking code never reruns them."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     tracked = {
         n for n, s in stages.items() if "src/superhf/tracking.py" in stage_code_deps(s["cmd"])
     }
-    assert tracked == {"superhf", "rlhf", "evaluate", "report"}
+    assert tracked == {"superhf", "rlhf", "rloo", "grpo", "evaluate", "report"}
 
 
 MAX_FUNCTION_LINES = 60  # issue 15: a longer function is split where a name explains a piece

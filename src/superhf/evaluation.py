@@ -262,7 +262,7 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
 
 
 MIN_CI_N = 10  # below this many rows a bootstrap interval says nothing: print n instead
-TABLE_ORDER = ("base", "best_of_n", "superhf", "rlhf")
+TABLE_ORDER = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
 
 
 def reward_cell(s: dict[str, Any]) -> str:

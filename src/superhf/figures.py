@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from superhf.errors import BadInputError, MissingInputError  # noqa: E402
 from superhf.overopt import signed_sqrt  # noqa: E402
 
-MODELS = ("base", "best_of_n", "superhf", "rlhf")
+MODELS = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
 
 
 def read_curve(path: str | Path) -> dict[str, list[float]]:
@@ -39,7 +39,7 @@ def training_figure(curves: dict[str, dict[str, list[float]]], out: Path) -> Non
         ax.plot(c["step"], c["reward_mean"], alpha=0.35, label="mean reward")
         ax.plot(c["step"], c["reward_ema"], lw=2, label="EMA (alpha 0.9)")
         ax.set_title(f"{name}: reward during training")
-        ax.set_xlabel("superbatch" if name == "SuperHF" else "PPO step")
+        ax.set_xlabel("PPO step" if name == "RLHF (PPO)" else "superbatch")
         ax.set_ylabel("proxy reward")
         ax.legend()
     fig.tight_layout()
@@ -97,6 +97,8 @@ def benchmark_figure(ev: dict, out: Path) -> None:
 OVEROPT_STYLE = {
     "superhf": ("SuperHF", "C0"),
     "rlhf": ("PPO", "C1"),
+    "rloo": ("RLOO", "C3"),
+    "grpo": ("GRPO", "C4"),
     "best_of_n": ("best-of-n", "C2"),
 }
 KL_AXIS = (

@@ -261,3 +261,13 @@ def read_meta(path: str | Path) -> dict:
     meta = Path(path) / "superhf_meta.json"
     fix = "delete it and materialise the model again (stage reward_model or base_policy)"
     return read_json_object(meta, fix) if meta.is_file() else {}
+
+
+def is_disabled(folder: str | Path) -> bool:
+    """Whether a model folder is the marker a training stage with ``enabled: false`` writes
+    (``superhf_meta.json`` with ``disabled: true`` and no model): its method is skipped."""
+    folder = Path(folder)
+    meta = folder / "superhf_meta.json"
+    if (folder / "config.json").is_file() or not meta.is_file():
+        return False
+    return bool(json.loads(meta.read_text()).get("disabled"))

@@ -15,13 +15,11 @@ from typing import Any
 
 import torch
 from accelerate.utils import gather_object
-from tqdm.auto import tqdm
 
 from superhf.config import RLHFConfig
 from superhf.core import (
     IGNORE,
     build_sft_batch,
-    ema,
     shifted_logprobs,
     tail_columns,
     tail_forward_inputs,
@@ -39,26 +37,16 @@ from superhf.ppo_core import (
     policy_loss,
     value_loss,
 )
-from superhf.reward import RewardScorer, model_hash
-from superhf.tracking import NullRun
+from superhf.reward import RewardScorer
+from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.training import (
-    Checkpointer,
     build_optimizer,
     check_finite,
-    checkpoint_due,
-    fingerprint,
     frozen_reference,
-    log_row,
     make_accelerator,
     maybe_lora,
-    prompt_schedule,
     prompts_per_step,
-    resume,
-    sample_due,
-    save_snapshot,
     seed_everything,
-    snapshot_due,
-    step_prompts,
 )
 
 
@@ -229,34 +217,31 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
         ref.to(acc.device)
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
-    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
-    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), getattr(scorer, "hash", type(scorer).__name__),
-                     len(prompts), acc.num_processes)  # fmt: skip
-    ckpt = Checkpointer(checkpoint_dir, fp, acc)
-    start, state = resume(ckpt, model, opt, sched, snapshot_dir, acc)
-    history, samples = state.get("history", []), state.get("samples", [])
-    kl_ctl.value = state.get("kl_coef", kl_ctl.value)
-    run = run or NullRun()
-    bar = tqdm(range(start, n_steps), desc="rlhf", disable=None if acc.is_main_process else True)
-    for step in bar:
-        batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
-        row, responses, scores = _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok,
-                                                scorer, batch_prompts, step)  # fmt: skip
-        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
-        history.append(row)
-        if acc.is_main_process:
-            log_row(run, "rlhf", row, step)
-            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", kl=f"{row['kl']:.3f}")
-            if sample_due(cfg.sample_every, step, n_steps):
-                samples += [{"step": step, "prompt": p, "completion": r, "reward": s}
-                            for p, r, s in list(zip(batch_prompts, responses, scores))[:2]]  # fmt: skip
-        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve, first
-            save_snapshot(acc.unwrap_model(model).policy, tok, snapshot_dir, step + 1, acc,
-                          {"stage": "rlhf", "reward_queries": sum(sizes[: step + 1]) * acc.num_processes})  # fmt: skip
-        if checkpoint_due(cfg.checkpoint_every, step, n_steps):
-            state = {"history": history, "samples": samples, "kl_coef": kl_ctl.value}
-            ckpt.save(model, opt, sched, step + 1, state)
+    t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref, {"kl_ctl": kl_ctl})
+    fp = run_fingerprint(t, policy_dir, len(prompts))
+    history, samples = run_loop(METHOD, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)
     return model, tok, history, samples, acc
+
+
+def _step(t: Trainee, batch_prompts: list[str], step: int) -> tuple[dict, list[dict]]:
+    """One PPO iteration (``_ppo_iteration``) for the shared loop: (row, sample candidates)."""
+    row, responses, scores = _ppo_iteration(t.cfg, t.acc, t.model, t.ref, t.opt, t.sched,
+                                            t.extra["kl_ctl"], t.tok, t.scorer, batch_prompts,
+                                            step)  # fmt: skip
+    return row, [{"prompt": p, "completion": r, "reward": s}
+                 for p, r, s in zip(batch_prompts, responses, scores)]  # fmt: skip
+
+
+def _load_kl_coef(t: Trainee, state: dict) -> None:
+    t.extra["kl_ctl"].value = state.get("kl_coef", t.extra["kl_ctl"].value)
+
+
+# one rollout scored per prompt; the snapshot is the policy without its value head
+METHOD = Method(
+    "rlhf", _step, queries_per_prompt=lambda cfg: 1, postfix=("kl", "kl"),
+    policy=lambda t: t.acc.unwrap_model(t.model).policy,
+    save_state=lambda t: {"kl_coef": t.extra["kl_ctl"].value}, load_state=_load_kl_coef,
+)  # fmt: skip
 
 
 def _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok, scorer, batch_prompts, step):

@@ -9,12 +9,12 @@ compact mean/spread table over a group of experiments (``scripts/seed_sweep.sh``
 Which numbers, and where each comes from (a missing source key leaves its number out, so a
 renamed or restructured detail file degrades to a shorter summary, never to a crash):
 
-- per model (base, best_of_n, superhf, rlhf), from ``eval.json``: ``proxy`` and ``gold``
+- per model (base, best_of_n, superhf, rlhf, rloo, grpo; those evaluated), from ``eval.json``: ``proxy`` and ``gold``
   (held-out mean reward) and ``proxy_ci``/``gold_ci`` (half-width of the 95% bootstrap
   interval; the endpoints are in ``eval.json``); ``kl`` (KL to base; best-of-n: the analytic
   bound ``log n - (n-1)/n``; base has none, it is 0 by definition); ``bench`` (see
   ``benchmark_headline``; best-of-n has no benchmarks, it is the base policy's weights).
-- superhf and rlhf, from their stage JSON: ``train_gain`` (training reward, last quarter minus
+- every trained method (superhf, rlhf, rloo, grpo), from its stage JSON: ``train_gain`` (training reward, last quarter minus
   first quarter) and ``wall_s`` (the training stage's wall time).
 - ``reward_model``, from ``reward_model.json``: held-out pair accuracy of the proxy and the
   gold model, and of the length-only baseline.
@@ -27,8 +27,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-MODELS = ("base", "best_of_n", "superhf", "rlhf")
-TRAINED = ("superhf", "rlhf")
+MODELS = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
 # Within one benchmark task: the score that stands for it, in this order of preference.
 # lm-eval writes keys like "acc,none"; the part before the comma is matched.
 SCORE_KEYS = ("acc", "accuracy", "f1", "em", "exact_match")
@@ -101,9 +100,11 @@ def headline(
     reward_model: Mapping[str, Any],
     superhf: Mapping[str, Any],
     rlhf: Mapping[str, Any],
+    others: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """The headline numbers (module docstring) from the detailed JSON files' contents."""
-    train = {"superhf": superhf, "rlhf": rlhf}
+    """The headline numbers (module docstring) from the detailed JSON files' contents;
+    ``others``: the stage JSON of further trained methods by name (rloo, grpo)."""
+    train = {"superhf": superhf, "rlhf": rlhf, **(others or {})}
     out: dict[str, dict[str, float | None]] = {}
     for name in MODELS:
         ev = evaluation.get(name)
@@ -116,7 +117,7 @@ def headline(
         if name != "base":
             row["kl"] = _number(ev.get("kl_to_base", ev.get("kl_to_base_bound")))
         row["bench"] = benchmark_headline(ev.get("benchmarks"))
-        if name in TRAINED:
+        if name in train:
             row["train_gain"] = _number(train[name].get("reward_gain"))
             row["wall_s"] = _number(train[name].get("wall_seconds"))
         out[name] = row

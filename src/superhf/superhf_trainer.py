@@ -15,13 +15,11 @@ from typing import Any
 
 import torch
 from accelerate.utils import gather_object
-from tqdm.auto import tqdm
 
 from superhf.config import SuperHFConfig
 from superhf.core import (
     IGNORE,
     build_sft_batch,
-    ema,
     length_penalised,
     select_top_k,
     superhf_loss,
@@ -30,26 +28,16 @@ from superhf.core import (
 )
 from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
-from superhf.reward import RewardScorer, model_hash
-from superhf.tracking import NullRun
+from superhf.reward import RewardScorer
+from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.training import (
-    Checkpointer,
     build_optimizer,
     check_finite,
-    checkpoint_due,
-    fingerprint,
     frozen_reference,
-    log_row,
     make_accelerator,
     maybe_lora,
-    prompt_schedule,
     prompts_per_step,
-    resume,
-    sample_due,
-    save_snapshot,
     seed_everything,
-    snapshot_due,
-    step_prompts,
 )
 
 
@@ -72,36 +60,19 @@ def train(
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref.to(acc.device)
-    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
-    fp = fingerprint(cfg.model_dump(), model_hash(policy_dir), scorer.hash, len(prompts),
-                     acc.num_processes)  # fmt: skip
-    ckpt = Checkpointer(checkpoint_dir, fp, acc)
-    start, state = resume(ckpt, model, opt, sched, snapshot_dir, acc)
-    history, samples = state.get("history", []), state.get("samples", [])
-    run = run or NullRun()
-    n_super = len(sizes)
-    bar = tqdm(range(start, n_super), desc="superhf", disable=None if acc.is_main_process else True)
-    for step in bar:
-        batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
-        row, kept = _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts,
-                                step, measure_kl)  # fmt: skip
-        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
-        history.append(row)
-        if acc.is_main_process:
-            log_row(run, "superhf", row, step)
-            bar.set_postfix(reward=f"{row['reward_mean']:.3f}", ema=f"{row['reward_ema']:.3f}")
-            if sample_due(cfg.sample_every, step, n_super):
-                samples += [{"step": step, "prompt": batch_prompts[j], "completion": c.text, "reward": r}
-                            for j, c, r in kept[:2]]  # fmt: skip
-        # the snapshot first: a kill between the two never leaves a checkpoint past a
-        # snapshot that was not written
-        if snapshot_due(cfg.snapshot_every, step, n_super):  # over-optimisation curve
-            queries = sum(sizes[: step + 1]) * cfg.superbatch_size * acc.num_processes
-            save_snapshot(model, tok, snapshot_dir, step + 1, acc,
-                          {"stage": "superhf", "reward_queries": queries})  # fmt: skip
-        if checkpoint_due(cfg.checkpoint_every, step, n_super):
-            ckpt.save(model, opt, sched, step + 1, {"history": history, "samples": samples})
+    t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref, {"measure_kl": measure_kl})
+    fp = run_fingerprint(t, policy_dir, len(prompts))
+    history, samples = run_loop(METHOD, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)
     return model, tok, history, samples, acc
+
+
+def _step(t: Trainee, batch_prompts: list[str], step: int) -> tuple[dict, list[dict]]:
+    """One superbatch (``_superbatch``) for the shared loop: (row, sample candidates)."""
+    row, kept = _superbatch(t.cfg, t.acc, t.model, t.ref, t.opt, t.sched, t.tok, t.scorer,
+                            batch_prompts, step, t.extra["measure_kl"])  # fmt: skip
+    return row, [
+        {"prompt": batch_prompts[j], "completion": c.text, "reward": r} for j, c, r in kept
+    ]
 
 
 def optimizer_steps(cfg: SuperHFConfig, sizes: list[int]) -> int:
@@ -117,15 +88,10 @@ def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, st
     Returns (history row, kept)."""
     S, P = cfg.superbatch_size, len(batch_prompts)
     t0 = time.perf_counter()
-    texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-    completions = sample_completions(
-        acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
+    texts, completions, rm_scores, rewards, t_gen = sample_superbatch(
+        cfg, acc, model, tok, scorer, batch_prompts, step
     )
-    t_gen = time.perf_counter()
     comp_texts = [c.text for c in completions]
-    rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
-    rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
-    check_finite("reward", sum(rewards), step)
     t_score = time.perf_counter()
     kept = keep_top_k(completions, rewards, P, S, cfg.top_k)
     loss_v, nll_v, kl_v, n_tokens = _finetune(
@@ -137,6 +103,24 @@ def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, st
            "time_generate": t_gen - t0, "time_score": t_score - t_gen,
            "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
     return row, kept
+
+
+def sample_superbatch(cfg, acc, model, tok, scorer, batch_prompts: list[str], step: int):
+    """Sample S completions of each prompt from the current policy and score them (minus
+    the optional length penalty); RLOO and GRPO sample and score with this too. Returns
+    (prompt texts, completions, reward-model scores, rewards, time.perf_counter() after
+    generation)."""
+    S = cfg.superbatch_size
+    texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
+    completions = sample_completions(
+        acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
+    )
+    t_gen = time.perf_counter()
+    comp_texts = [c.text for c in completions]
+    rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
+    rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
+    check_finite("reward", sum(rewards), step)
+    return texts, completions, rm_scores, rewards, t_gen
 
 
 def load_policy(cfg: SuperHFConfig, policy_dir: str | Path):
@@ -263,3 +247,7 @@ def _minibatch_loss(cfg, acc, model, ref, batch, measure_kl):
         labels = batch["labels"][:, -keep:]
         return superhf_loss(out.logits, labels, cfg.kl_coef, ref_logits,
                             inverse_loss_penalty=cfg.inverse_loss_penalty)  # fmt: skip
+
+
+# every completion of the superbatch is scored: S reward-model queries per prompt
+METHOD = Method("superhf", _step, queries_per_prompt=lambda cfg: cfg.superbatch_size)

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -113,13 +114,16 @@ def run_training_stage(
     final_model: Callable[[Any], Any] = lambda m: m,
     extra_metrics: Callable[[list[dict]], dict] = lambda h: {},
 ) -> dict:
-    """The command line of a training stage (SuperHF or PPO): parse, validate, track, train,
-    save the model, write metrics/curve/samples from rank 0, remove the checkpoints."""
+    """The command line of a training stage (SuperHF, PPO, RLOO, GRPO): parse, validate,
+    track, train, save the model, write metrics/curve/samples from rank 0, remove the
+    checkpoints. A section with ``enabled: false`` writes ``write_disabled``'s markers."""
     ap = training_parser(stage, description)
     ap.add_argument("--snapshots", default=None, help="folder for snapshot_every's snapshots")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(stage, config_cls, args.params)
+    if not getattr(cfg, "enabled", True):
+        return write_disabled(stage, args)
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     prompts = check_training_inputs(stage, cfg, args)
@@ -153,3 +157,27 @@ def run_training_stage(
             log.info("%s: reward %.3f -> %.3f (first vs last quarter), final KL %s", stage,
                      metrics["reward_first_quarter"], metrics["reward_last_quarter"], metrics["kl_final"])  # fmt: skip
     return metrics
+
+
+DISABLED = {"disabled": True}
+
+
+def write_disabled(stage: str, args: argparse.Namespace) -> dict:
+    """The outputs of a stage whose section says ``enabled: false``: a model folder holding
+    only ``superhf_meta.json`` with ``disabled: true`` (evaluate, report and summary skip the
+    method), ``{"disabled": true}`` as metrics, a curve of no rows, no samples, no
+    snapshots. Nothing is trained and nothing is typed in."""
+    log.info("%s: %s.enabled is false; writing the disabled markers", stage, stage)
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        write_json(tmp / "superhf_meta.json", {"stage": stage, **DISABLED})  # is_disabled
+    write_json(args.metrics, DISABLED)
+    with atomic_path(args.curve) as tmp:
+        tmp.write_text("step,reward_mean,reward_ema\n")
+    write_jsonl(args.samples, [])
+    if args.snapshots:
+        start_fresh = Path(args.snapshots)
+        for old in start_fresh.glob("step-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        write_snapshot_index(args.snapshots, 0)
+    return dict(DISABLED)

@@ -1,4 +1,5 @@
-"""Stage ``evaluate``: base, best-of-n, SuperHF and RLHF side by side (paper Table 4).
+"""Stage ``evaluate``: base, best-of-n and every trained method (SuperHF, PPO, RLOO, GRPO)
+side by side (paper Table 4).
 
 Held-out reward under the proxy and the gold reward model (mean, std, 95% bootstrap
 interval, overall and per dataset), reward-hacking diagnostics, KL to the base policy, and
@@ -30,7 +31,7 @@ from superhf.evaluation import evaluate_models, overoptimisation, table4
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
-from superhf.models import pick_device, torch_dtype
+from superhf.models import is_disabled, pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
@@ -40,11 +41,16 @@ log = logging.getLogger(__name__)
 
 
 def parse_models(items: list[str]) -> dict[str, Path]:
+    """NAME -> folder of each ``--model``; a disabled training stage's marker folder
+    (``enabled: false``) is left out with a message, so is its method everywhere after."""
     models = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise BadInputError(f"--model expects NAME=PATH, got {item!r}")
+        if is_disabled(path):
+            log.info("--model %s: %s is a disabled stage's marker; not evaluated", name, path)
+            continue
         if not (Path(path) / "config.json").is_file():
             raise BadInputError(f"--model {name}: {path} is not a model folder (no config.json)")
         models[name] = Path(path)
@@ -55,24 +61,34 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     return models
 
 
-def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | None) -> dict:
-    """--snapshots NAME=FOLDER (a training stage's snapshot folder, with index.json)."""
+def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | None,
+                    disabled: Iterable[str] = ()) -> dict:  # fmt: skip
+    """--snapshots NAME=FOLDER (a training stage's snapshot folder, with index.json); those
+    of a ``disabled`` method are left out."""
     snaps = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise BadInputError(f"--snapshots expects NAME=FOLDER, got {item!r}")
-        if name not in models:
-            raise BadInputError(f"--snapshots {name}: no --model {name}=PATH (its final model)")
         if not (Path(path) / "index.json").is_file():
             raise BadInputError(f"--snapshots {name}: {path}/index.json is missing")
+        if name in disabled:  # a disabled stage writes an empty index
+            continue
+        if name not in models:
+            raise BadInputError(f"--snapshots {name}: no --model {name}=PATH (its final model)")
         snaps[name] = Path(path)
     if snaps and not overopt:
         raise BadInputError("--snapshots needs --overopt (where the curves are written)")
     return snaps
 
 
-PLOTTED_METHODS = ("superhf", "rlhf", "best_of_n")  # dvc.yaml's over-optimisation plots
+PLOTTED_METHODS = (
+    "superhf",
+    "rlhf",
+    "rloo",
+    "grpo",
+    "best_of_n",
+)  # dvc.yaml's over-optimisation plots
 
 
 def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
@@ -126,7 +142,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     raw = read_params(args.params)
     # every input checked before any model loads: a bad one fails fast
     models = resolve_models(cfg, args.model, [args.reward, args.gold])
-    snapshots = parse_snapshots(args.snapshots, models, args.overopt)
+    disabled = [i.partition("=")[0] for i in args.model if is_disabled(i.partition("=")[2])]
+    snapshots = parse_snapshots(args.snapshots, models, args.overopt, disabled)
     bench_data = load_benchmarks(cfg)
     test = held_out_prompts(cfg, args.prompts)
     cache = cache_root() / "scores" if cfg.score_cache else None

@@ -2,7 +2,8 @@
 
     python -m superhf.stages.report --params params.yaml --superhf-curve metrics/superhf_curve.csv \
         --rlhf-curve metrics/rlhf_curve.csv --eval metrics/eval.json --out reports \
-        --overopt metrics/overoptimisation.json
+        --overopt metrics/overoptimisation.json --curve rloo=metrics/rloo_curve.csv \
+        --curve grpo=metrics/grpo_curve.csv
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from superhf.cli import add_params_arg, run, stage_parser
 from superhf.errors import BadInputError
 from superhf.figures import (
     MODELS,
+    OVEROPT_STYLE,
     benchmark_figure,
     overopt_figure,
     read_curve,
@@ -36,10 +38,31 @@ def parser() -> argparse.ArgumentParser:
     add_params_arg(ap)
     ap.add_argument("--superhf-curve", required=True, help="CSV curve of the superhf stage")
     ap.add_argument("--rlhf-curve", required=True, help="CSV curve of the rlhf stage")
+    ap.add_argument(
+        "--curve", action="append", default=[],
+        help="NAME=FILE: CSV curve of a further training stage (repeat); one of no rows (a "
+        "disabled stage) is left out",
+    )  # fmt: skip
     ap.add_argument("--eval", required=True, help="JSON metrics of the evaluate stage")
     ap.add_argument("--out", required=True, help="output folder for the PNG figures")
     ap.add_argument("--overopt", help="metrics/overoptimisation.json of the evaluate stage")
     return ap
+
+
+def further_curves(items: list[str]) -> dict[str, dict[str, list[float]]]:
+    """``--curve NAME=FILE`` items as curves, labelled as in the figures; a file with a
+    header and no rows (a disabled stage's) is left out."""
+    curves = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise BadInputError(f"--curve expects NAME=FILE, got {item!r}")
+        lines = Path(path).read_text().splitlines() if Path(path).is_file() else ["", ""]
+        if len(lines) == 1:
+            log.info("--curve %s: %s has no rows (a disabled stage); left out", name, path)
+            continue
+        curves[OVEROPT_STYLE.get(name, (name,))[0]] = read_curve(path)
+    return curves
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -48,6 +71,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     curves = {"SuperHF": read_curve(args.superhf_curve), "RLHF (PPO)": read_curve(args.rlhf_curve)}
+    curves.update(further_curves(args.curve))
     ev = read_json(args.eval)
     if not isinstance(ev, dict):
         raise BadInputError(f"{args.eval}: expected a JSON object of evaluate's metrics")

@@ -2,7 +2,8 @@
 
     python -m superhf.stages.summary --eval metrics/eval.json \
         --reward-model metrics/reward_model.json --superhf metrics/superhf.json \
-        --rlhf metrics/rlhf.json --out metrics/summary.json
+        --rlhf metrics/rlhf.json --trained rloo=metrics/rloo.json \
+        --trained grpo=metrics/grpo.json --out metrics/summary.json
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reward-model", required=True, help="JSON metrics of the reward_model stage")
     ap.add_argument("--superhf", required=True, help="JSON metrics of the superhf stage")
     ap.add_argument("--rlhf", required=True, help="JSON metrics of the rlhf stage")
+    ap.add_argument(
+        "--trained", action="append", default=[],
+        help="NAME=FILE: JSON metrics of a further training stage (rloo, grpo; repeat)",
+    )  # fmt: skip
     ap.add_argument("--out", required=True, help="output JSON of the headline numbers")
     return ap
 
@@ -46,7 +51,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sources = [read_json_object(p) for p in (args.eval, args.reward_model, args.superhf, args.rlhf)]
-    summary = headline(*sources)
+    others = {}
+    for item in args.trained:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise BadInputError(f"--trained expects NAME=FILE, got {item!r}")
+        others[name] = read_json_object(path)
+    summary = headline(*sources, others)
     write_json(args.out, summary)
     log.info("%d headline numbers in %s", sum(map(len, summary.values())), args.out)
 

@@ -1,0 +1,117 @@
+"""The outer loop every training method shares (SuperHF, PPO, RLOO, GRPO).
+
+A method file builds its models and optimiser into a ``Trainee`` and describes itself with a
+``Method`` (its stage name, its step, its reward-model queries per prompt); ``run_loop``
+does the rest the same way for all: the seeded prompt schedule, resume from a matching
+checkpoint, the EMA of the reward, MLflow rows, kept samples, snapshots for the
+over-optimisation curve (written before a checkpoint, so a kill between the two never leaves
+a checkpoint past a snapshot that was not written) and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from superhf.core import ema
+from superhf.reward import model_hash
+from superhf.tracking import NullRun
+from superhf.training import (
+    Checkpointer,
+    checkpoint_due,
+    fingerprint,
+    log_row,
+    prompt_schedule,
+    resume,
+    sample_due,
+    save_snapshot,
+    snapshot_due,
+    step_prompts,
+)
+
+
+@dataclass
+class Trainee:
+    """What a training step works on: the section's config, the accelerator, the prepared
+    model and optimiser, the tokenizer, the reward scorer, the frozen reference (None under
+    LoRA or when not needed) and a method's own objects (``extra``: PPO's KL controller,
+    SuperHF's measure_kl)."""
+
+    cfg: Any
+    acc: Accelerator
+    model: Any
+    tok: Any
+    opt: Any
+    sched: Any
+    scorer: Any
+    ref: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Method:
+    """How ``run_loop`` runs one method.
+
+    ``step(trainee, prompts, step)`` runs one step on this process's prompts and returns
+    (history row, sample candidates as ``{"prompt", "completion", "reward"}``; the first two
+    are kept when samples are due). ``queries_per_prompt(cfg)``: completions scored per
+    prompt (reward-model queries). ``policy(trainee)``: the plain policy a snapshot saves.
+    ``save_state``/``load_state``: a method's own loop state in the checkpoint.
+    """
+
+    stage: str
+    step: Callable[[Trainee, list[str], int], tuple[dict, list[dict]]]
+    queries_per_prompt: Callable[[Any], int]
+    postfix: tuple[str, str] = ("ema", "reward_ema")
+    policy: Callable[[Trainee], Any] = lambda t: t.model
+    save_state: Callable[[Trainee], dict] = lambda t: {}
+    load_state: Callable[[Trainee, dict], None] = lambda t, state: None
+
+
+def run_fingerprint(t: Trainee, policy_dir: str | Path, n_prompts: int) -> str:
+    """Identity of a run's inputs: params, start policy, reward model, prompts, processes."""
+    scorer_id = getattr(t.scorer, "hash", type(t.scorer).__name__)
+    return fingerprint(t.cfg.model_dump(), model_hash(policy_dir), scorer_id, n_prompts,
+                       t.acc.num_processes)  # fmt: skip
+
+
+def run_loop(method: Method, t: Trainee, prompts: list[str], sizes: list[int], fp: str,
+             checkpoint_dir: str | Path, snapshot_dir: str | Path | None,
+             run: Any = None) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Every step of the run from the last matching checkpoint; (history, samples)."""
+    cfg, acc = t.cfg, t.acc
+    schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
+    ckpt = Checkpointer(checkpoint_dir, fp, acc)
+    start, state = resume(ckpt, t.model, t.opt, t.sched, snapshot_dir, acc)
+    history, samples = state.get("history", []), state.get("samples", [])
+    method.load_state(t, state)
+    run = run or NullRun()
+    n_steps = len(sizes)
+    bar = tqdm(range(start, n_steps), desc=method.stage,
+               disable=None if acc.is_main_process else True)  # fmt: skip
+    for step in bar:
+        batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
+        row, candidates = method.step(t, batch_prompts, step)
+        row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
+        history.append(row)
+        if acc.is_main_process:
+            log_row(run, method.stage, row, step)
+            label, key = method.postfix
+            bar.set_postfix({"reward": f"{row['reward_mean']:.3f}", label: f"{row[key]:.3f}"})
+            if sample_due(cfg.sample_every, step, n_steps):
+                samples += [{"step": step, **c} for c in candidates[:2]]
+        # the snapshot first: a kill between the two never leaves a checkpoint past a
+        # snapshot that was not written
+        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
+            queries = sum(sizes[: step + 1]) * method.queries_per_prompt(cfg) * acc.num_processes
+            save_snapshot(method.policy(t), t.tok, snapshot_dir, step + 1, acc,
+                          {"stage": method.stage, "reward_queries": queries})  # fmt: skip
+        if checkpoint_due(cfg.checkpoint_every, step, n_steps):
+            state = {"history": history, "samples": samples, **method.save_state(t)}
+            ckpt.save(t.model, t.opt, t.sched, step + 1, state)
+    return history, samples
