@@ -21,8 +21,11 @@ if [ -z "${GPU_DRY_RUN:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || echo "FAILED: wheel install"
   export PYTHONPATH=$PWD/src:/tmp/site
-  # dvc.yaml's commands say `python`; there only python3 may be on PATH
-  mkdir -p /tmp/bin && ln -sf "$(command -v python3)" /tmp/bin/python && export PATH=/tmp/bin:$PATH
+  # dvc.yaml's commands say `python`; there only python3 may be on PATH. A wrapper, not a
+  # symlink: python3 there is a venv's, and a symlink elsewhere loses the venv (no torch;
+  # seen on the H200, 2026-12-04)
+  mkdir -p /tmp/bin && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >/tmp/bin/python
+  chmod +x /tmp/bin/python && export PATH=/tmp/bin:$PATH
 else
   export SHAPE=smoke PYTHONPATH=$PWD/src
 fi

@@ -15,7 +15,7 @@ python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --im
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
   -d .whl pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
-  hjson==3.1.0
+  hjson==3.1.0 typing-extensions==4.16.0 pyyaml==6.0.2 tqdm==4.70.1
 python3 -m pip download --no-deps --no-binary=:all: -d .whl deepspeed==0.19.8
 PYTHONPATH=$PWD/src python3 benchmarks/gpu_models.py export --out .whl/shapes
 ls -la .whl
