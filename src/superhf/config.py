@@ -373,6 +373,19 @@ class EvaluateConfig(Section):
         description="N draws per test prompt for the best-of-n over-optimisation "
         "curve (n = 1, 2, 4, ..., N, unbiased over all n-subsets); null = best_of_n; 0 = off",
     )
+    best_of_n_curve_prompts: int | None = Field(
+        None,
+        gt=0,
+        description="the best-of-n curve on only the first N test prompts (its pool of draws "
+        "per prompt is the costly part); null = every test prompt",
+    )
+    best_of_n_pool: int | None = Field(
+        None,
+        gt=0,
+        description="draws per test prompt for the best-of-n curve when larger than its n_max: "
+        "every n is estimated over all n-subsets of this pool (lower variance at large n); "
+        "null = the curve's n_max",
+    )
     bootstrap_samples: int = Field(
         1000, gt=0, description="resamples for the 95% bootstrap intervals"
     )

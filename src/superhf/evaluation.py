@@ -292,16 +292,18 @@ def best_of_n_points(cfg: EvaluateConfig, n_max: int, base_model, base_tok, test
     """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
     prompt from the base (the seed of ``best_of_n``), the unbiased estimator over all n-subsets
     (``superhf.overopt``). Reward-model queries: n proxy scores per test prompt."""
-    prompts = [t["prompt"] for t in test]
+    prompts = [t["prompt"] for t in test[: cfg.best_of_n_curve_prompts]]
     texts = [format_prompt(p, base_tok, cfg.generation) for p in prompts]
     torch.manual_seed(cfg.seed + 1)
-    rows = [t for t in texts for _ in range(n_max)]
+    pool = max(n_max, cfg.best_of_n_pool or n_max)
+    rows = [t for t in texts for _ in range(pool)]
     comps = [c.text for c in sample_completions(base_model, base_tok, rows, cfg.generation)]
-    scores = score_all(scorers, [p for p in prompts for _ in range(n_max)], comps)
-    per = {w: [scores[w][i * n_max : (i + 1) * n_max] for i in range(len(prompts))]
+    scores = score_all(scorers, [p for p in prompts for _ in range(pool)], comps)
+    per = {w: [scores[w][i * pool : (i + 1) * pool] for i in range(len(prompts))]
            for w in ("proxy", "gold")}  # fmt: skip
+    curve = best_of_n_curve(per["proxy"], per["gold"], n_max, pool=pool)
     return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts), c["kl"], c["proxy"],
-                        c["gold"], n=c["n"]) for c in best_of_n_curve(per["proxy"], per["gold"], n_max)]  # fmt: skip
+                        c["gold"], n=c["n"]) for c in curve]  # fmt: skip
 
 
 def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: dict[str, Path],
