@@ -337,3 +337,19 @@ def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
 
 def length_baseline(pairs: list[dict]) -> float:
     return pair_accuracy([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])
+
+
+def relabel_pairs(
+    pairs: Sequence[dict], chosen: Sequence[float], rejected: Sequence[float]
+) -> tuple[list[dict], int]:
+    """The pairs as a judge labels them (Gao et al. 2022's synthetic setup): chosen and
+    rejected swapped wherever the judge scores the rejected answer higher; a tie keeps the
+    human label. Returns (relabelled pairs, how many were swapped)."""
+    out, swapped = [], 0
+    for pair, c, r in zip(pairs, chosen, rejected, strict=True):
+        if r > c:
+            out.append({**pair, "chosen": pair["rejected"], "rejected": pair["chosen"]})
+            swapped += 1
+        else:
+            out.append(dict(pair))
+    return out, swapped
