@@ -81,6 +81,23 @@ class BasePolicyConfig(Section):
     seed: int = Field(0, description="torch seed for source=tiny (its random weights)")
 
 
+class GoldRecipeConfig(Section):
+    """The gold reward model's training where it differs from the proxy's (null = the same)."""
+
+    backbone: str | None = Field(
+        None,
+        description="the gold's backbone (packaged name, hub id, folder or 'tiny'); null = "
+        "reward_model.name. 'smollm2-135m-instruct' puts a fresh reward head on the packaged "
+        "SmolLM2-135M (another architecture than MiniLM, ~6x its parameters)",
+    )
+    lr: float | None = Field(None, gt=0, description="AdamW learning rate; null = reward_model.lr")
+    epochs: float | None = Field(None, gt=0, description="passes; null = reward_model.epochs")
+    batch_size: int | None = Field(None, gt=0, description="pairs per step; null = the proxy's")
+    max_length: int | None = Field(
+        None, gt=8, description="tokens, cut from the left; null = reward_model.max_length"
+    )
+
+
 class RewardModelConfig(Section):
     source: Literal["train", "hub", "local"] = Field(
         "train", description="train: Bradley-Terry fine-tune here on data/preferences"
@@ -122,12 +139,31 @@ class RewardModelConfig(Section):
     max_train_pairs: int | None = Field(
         None, gt=0, description="for train: use only the first N training pairs; null = all"
     )
-    gold_split: Literal["disjoint_half", "all"] = Field(
+    gold_split: Literal["disjoint_half", "disjoint_share", "all"] = Field(
         "disjoint_half",
-        description="disjoint_half: proxy trains on one half of the pairs, gold on the other",
+        description="disjoint_half: proxy trains on one half of the pairs, gold on the other; "
+        "disjoint_share: the gold on gold_share of them, the proxy on the rest; all: both on all",
     )
     seed: int = Field(0, description="for train: seed of the proxy model (init, order)")
     gold_seed: int = Field(1, description="for train: seed of the gold model")
+    gold_share: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="for gold_split=disjoint_share: the gold's share of the training pairs "
+        "(the proxy gets the rest, disjoint); 2/3 gives the gold twice the proxy's pairs",
+    )
+    gold_recipe: GoldRecipeConfig = Field(
+        default_factory=lambda: GoldRecipeConfig(),
+        description="for train: the gold model's own backbone and recipe (an independent judge)",
+    )
+    proxy_labels: Literal["human", "gold"] = Field(
+        "human",
+        description="for train: human trains the proxy on the pairs' human labels; gold on "
+        "the pairs relabelled by the gold model (chosen and rejected swapped where the gold "
+        "prefers the other; Gao et al. 2022's synthetic setup), so the gold is the true "
+        "reward by construction. The gold is trained first",
+    )
 
     mixed_precision: Literal["fp32", "bf16"] = Field(
         "fp32",
