@@ -13,12 +13,46 @@ from pydantic import Field, model_validator
 from superhf.params import Section
 
 DATASETS = ("red_team", "harmless_base", "helpful_base", "webgpt")
-DatasetName = Literal["red_team", "harmless_base", "helpful_base", "webgpt"]
+DatasetName = Literal[
+    "red_team", "harmless_base", "helpful_base", "webgpt",
+    "helpful_online", "helpful_rejection_sampled",  # hh-rlhf subsets beyond the paper's (hh study)
+]  # fmt: skip
 
 PAPER_PREAMBLE = (
     "A human user asks a question or says a statement, and a helpful, polite, honest, "
     "sophisticated, emotionally aware, and humble-but-knowledgeable AI assistant responds."
 )
+
+
+class PartsConfig(Section):
+    """The hh study's split: every row of the selected hh-rlhf subsets pooled, grouped by
+    first prompt, groups in seeded hash order filled into eval, validation, policy and
+    reward_heldout (in that order, each up to its number of prompts); the rest train the
+    reward models. No prompt lands in two parts (``superhf.data_parts``)."""
+
+    eval_prompts: int = Field(
+        320, gt=0, description="distinct prompts to evaluate on (prompts/test.jsonl)"
+    )
+    validation_prompts: int = Field(
+        128, ge=0, description="distinct prompts for choosing a sweep's setting (prompts/val.jsonl)"
+    )
+    policy_prompts: int = Field(
+        2000, ge=0, description="distinct prompts the policies train on (prompts/train.jsonl)"
+    )
+    reward_heldout_prompts: int = Field(
+        800,
+        gt=0,
+        description="prompt groups whose pairs measure the reward models (preferences/test.jsonl)",
+    )
+    extra_policy_prompts: list[Literal["red_team", "webgpt"]] = Field(
+        default_factory=list,
+        description="the paper's red-team and webgpt test prompts added to the policy prompts "
+        "(<data_dir>/<extra_prompts_dir>/<name>.jsonl.gz, one {prompt} a line); any that "
+        "equals a prompt of the hh-rlhf rows is dropped",
+    )
+    extra_prompts_dir: str = Field(
+        "superhf-test-prompts", description="folder of the extra prompts, under data_dir"
+    )
 
 
 class PrepareConfig(Section):
@@ -56,9 +90,18 @@ class PrepareConfig(Section):
     max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     seed: int = Field(0, description="shuffles the train prompts")
+    parts: PartsConfig | None = Field(
+        None,
+        description="the hh study's four-way split by first prompt (hh-rlhf pair subsets "
+        "only; test_size_per_dataset and missing_split then do not apply); null = the paper's "
+        "train/test split",
+    )
 
     @model_validator(mode="after")
     def _local_needs_dir(self) -> PrepareConfig:
+        if self.parts and {"red_team", "webgpt"} & set(self.datasets):
+            raise ValueError("parts splits hh-rlhf pair subsets only; red-team and webgpt "
+                             "prompts go in parts.extra_policy_prompts")  # fmt: skip
         if self.source == "local" and not self.data_dir:
             raise ValueError("data_dir is required when source is 'local'")
         if len(set(self.datasets)) != len(self.datasets):
