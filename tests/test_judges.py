@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from superhf.judges import accuracy, agreement, correlation, heldout_report, ranks, wilson
+from superhf.judges import (
+    accuracy,
+    agreement,
+    correlation,
+    heldout_report,
+    policy_correlation,
+    ranks,
+    wilson,
+)
 from superhf.reward import relabel_pairs
 
 
@@ -64,3 +72,12 @@ def test_correlation_against_plain_formulas() -> None:
     assert rk[3] == rk[5] == pytest.approx((sorted(y).index(y[3]) * 2 + 3) / 2)
     assert sum(rk) == pytest.approx(40 * 41 / 2)
     assert correlation(x, 2 * x + 1)["spearman"] == pytest.approx(1.0)
+
+
+def test_policy_correlation_per_model_and_overall() -> None:
+    rows = [{"model": m, "proxy": float(i), "gold": float(i) * s}
+            for m, s in (("base", 1.0), ("superhf", -1.0)) for i in range(5)]  # fmt: skip
+    out = policy_correlation(rows, n_resamples=50)
+    assert out["base"]["pearson"] == pytest.approx(1.0)
+    assert out["superhf"]["spearman"] == pytest.approx(-1.0)
+    assert out["all"]["n"] == 10 and abs(out["all"]["pearson"]) < 1e-9

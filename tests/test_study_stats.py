@@ -10,6 +10,7 @@ from superhf.study_stats import (
     length_fit,
     length_residual,
     paired_difference,
+    rewards_array,
 )
 
 
@@ -87,3 +88,15 @@ def test_length_fit_and_residual_match_the_closed_form() -> None:
     assert abs(res.mean()) < 1e-9  # on the data it was fitted on, the residual has mean 0
     with pytest.raises(ValueError, match="same length"):
         length_fit([3, 3, 3], [1, 2, 3])
+
+
+def test_rewards_array_groups_rows_by_seed_and_prompt() -> None:
+    run0 = [{"prompt": "b", "gold": 1.0}, {"prompt": "a", "gold": 2.0}, {"prompt": "a", "gold": 3.0},
+            {"prompt": "b", "gold": 4.0}, {"prompt": "z", "gold": 9.0}]  # fmt: skip
+    run1 = [{"prompt": p, "gold": 0.0} for p in "abab"]
+    arr = rewards_array([run0, run1], "gold", ["a", "b"])
+    assert arr.shape == (2, 2, 2) and arr[0].tolist() == [[2.0, 3.0], [1.0, 4.0]]
+    lengths = rewards_array([run0], lambda r: len(r["prompt"]) * 10, ["a"])
+    assert lengths.tolist() == [[[10.0, 10.0]]]
+    with pytest.raises(ValueError, match="differ or are missing"):
+        rewards_array([run0[:3]], "gold", ["a", "b"])

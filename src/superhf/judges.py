@@ -106,3 +106,17 @@ def heldout_report(pairs: Sequence[dict], scores: dict[str, tuple[list, list]]) 
     if {"proxy", "gold"} <= scores.keys():
         out["agreement"] = agreement(scores["proxy"], scores["gold"])
     return out
+
+
+def policy_correlation(rows: Sequence[dict], n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Proxy-gold correlation on policy samples (rows of ``eval_completions.jsonl``: model,
+    proxy, gold): per model, and over every row."""
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r)
+    out = {m: correlation([r["proxy"] for r in rs], [r["gold"] for r in rs], n_resamples, seed)
+           for m, rs in by_model.items() if len(rs) >= 3}  # fmt: skip
+    out["all"] = correlation(
+        [r["proxy"] for r in rows], [r["gold"] for r in rows], n_resamples, seed
+    )
+    return out

@@ -14,6 +14,7 @@ the shared evaluation prompts, and the samples drawn per prompt. Three questions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,3 +108,23 @@ def length_residual(lengths, gold, fit: tuple[float, float]) -> np.ndarray:
     """gold - (slope * length + intercept): the reward length does not explain."""
     slope, intercept = fit
     return np.asarray(gold, dtype=float) - (slope * np.asarray(lengths, dtype=float) + intercept)
+
+
+def rewards_array(runs: Sequence[Sequence[dict]], key: str, prompts: Sequence[str]) -> np.ndarray:
+    """``r[seed, prompt, sample]`` from each seed's completion rows (dicts with ``prompt``
+    and ``key``; a value or a callable of the row), prompts in the given order. Every seed
+    must hold the same number (>= 1) of samples for every prompt."""
+    out = []
+    for s, rows in enumerate(runs):
+        per: dict[str, list[float]] = {p: [] for p in prompts}
+        for row in rows:
+            if row["prompt"] in per:
+                per[row["prompt"]].append(float(key(row) if callable(key) else row[key]))
+        sizes = {len(v) for v in per.values()}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"seed {s}: samples per prompt differ or are missing: {sorted(sizes)}")
+        out.append([per[p] for p in prompts])
+    sizes = {len(o[0]) for o in out}
+    if len(sizes) != 1:
+        raise ValueError(f"seeds hold different numbers of samples per prompt: {sorted(sizes)}")
+    return np.asarray(out, dtype=float)
