@@ -56,3 +56,15 @@ def test_the_hh_profile_split_of_the_real_files_is_disjoint_and_counted() -> Non
     assert (m["test_pairs"], m["train_pairs"]) == (len(pairs["test"]), len(pairs["train"]))
     assert m["train_pairs"] > 4000 and m["test_pairs"] > 700
     assert run_parts(cfg)[0] == prompts  # seeded
+
+
+def test_hh_profile_meets_the_issue() -> None:
+    p = resolve("hh")
+    ev, rm = p["evaluate"], p["reward_model"]
+    assert p["prepare"]["parts"]["eval_prompts"] >= 256 and ev["max_test_prompts"] >= 256
+    assert ev["best_of_n_curve"] >= 256 and ev["best_of_n_curve_prompts"] >= 128
+    assert ev["best_of_n_pool"] >= ev["best_of_n_curve"]
+    assert rm["proxy_labels"] == "gold" and rm["gold_split"] == "disjoint_share"
+    assert rm["gold_share"] / (1 - rm["gold_share"]) >= 2  # the gold gets twice the pairs
+    assert rm["gold_recipe"]["backbone"] not in (None, rm["name"])
+    assert p["superhf"]["snapshot_every"] > 0 and p["rlhf"]["snapshot_every"] > 0
