@@ -59,3 +59,32 @@ def test_curve_and_kl() -> None:
         assert c["gold"][0] == pytest.approx(brute_force(proxy[0], gold[0], c["n"]))
     with pytest.raises(ValueError, match="fewer than n_max"):
         best_of_n_curve([[0.0]], [[0.0]], 2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_pool_larger_than_n_matches_enumeration(seed: int) -> None:
+    """n up to 4 drawn from a pool of N = 9: every n-subset of the pool, brute force."""
+    rng = random.Random(seed)
+    proxy = [[rng.choice([0.0, 1.0, rng.gauss(0, 1)]) for _ in range(10)] for _ in range(3)]
+    gold = [[rng.gauss(0, 1) for _ in range(10)] for _ in range(3)]
+    curve = best_of_n_curve(proxy, gold, 4, pool=9)  # the 10th draw is outside the pool
+    assert [c["n"] for c in curve] == [1, 2, 4]
+    for c in curve:
+        for p in range(3):
+            assert c["gold"][p] == pytest.approx(brute_force(proxy[p][:9], gold[p][:9], c["n"]))
+            assert c["proxy"][p] == pytest.approx(brute_force(proxy[p][:9], proxy[p][:9], c["n"]))
+    with pytest.raises(ValueError, match="at least n_max"):
+        best_of_n_curve(proxy, gold, 4, pool=3)
+    with pytest.raises(ValueError, match="fewer than n_max/pool = 11"):
+        best_of_n_curve(proxy, gold, 4, pool=11)
+
+
+def test_n_256_of_a_pool_of_512_is_exact() -> None:
+    """Draws valued 1..N: the max of n drawn without replacement has mean n(N + 1)/(n + 1)."""
+    big_n = 512
+    values = [float(v) for v in random.Random(0).sample(range(1, big_n + 1), big_n)]
+    curve = best_of_n_curve([values], [values], 256, pool=big_n)
+    assert [c["n"] for c in curve] == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    for c in curve:
+        assert c["proxy"][0] == pytest.approx(c["n"] * (big_n + 1) / (c["n"] + 1), rel=1e-12)
+    assert sum(choice_weights(values, 256)) == pytest.approx(1.0, rel=1e-12)

@@ -13,12 +13,46 @@ from pydantic import Field, field_validator, model_validator
 from superhf.params import Section
 
 DATASETS = ("red_team", "harmless_base", "helpful_base", "webgpt")
-DatasetName = Literal["red_team", "harmless_base", "helpful_base", "webgpt"]
+DatasetName = Literal[
+    "red_team", "harmless_base", "helpful_base", "webgpt",
+    "helpful_online", "helpful_rejection_sampled",  # hh-rlhf subsets beyond the paper's (hh study)
+]  # fmt: skip
 
 PAPER_PREAMBLE = (
     "A human user asks a question or says a statement, and a helpful, polite, honest, "
     "sophisticated, emotionally aware, and humble-but-knowledgeable AI assistant responds."
 )
+
+
+class PartsConfig(Section):
+    """The hh study's split: every row of the selected hh-rlhf subsets pooled, grouped by
+    first prompt, groups in seeded hash order filled into eval, validation, policy and
+    reward_heldout (in that order, each up to its number of prompts); the rest train the
+    reward models. No prompt lands in two parts (``superhf.data_parts``)."""
+
+    eval_prompts: int = Field(
+        320, gt=0, description="distinct prompts to evaluate on (prompts/test.jsonl)"
+    )
+    validation_prompts: int = Field(
+        128, ge=0, description="distinct prompts for choosing a sweep's setting (prompts/val.jsonl)"
+    )
+    policy_prompts: int = Field(
+        2000, ge=0, description="distinct prompts the policies train on (prompts/train.jsonl)"
+    )
+    reward_heldout_prompts: int = Field(
+        800,
+        gt=0,
+        description="prompt groups whose pairs measure the reward models (preferences/test.jsonl)",
+    )
+    extra_policy_prompts: list[Literal["red_team", "webgpt"]] = Field(
+        default_factory=list,
+        description="the paper's red-team and webgpt test prompts added to the policy prompts "
+        "(<data_dir>/<extra_prompts_dir>/<name>.jsonl.gz, one {prompt} a line); any that "
+        "equals a prompt of the hh-rlhf rows is dropped",
+    )
+    extra_prompts_dir: str = Field(
+        "superhf-test-prompts", description="folder of the extra prompts, under data_dir"
+    )
 
 
 class PrepareConfig(Section):
@@ -56,9 +90,18 @@ class PrepareConfig(Section):
     max_train_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     max_test_per_dataset: int | None = Field(None, gt=0, description="cap after shuffling")
     seed: int = Field(0, description="shuffles the train prompts")
+    parts: PartsConfig | None = Field(
+        None,
+        description="the hh study's four-way split by first prompt (hh-rlhf pair subsets "
+        "only; test_size_per_dataset and missing_split then do not apply); null = the paper's "
+        "train/test split",
+    )
 
     @model_validator(mode="after")
     def _local_needs_dir(self) -> PrepareConfig:
+        if self.parts and {"red_team", "webgpt"} & set(self.datasets):
+            raise ValueError("parts splits hh-rlhf pair subsets only; red-team and webgpt "
+                             "prompts go in parts.extra_policy_prompts")  # fmt: skip
         if self.source == "local" and not self.data_dir:
             raise ValueError("data_dir is required when source is 'local'")
         if len(set(self.datasets)) != len(self.datasets):
@@ -79,6 +122,23 @@ class BasePolicyConfig(Section):
         False, description="allow a hub model's own Python code to run when it is loaded"
     )
     seed: int = Field(0, description="torch seed for source=tiny (its random weights)")
+
+
+class GoldRecipeConfig(Section):
+    """The gold reward model's training where it differs from the proxy's (null = the same)."""
+
+    backbone: str | None = Field(
+        None,
+        description="the gold's backbone (packaged name, hub id, folder or 'tiny'); null = "
+        "reward_model.name. 'smollm2-135m-instruct' puts a fresh reward head on the packaged "
+        "SmolLM2-135M (another architecture than MiniLM, ~6x its parameters)",
+    )
+    lr: float | None = Field(None, gt=0, description="AdamW learning rate; null = reward_model.lr")
+    epochs: float | None = Field(None, gt=0, description="passes; null = reward_model.epochs")
+    batch_size: int | None = Field(None, gt=0, description="pairs per step; null = the proxy's")
+    max_length: int | None = Field(
+        None, gt=8, description="tokens, cut from the left; null = reward_model.max_length"
+    )
 
 
 class RewardModelConfig(Section):
@@ -122,12 +182,31 @@ class RewardModelConfig(Section):
     max_train_pairs: int | None = Field(
         None, gt=0, description="for train: use only the first N training pairs; null = all"
     )
-    gold_split: Literal["disjoint_half", "all"] = Field(
+    gold_split: Literal["disjoint_half", "disjoint_share", "all"] = Field(
         "disjoint_half",
-        description="disjoint_half: proxy trains on one half of the pairs, gold on the other",
+        description="disjoint_half: proxy trains on one half of the pairs, gold on the other; "
+        "disjoint_share: the gold on gold_share of them, the proxy on the rest; all: both on all",
     )
     seed: int = Field(0, description="for train: seed of the proxy model (init, order)")
     gold_seed: int = Field(1, description="for train: seed of the gold model")
+    gold_share: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="for gold_split=disjoint_share: the gold's share of the training pairs "
+        "(the proxy gets the rest, disjoint); 2/3 gives the gold twice the proxy's pairs",
+    )
+    gold_recipe: GoldRecipeConfig = Field(
+        default_factory=lambda: GoldRecipeConfig(),
+        description="for train: the gold model's own backbone and recipe (an independent judge)",
+    )
+    proxy_labels: Literal["human", "gold"] = Field(
+        "human",
+        description="for train: human trains the proxy on the pairs' human labels; gold on "
+        "the pairs relabelled by the gold model (chosen and rejected swapped where the gold "
+        "prefers the other; Gao et al. 2022's synthetic setup), so the gold is the true "
+        "reward by construction. The gold is trained first",
+    )
 
     mixed_precision: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -510,6 +589,19 @@ class EvaluateConfig(Section):
         ge=0,
         description="N draws per test prompt for the best-of-n over-optimisation "
         "curve (n = 1, 2, 4, ..., N, unbiased over all n-subsets); null = best_of_n; 0 = off",
+    )
+    best_of_n_curve_prompts: int | None = Field(
+        None,
+        gt=0,
+        description="the best-of-n curve on only the first N test prompts (its pool of draws "
+        "per prompt is the costly part); null = every test prompt",
+    )
+    best_of_n_pool: int | None = Field(
+        None,
+        gt=0,
+        description="draws per test prompt for the best-of-n curve when larger than its n_max: "
+        "every n is estimated over all n-subsets of this pool (lower variance at large n); "
+        "null = the curve's n_max",
     )
     bootstrap_samples: int = Field(
         1000, gt=0, description="resamples for the 95% bootstrap intervals"

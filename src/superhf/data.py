@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ HH_SUBSETS = {
     "red_team": "red-team-attempts",
     "harmless_base": "harmless-base",
     "helpful_base": "helpful-base",
+    "helpful_online": "helpful-online",
+    "helpful_rejection_sampled": "helpful-rejection-sampled",
 }
-OWN_TEST_SPLIT = {"harmless_base", "helpful_base"}
+OWN_TEST_SPLIT = {"harmless_base", "helpful_base", "helpful_online", "helpful_rejection_sampled"}
 MAX_REPORTED_MALFORMED = 5
 
 
@@ -209,6 +212,12 @@ class SubsetResult:
     examples: list[str] = field(default_factory=list)
 
 
+def prompt_order(prompts: Iterable[str], seed: int) -> list[str]:
+    """Prompts ordered by sha256(f"{seed}:{prompt}"): a seeded order that does not depend
+    on the order the rows came in (``split_by_prompt`` and ``data_parts`` fill from it)."""
+    return sorted(prompts, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+
+
 def split_by_prompt(dataset: str, rows: list[Any], n_test: int, seed: int) -> dict[str, list[Any]]:
     """Split one subset's rows into train/test when its source holds only one split file.
 
@@ -229,7 +238,7 @@ def split_by_prompt(dataset: str, rows: list[Any], n_test: int, seed: int) -> di
     for k in keys:
         if k is not None:
             sizes[k] = sizes.get(k, 0) + 1
-    order = sorted(sizes, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    order = prompt_order(sizes, seed)
     test_keys, n = set(), 0
     for k in order:
         if n >= n_test:

@@ -343,20 +343,25 @@ def best_of_n_points(cfg: EvaluateConfig, n_max: int, base_model, base_tok, test
                      scorers) -> list[dict]:  # fmt: skip
     """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
     prompt from the unwarped base (the sampler of the trained methods' curves, so the KL
-    bound is relative to the same base; the seed of ``best_of_n``), the unbiased estimator
-    over all n-subsets (``superhf.overopt``). Reward-model queries: n proxy scores per test
-    prompt. KL: the upper bound log n - (n-1)/n."""
-    prompts = [t["prompt"] for t in test]
+    bound is relative to the same base; the seed of ``best_of_n``), on the first
+    ``best_of_n_curve_prompts`` test prompts; a pool of ``best_of_n_pool`` >= n_max draws per
+    prompt and the unbiased estimator over all n-subsets of it (``superhf.overopt``).
+    Reward-model queries: n proxy scores per test prompt. KL: the upper bound
+    log n - (n-1)/n."""
+    prompts = [t["prompt"] for t in test[: cfg.best_of_n_curve_prompts]]
     gen = unwarped(cfg.generation)
     texts = [format_prompt(p, base_tok, gen) for p in prompts]
     torch.manual_seed(cfg.seed + 1)
-    rows = [t for t in texts for _ in range(n_max)]
+    pool = max(n_max, cfg.best_of_n_pool or n_max)
+    rows = [t for t in texts for _ in range(pool)]
     comps = [c.text for c in sample_completions(base_model, base_tok, rows, gen)]
-    scores = score_all(scorers, [p for p in prompts for _ in range(n_max)], comps)
-    per = {w: [scores[w][i * n_max : (i + 1) * n_max] for i in range(len(prompts))]
+    scores = score_all(scorers, [p for p in prompts for _ in range(pool)], comps)
+    per = {w: [scores[w][i * pool : (i + 1) * pool] for i in range(len(prompts))]
            for w in ("proxy", "gold")}  # fmt: skip
-    return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts), (c["kl"], None, "upper_bound"),
-                        c["proxy"], c["gold"], n=c["n"]) for c in best_of_n_curve(per["proxy"], per["gold"], n_max)]  # fmt: skip
+    curve = best_of_n_curve(per["proxy"], per["gold"], n_max, pool=pool)
+    return [curve_point(cfg, "best_of_n", c["n"], c["n"] * len(prompts),
+                        (c["kl"], None, "upper_bound"), c["proxy"], c["gold"], n=c["n"])
+            for c in curve]  # fmt: skip
 
 
 def overoptimisation(cfg: EvaluateConfig, models: dict[str, Path], snapshots: dict[str, Path],

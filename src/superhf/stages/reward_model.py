@@ -18,13 +18,16 @@ from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import RewardModelConfig
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
+from superhf.judges import heldout_report
 from superhf.materialise import check_reward_sources, load_reward_backbone, materialise_pretrained
 from superhf.models import pick_device, save_model, torch_dtype
 from superhf.params import load_section
 from superhf.reward import (
     RewardScorer,
-    evaluate_pairs,
     length_baseline,
+    pair_accuracy,
+    relabel_pairs,
+    score_pairs,
     split_pairs,
     train_reward_model,
 )
@@ -66,6 +69,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         metrics |= train_both(cfg, train, outs, device)
     else:
         metrics |= materialise_both(cfg, outs)
+    scores = {}
     for which, out in outs.items():
         scorer = RewardScorer(
             out,
@@ -73,8 +77,11 @@ def main(argv: Iterable[str] | None = None) -> None:
             device=device,
             dtype=torch_dtype(cfg.mixed_precision),
         )
-        metrics[which]["test_accuracy"] = evaluate_pairs(scorer, test) if test else None
+        metrics[which]["parameters"] = scorer.model.num_parameters()
+        scores[which] = score_pairs(scorer, test) if test else ([], [])
+        metrics[which]["test_accuracy"] = pair_accuracy(*scores[which]) if test else None
     metrics["length_baseline_accuracy"] = length_baseline(test) if test else None
+    metrics["heldout"] = heldout_report(test, scores) if test else None
     write_json(args.metrics, metrics)
     log.info(
         "held-out pair accuracy: proxy %.3f, gold %.3f, length baseline %.3f",
@@ -85,36 +92,60 @@ def main(argv: Iterable[str] | None = None) -> None:
 
 
 def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path], device) -> dict:
-    """Train the proxy and the gold model on disjoint halves of ``train`` (different seeds),
-    save each atomically to ``outs[which]``; returns their training metrics."""
-    halves = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
-    seeds = {"proxy": cfg.seed, "gold": cfg.gold_seed}
+    """Train the proxy and the gold model on their shares of ``train`` (``split_pairs``),
+    save each atomically to ``outs[which]``; returns their training metrics. With
+    ``proxy_labels: gold`` the gold is trained first and the proxy's pairs relabelled by it."""
+    shares = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
+    metrics = {}
+    order = ("gold", "proxy") if cfg.proxy_labels == "gold" else ("proxy", "gold")
+    for which in order:
+        pairs = shares[which]
+        if which == "proxy" and cfg.proxy_labels == "gold":
+            scorer = RewardScorer(outs["gold"], batch_size=cfg.score_batch_size, device=device)
+            pairs, swapped = relabel_pairs(pairs, *score_pairs(scorer, pairs))
+            metrics["relabelled"] = {"pairs": len(pairs), "swapped": swapped,
+                                     "share_swapped": swapped / len(pairs)}  # fmt: skip
+        metrics[which] = train_one(cfg, which, pairs, outs[which], device)
+    return {w: metrics[w] for w in ("proxy", "gold", "relabelled") if w in metrics}
+
+
+def recipe(cfg: RewardModelConfig, which: str) -> dict:
+    """Backbone, seed and hyperparameters of the proxy or the gold (``gold_recipe``)."""
+    g = cfg.gold_recipe if which == "gold" else None
+    pick = lambda field: getattr(g, field, None) or getattr(cfg, field)  # noqa: E731
+    return {"backbone": (g and g.backbone) or cfg.name, "lr": pick("lr"),
+            "epochs": pick("epochs"), "batch_size": pick("batch_size"),
+            "max_length": pick("max_length"),
+            "seed": cfg.gold_seed if which == "gold" else cfg.seed}  # fmt: skip
+
+
+def train_one(cfg: RewardModelConfig, which: str, pairs: list[dict], out: Path, device) -> dict:
+    """Train one reward model on ``pairs`` and save it to ``out``; returns its metrics."""
+    r = recipe(cfg, which)
     # trained and scored with the same input format (auto: text for a model trained here);
     # "upstream" trains on text (the pairs have no preamble) and only changes how the model
     # is fed when scoring (preamble + prompt + " " + completion)
     train_fmt = "text" if cfg.input_format in ("auto", "upstream") else cfg.input_format
     fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
-    metrics = {}
-    for which, out in outs.items():
-        model, tok = load_reward_backbone(cfg, seeds[which])
-        losses = train_reward_model(
-            model, tok, halves[which], epochs=cfg.epochs, lr=cfg.lr,
-            batch_size=cfg.batch_size, max_length=cfg.max_length,
-            weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=seeds[which],
-            device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
-        )  # fmt: skip
-        q = max(1, len(losses) // 4)
-        metrics[which] = {
-            "train_pairs": len(halves[which]),
-            "steps": len(losses),
-            "loss_first_quarter": sum(losses[:q]) / q,
-            "loss_last_quarter": sum(losses[-q:]) / q,
-        }
-        meta = {"source": "train", "backbone": cfg.name, "input_format": fmt,
-                "max_length": cfg.max_length, "seed": seeds[which]}  # fmt: skip
-        with atomic_path(out) as tmp:
-            save_model(model.cpu(), tok, tmp, meta)
-    return metrics
+    model, tok = load_reward_backbone(cfg, r["seed"], name=r["backbone"])
+    losses = train_reward_model(
+        model, tok, pairs, epochs=r["epochs"], lr=r["lr"],
+        batch_size=r["batch_size"], max_length=r["max_length"],
+        weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=r["seed"],
+        device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
+    )  # fmt: skip
+    q = max(1, len(losses) // 4)
+    meta = {"source": "train", "backbone": r["backbone"], "input_format": fmt,
+            "max_length": r["max_length"], "seed": r["seed"]}  # fmt: skip
+    with atomic_path(out) as tmp:
+        save_model(model.cpu(), tok, tmp, meta)
+    return {
+        "train_pairs": len(pairs),
+        "steps": len(losses),
+        "loss_first_quarter": sum(losses[:q]) / q,
+        "loss_last_quarter": sum(losses[-q:]) / q,
+        "backbone": r["backbone"],
+    }
 
 
 def materialise_both(cfg: RewardModelConfig, outs: dict[str, Path]) -> dict:
