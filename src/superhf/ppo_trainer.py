@@ -40,6 +40,7 @@ from superhf.ppo_core import (
     value_loss,
 )
 from superhf.reward import RewardScorer, model_hash
+from superhf.sharding import full_parameters
 from superhf.tracking import NullRun
 from superhf.training import (
     Checkpointer,
@@ -264,7 +265,9 @@ def _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok, scorer, batch_
     on the sampled tokens. Returns (history row, responses, scores)."""
     t0 = time.perf_counter()
     texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-    rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
+    with full_parameters(model) as sharded:  # FSDP: gathered for sampling (superhf.sharding)
+        policy = acc.unwrap_model(model).policy
+        rollouts = sample_completions(policy, tok, texts, cfg.generation, **sharded)
     responses = [c.text for c in rollouts]
     t_gen = time.perf_counter()
     scores = scorer.score(batch_prompts, responses)

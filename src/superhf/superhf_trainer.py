@@ -31,6 +31,7 @@ from superhf.core import (
 from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer, model_hash
+from superhf.sharding import full_parameters
 from superhf.tracking import NullRun
 from superhf.training import (
     Checkpointer,
@@ -118,9 +119,11 @@ def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, st
     S, P = cfg.superbatch_size, len(batch_prompts)
     t0 = time.perf_counter()
     texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-    completions = sample_completions(
-        acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
-    )
+    with full_parameters(model) as sharded:  # FSDP: gathered for sampling (superhf.sharding)
+        rows = [t for t in texts for _ in range(S)]
+        completions = sample_completions(
+            acc.unwrap_model(model), tok, rows, cfg.generation, **sharded
+        )
     t_gen = time.perf_counter()
     comp_texts = [c.text for c in completions]
     rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)

@@ -24,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path, clear_leftovers, restore_interrupted
 from superhf.params import ParamsError
+from superhf.sharding import check_sharding_backend
 
 log = logging.getLogger(__name__)
 # Layout of a checkpoint folder; raise it when the files change, so that an old checkpoint
@@ -34,6 +35,7 @@ CHECKPOINT_FORMAT = 1
 def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
     """CPU (gloo) when no GPU is present, so the same code runs under torchrun on a laptop."""
     precision = "no" if mixed_precision == "fp32" else mixed_precision
+    check_sharding_backend(gpu=torch.cuda.is_available())  # FSDP/DeepSpeed: GPU only
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
