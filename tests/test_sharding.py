@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,19 @@ from superhf.errors import BadInputError
 from superhf.sharding import check_sharding_backend, full_parameters
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_group(cmd: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``cmd``; past ``timeout`` (a collective waiting forever) kill all its processes."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"hung for {timeout}s: a process waits in a collective for the other")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def free_port() -> int:
@@ -100,11 +114,20 @@ rank = dist.get_rank()
 tok = AutoTokenizer.from_pretrained(policy_dir)
 policy = AutoModelForCausalLM.from_pretrained(policy_dir)
 full = copy.deepcopy(policy)
-holder = torch.nn.Module()  # PPO's shape: the trainer samples from model.policy
-holder.policy, holder.value = policy, torch.nn.Linear(policy.config.hidden_size, 1)
+class Holder(torch.nn.Module):  # PPO's shape: it trains the root, samples from .policy
+    def __init__(self, policy):
+        super().__init__()
+        self.policy, self.value = policy, torch.nn.Linear(policy.config.hidden_size, 1)
+
+    def forward(self, ids):
+        out = self.policy(input_ids=ids, output_hidden_states=True)
+        return out.logits.mean() + self.value(out.hidden_states[-1]).mean()
+
+holder = Holder(policy)
 for layer in policy.gpt_neox.layers:
     fully_shard(layer)
 fully_shard(holder)  # the root: embeddings, final norm, head and value head
+holder(torch.tensor([[1, 2, 3]])).backward()  # a training step first, as in the trainers
 # rank 0 repeats a prompt (its shared-prefill forward), rank 1 does not; and rank 1 samples
 # longer, as when one process's rows have all ended: the processes' forwards differ in number
 texts = [prompts[0]] * 3 + [prompts[1]] if rank == 0 else prompts[1:] + [prompts[0]]
@@ -136,7 +159,7 @@ def test_sampling_from_fsdp2_shards_gathers_them_and_matches_the_full_model(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # without the gathering, sampling from model.policy fails on the root's shards, and the
     # unequal forwards hang in a collective (the timeout turns that into a failure)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = run_group(cmd, env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for rank in (0, 1):
         r = json.loads((tmp_path / f"rank{rank}.json").read_text())
