@@ -102,6 +102,7 @@ def test_the_fsdp_config_on_cpu_stops_in_one_line_before_a_model_loads(tmp_path:
 RANK_SCRIPT = """
 import copy, json, sys
 import torch, torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from superhf.config import GenerationConfig
@@ -124,9 +125,10 @@ class Holder(torch.nn.Module):  # PPO's shape: it trains the root, samples from 
         return out.logits.mean() + self.value(out.hidden_states[-1]).mean()
 
 holder = Holder(policy)
+mesh = init_device_mesh("cpu", (2,))  # CPU shards over gloo, also on a machine with a GPU
 for layer in policy.gpt_neox.layers:
-    fully_shard(layer)
-fully_shard(holder)  # the root: embeddings, final norm, head and value head
+    fully_shard(layer, mesh=mesh)
+fully_shard(holder, mesh=mesh)  # the root: embeddings, final norm, head and value head
 holder(torch.tensor([[1, 2, 3]])).backward()  # a training step first, as in the trainers
 # rank 0 repeats a prompt (its shared-prefill forward), rank 1 does not; and rank 1 samples
 # longer, as when one process's rows have all ended: the processes' forwards differ in number
