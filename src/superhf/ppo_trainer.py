@@ -39,6 +39,7 @@ from superhf.ppo_core import (
 )
 from superhf.reward import RewardScorer
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
+from superhf.sharding import full_parameters
 from superhf.training import (
     build_optimizer,
     check_finite,
@@ -249,7 +250,9 @@ def _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok, scorer, batch_
     on the sampled tokens. Returns (history row, responses, scores)."""
     t0 = time.perf_counter()
     texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-    rollouts = sample_completions(acc.unwrap_model(model).policy, tok, texts, cfg.generation)
+    with full_parameters(model) as sharded:  # FSDP: gathered for sampling (superhf.sharding)
+        policy = acc.unwrap_model(model).policy
+        rollouts = sample_completions(policy, tok, texts, cfg.generation, **sharded)
     responses = [c.text for c in rollouts]
     t_gen = time.perf_counter()
     scores = scorer.score(batch_prompts, responses)

@@ -30,6 +30,7 @@ from superhf.generation import Completion, distinct_n, format_prompt, sample_com
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
+from superhf.sharding import full_parameters
 from superhf.training import (
     build_optimizer,
     check_finite,
@@ -112,9 +113,11 @@ def sample_superbatch(cfg, acc, model, tok, scorer, batch_prompts: list[str], st
     generation)."""
     S = cfg.superbatch_size
     texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
-    completions = sample_completions(
-        acc.unwrap_model(model), tok, [t for t in texts for _ in range(S)], cfg.generation
-    )
+    with full_parameters(model) as sharded:  # FSDP: gathered for sampling (superhf.sharding)
+        rows = [t for t in texts for _ in range(S)]
+        completions = sample_completions(
+            acc.unwrap_model(model), tok, rows, cfg.generation, **sharded
+        )
     t_gen = time.perf_counter()
     comp_texts = [c.text for c in completions]
     rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)

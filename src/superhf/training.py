@@ -25,6 +25,7 @@ from superhf.config import LoraConfig, OptimConfig
 from superhf.io import atomic_path, clear_leftovers, restore_interrupted
 from superhf.models import pick_device
 from superhf.params import ParamsError
+from superhf.sharding import check_sharding_backend
 
 log = logging.getLogger(__name__)
 # Layout of a checkpoint folder; raise it when the files change, so that an old checkpoint
@@ -35,6 +36,7 @@ CHECKPOINT_FORMAT = 1
 def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
     """CPU (gloo) when no GPU is present, so the same code runs under torchrun on a laptop."""
     precision = "no" if mixed_precision == "fp32" else mixed_precision
+    check_sharding_backend(gpu=pick_device().type == "cuda")  # FSDP/DeepSpeed: GPU only
     acc = Accelerator(cpu=pick_device().type == "cpu", mixed_precision=precision)
     log.info("training on %s (%s, %d process(es), %s)", acc.device, acc.distributed_type.value,
              acc.num_processes, precision)  # fmt: skip
