@@ -38,8 +38,8 @@ from superhf.ppo_core import (
     value_loss,
 )
 from superhf.reward import RewardScorer
-from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.sharding import full_parameters
+from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.training import (
     build_optimizer,
     check_finite,

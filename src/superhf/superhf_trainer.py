@@ -29,8 +29,8 @@ from superhf.core import (
 from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer
-from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.sharding import full_parameters
+from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
 from superhf.training import (
     build_optimizer,
     check_finite,
