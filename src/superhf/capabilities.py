@@ -641,17 +641,52 @@ def paper_hhh_accuracy(model, tok, pairs: list[tuple[str, str]], bs: int = 8) ->
     """Correct when the right dialogue's mean token log-likelihood (the whole dialogue,
     ``labels=input_ids``) is strictly higher than the other's."""
     max_length = model_max_length(model)
-    encoded, lengths = [], []
-    for pair in pairs:
-        for text in pair:
-            ids = tok(text)["input_ids"][:max_length]  # truncation=True cuts the end
-            encoded.append((ids[:1], ids[1:]))
-            lengths.append(len(ids) - 1)
-    out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
-    _score_rows(model, tok, encoded, list(range(len(encoded))), bs, out, dedupe=False)
-    mean = [ll / n for (ll, _), n in zip(out, lengths)]
+    seqs = [tok(text)["input_ids"][:max_length] for pair in pairs for text in pair]  # cuts the end
+    sums = dialogue_logprob_sums(model, seqs, tok.pad_token_id, bs)
+    mean = [ll / (len(ids) - 1) for ll, ids in zip(sums, seqs)]
     correct = sum(mean[2 * k] > mean[2 * k + 1] for k in range(len(pairs)))
     return {"acc": correct / len(pairs), "n": len(pairs), "correct": correct}
+
+
+HHH_CHUNK = 128  # columns whose full-vocabulary log-probs exist at once (paper HHH scorer)
+
+
+@torch.inference_mode()
+def dialogue_logprob_sums(model, seqs: list[list[int]], pad_id: int, bs: int = 8,
+                          chunk: int | None = None) -> list[float]:  # fmt: skip
+    """sum_t log p(ids[t] | ids[<t]) over t >= 1 of each sequence, ``bs`` rows per forward.
+
+    Whole dialogues are long: the vocabulary-sized logits of every position of a batch of
+    8 need tens of GB. The forward returns hidden states only; the LM head, the
+    log-softmax and the gather of the target tokens run ``chunk`` columns at a time, so
+    at most ``bs x chunk x vocab`` log-probs exist at once. Same sums as one full
+    log-softmax (tested). ``chunk`` defaults to ``HHH_CHUNK``."""
+    chunk = chunk or HHH_CHUNK
+    device = next(model.parameters()).device
+    head = model.get_output_embeddings()
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    batches = padded_batches([len(seqs[i]) for i in order], None, bs)
+    out = [0.0] * len(seqs)
+    for batch in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
+        rows = [seqs[order[j]] for j in batch]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, x in enumerate(rows):  # left padding; position_ids make it invisible
+            ids[r, width - len(x) :], attn[r, width - len(x) :] = torch.tensor(x), 1
+        fwd = tail_forward_inputs(ids.to(device), attn.to(device), 0)
+        fwd.pop("logits_to_keep")
+        hidden = model.base_model(**fwd).last_hidden_state
+        total = torch.zeros(len(rows), device=device)
+        for c in range(0, width - 1, chunk):
+            logp = F.log_softmax(head(hidden[:, c : c + chunk]).float(), dim=-1)
+            target = fwd["input_ids"][:, c + 1 : c + 1 + chunk]
+            picked = logp[:, : target.shape[1]].gather(-1, target[..., None]).squeeze(-1)
+            m = fwd["attention_mask"]  # a real token predicted from a real one
+            total += (picked * m[:, c : c + target.shape[1]] * m[:, c + 1 : c + 1 + chunk]).sum(-1)
+        for r, j in enumerate(batch):
+            out[order[j]] = float(total[r])
+    return out
 
 
 def load_paper(root: Path | None, lambada_root: Path | None) -> dict[str, Any]:
@@ -751,12 +786,20 @@ def run_benchmarks(model, tok, bench: dict[str, Any], cfg: EvaluateConfig) -> di
     if bench["paper"] is not None:
         out["paper"] = run_paper(model, tok, bench["paper"], b.paper_quirks, b.batch_size)
     if b.lm_eval_tasks:
-        if lm_eval_available():
-            out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
-        else:
-            log.warning("evaluate.benchmarks.lm_eval_tasks skipped: lm-eval is not installed "
-                        "(pip install -e '.[eval]')")  # fmt: skip
+        check_lm_eval(cfg)
+        out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
     return out
+
+
+def check_lm_eval(cfg: EvaluateConfig) -> None:
+    """``lm_eval_tasks`` without lm-eval installed is an error, raised before any work (a
+    skipped task would leave a cached, incomplete output)."""
+    b = cfg.benchmarks
+    if b.enabled and b.lm_eval_tasks and not lm_eval_available():
+        raise BadInputError(
+            f"evaluate.benchmarks.lm_eval_tasks {b.lm_eval_tasks} needs lm-eval, which is not "
+            "installed: pip install -e '.[eval]', or set lm_eval_tasks: []"
+        )
 
 
 # ----------------------------------------------------------------------------- Table 4 columns

@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from superhf.capabilities import load_benchmarks
+from superhf.capabilities import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
 from superhf.errors import BadInputError
@@ -121,6 +121,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     # every input checked before any model loads: a bad one fails fast
+    check_lm_eval(cfg)
     models = resolve_models(cfg, args.model, [args.reward, args.gold])
     snapshots = parse_snapshots(args.snapshots, models, args.overopt)
     bench_data = load_benchmarks(cfg)
