@@ -11,6 +11,7 @@ import torch
 
 from superhf.capabilities import columns, harness, loaders, paper, scoring, suite, tasks
 from superhf.config import EvaluateConfig
+from superhf.errors import BadInputError
 from superhf.evaluation import reward_cell, table4
 from superhf.paths import fixture_eval_dir
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
@@ -307,15 +308,30 @@ def test_lm_eval_task_yaml_over_a_local_file(tiny, tmp_path: Path) -> None:
     assert out["tiny_ll"]["acc"] == pytest.approx(sum(g for _, g in ours) / 2)
 
 
-def test_lm_eval_tasks_are_skipped_with_a_message_without_lm_eval(
-    tiny, monkeypatch, caplog
+def test_lm_eval_tasks_without_lm_eval_are_an_error_before_any_work(
+    tiny, tmp_path, monkeypatch
 ) -> None:
+    """Issue 22: not a warning and an incomplete cached output, a one-line error
+    from the stage before any model loads or benchmark runs."""
+    from helpers import write_params
+
+    from superhf.cli import USER_ERROR_EXIT, run
+    from superhf.stages import evaluate as stage
+
     model, tok = tiny
     monkeypatch.setattr(suite, "lm_eval_available", lambda: False)
     cfg = EvaluateConfig(benchmarks={"protocol": "paper", "lm_eval_tasks": ["lambada_openai"]})
     bench = {"source": "fixture", "standard": None, "paper": None}
-    out = suite.run_benchmarks(model, tok, bench, cfg)
-    assert "lm_eval" not in out and "lm-eval is not installed" in caplog.text
+    with pytest.raises(BadInputError, match="lm_eval_tasks.*pip install"):
+        suite.run_benchmarks(model, tok, bench, cfg)
+    loaded: list = []
+    monkeypatch.setattr(stage, "resolve_models", lambda *a: loaded.append(a))
+    params = write_params(tmp_path / "p.yaml", evaluate={"benchmarks": {"lm_eval_tasks": ["x"]}})
+    with pytest.raises(SystemExit) as exit_:
+        run(stage.main, ["--params", str(params), "--prompts", "none", "--reward", "none",
+                         "--gold", "none", "--metrics", "m.json", "--table", "t.md",
+                         "--completions", "c.jsonl"])  # fmt: skip
+    assert exit_.value.code == USER_ERROR_EXIT and not loaded
 
 
 def test_hhh_requests_through_the_shared_context_equal_one_forward_each(tiny) -> None:
@@ -374,3 +390,30 @@ def test_stage_tables_custom_and_reference_models(tmp_path: Path) -> None:
     assert "Smoke run" in table and "(n=2, no interval)" in table
     ev = json.loads((out / "eval.json").read_text())
     assert ev["ref"]["benchmarks"]["n"]["lambada"] == 2
+
+
+def test_paper_hhh_log_probs_are_chunked_with_the_same_sums(tiny, monkeypatch) -> None:
+    """Issue 22: the paper HHH scorer never holds full-vocabulary log-probs for a whole
+    batch of dialogues (24 GB on the default policy), only ``bs x chunk`` columns at once,
+    and its sums equal one full log-softmax per dialogue."""
+    model, tok = tiny
+    texts = ["\n\nHuman: hi\n\nAssistant: " + " ".join(["bread and eggs"] * k) for k in (3, 9, 20)]
+    seqs = [tok(t)["input_ids"] for t in texts]
+    assert max(map(len, seqs)) > 40
+    widest: list[int] = []
+    real = scoring.F.log_softmax
+    monkeypatch.setattr(
+        scoring.F, "log_softmax", lambda x, dim: widest.append(x.shape[1]) or real(x, dim=dim)
+    )
+    got = scoring.dialogue_logprob_sums(model, seqs, tok.pad_token_id, bs=2, chunk=8)
+    assert widest and max(widest) <= 8
+    for ids, g in zip(seqs, got):
+        with torch.no_grad():
+            logp = real(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), dim=-1)
+        assert g == pytest.approx(
+            float(logp.gather(-1, torch.tensor(ids[1:])[:, None]).sum()), abs=1e-3
+        )
+    widest.clear()  # the accuracy goes through the same chunks
+    monkeypatch.setattr(scoring, "HHH_CHUNK", 8)
+    paper.paper_hhh_accuracy(model, tok, [(texts[2], texts[1])], bs=8)
+    assert widest and max(widest) <= 8

@@ -140,6 +140,8 @@ def test_nll_and_kl_match_naive_with_left_padding() -> None:
 
 def test_ema() -> None:
     assert ema([1.0, 0.0, 0.0], alpha=0.9) == pytest.approx([1.0, 0.9, 0.81])
+    nan = float("nan")  # a step with nothing to average keeps the average where it was
+    assert ema([nan, 1.0, nan, 0.0], alpha=0.9) == pytest.approx([nan, 1.0, 1.0, 0.9], nan_ok=True)
 
 
 @pytest.mark.parametrize("seed", range(20))

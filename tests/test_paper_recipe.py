@@ -106,12 +106,21 @@ def test_ppo_linear_schedule_with_warmup_steps_once_per_ppo_step(tiny, tmp_path)
     assert [r["lr"] for r in h] == pytest.approx(want)
 
 
-def test_tiny_profile_raw_paper_trim_upstream_runs_end_to_end(tiny, tmp_path) -> None:
+def test_tiny_profile_raw_paper_trim_upstream_runs_end_to_end(tiny, tmp_path, monkeypatch) -> None:
     """Acceptance: SuperHF and PPO, stage entry points, raw prompts, paper trimming, the
     reward model fed upstream's string (preamble + prompt + " " + completion)."""
+    from superhf import reward as reward_mod
     from superhf.stages import rlhf as rlhf_stage
     from superhf.stages import superhf as superhf_stage
 
+    encoded: list[tuple[str, list[str], list[str]]] = []  # what the reward model was fed
+    real_encode = reward_mod.encode
+
+    def spy(tokenizer, prompts, completions, input_format, max_length):
+        encoded.append((input_format, list(prompts), list(completions)))
+        return real_encode(tokenizer, prompts, completions, input_format, max_length)
+
+    monkeypatch.setattr(reward_mod, "encode", spy)
     policy, reward = tiny
     up = tmp_path / "reward_upstream"
     shutil.copytree(reward, up)
@@ -119,7 +128,8 @@ def test_tiny_profile_raw_paper_trim_upstream_runs_end_to_end(tiny, tmp_path) ->
     (up / "superhf_meta.json").write_text(json.dumps({**meta, "input_format": "upstream"}))
     p = resolve("tiny")
     for section in ("superhf", "rlhf"):
-        p[section]["generation"].update(trim="paper", prompt_format="raw", top_k=50)
+        p[section]["generation"].update(trim="paper", prompt_format="raw", top_k=50,
+                                        preamble="Be kind.")  # fmt: skip
     p["superhf"].update(append_eos=False, length_penalty=0.01, inverse_loss_penalty=0.01)
     p["rlhf"]["whiten_advantages"] = "minibatch"
     params = write_params(tmp_path / "p.yaml", superhf=p["superhf"], rlhf=p["rlhf"])
@@ -136,3 +146,7 @@ def test_tiny_profile_raw_paper_trim_upstream_runs_end_to_end(tiny, tmp_path) ->
         samples = [json.loads(x) for x in Path(str(out) + ".jsonl").read_text().splitlines()]
         # paper trimming: single-line answers without quotes or hyphens
         assert samples and all(not set('\n"-') & set(s["completion"]) for s in samples)
+        # the reward model got upstream's one string: preamble + a training prompt
+        assert encoded and all(f == "upstream" for f, _, _ in encoded)
+        assert all(q.startswith("Be kind.\n\nHuman:") for _, qs, _ in encoded for q in qs)
+        encoded.clear()

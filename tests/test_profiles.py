@@ -16,8 +16,17 @@ from superhf.profile import resolve
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "REFERENCE.md"
 
+
+class Ours:
+    """A cell REFERENCE.md leaves empty ("-"): the profile's value is our choice, ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 # REFERENCE.md "SuperHF" table: row label -> (params keys, Table 2 value, linked run's value);
-# None: the column has no value ("-"). A row with several keys lists one value per key.
+# Ours(v): the column has no value ("-") and the profile keeps v. A row with several keys
+# lists one value per key.
 SUPERHF_ROWS: dict[str, tuple[tuple[str, ...], tuple, tuple]] = {
     "prompts": (("superhf.num_prompts",), (2000,), (2000,)),
     "top-K": (("superhf.top_k",), (1,), (1,)),
@@ -31,9 +40,9 @@ SUPERHF_ROWS: dict[str, tuple[tuple[str, ...], tuple, tuple]] = {
     "repetition penalty / temperature / top_p": (
         ("superhf.generation.repetition_penalty", "superhf.generation.temperature",
          "superhf.generation.top_p"), (1.05, 1.0, 0.9), (1.05, 1.0, 0.95)),
-    "length_penalty": (("superhf.length_penalty",), (None,), (0.01,)),
-    "inverse_loss_penalty": (("superhf.inverse_loss_penalty",), (None,), (0.01,)),
-    "reward-model max length": (("reward_model.max_length",), (None,), (1024,)),
+    "length_penalty": (("superhf.length_penalty",), (Ours(0.0),), (0.01,)),
+    "inverse_loss_penalty": (("superhf.inverse_loss_penalty",), (Ours(0.0),), (0.01,)),
+    "reward-model max length": (("reward_model.max_length",), (Ours(512),), (1024,)),
 }  # fmt: skip
 
 # Prose facts of the linked SuperHF run (REFERENCE.md, bullets under the table).
@@ -43,6 +52,9 @@ SUPERHF_RUN_FACTS = {
     "superhf.generation.prompt_format": "raw",
     "superhf.generation.preamble": PAPER_PREAMBLE,
     "superhf.append_eos": False,
+    "superhf.keep_sampled_eos": False,  # no EOS was ever a target
+    "superhf.reward_mean_over": "nonempty",  # Figure 2 left empty completions out
+    "superhf.optim.weight_decay": 0.01,  # torch AdamW's default
     "superhf.prompt_accumulation": 1,
     "reward_model.input_format": "upstream",
 }
@@ -59,7 +71,8 @@ RLHF_RUN = {"rlhf.optim.lr": 1.41e-5, "rlhf.batch_size": 32, "rlhf.minibatch_siz
             "rlhf.optim.scheduler": "linear", "rlhf.optim.warmup_steps": 20,
             "rlhf.generation.top_k": 0, "rlhf.generation.top_p": 1.0,
             "rlhf.generation.repetition_penalty": 1.0, "rlhf.whiten_advantages": "minibatch",
-            "rlhf.generation.trim": "paper"}  # fmt: skip
+            "rlhf.generation.trim": "paper", "rlhf.response": "upstream", "rlhf.value_head": "trl",
+            "rlhf.drop_last": True, "rlhf.max_prompt_chars": 1024}  # fmt: skip
 
 
 def get(params: dict[str, Any], dotted: str) -> Any:
@@ -75,8 +88,8 @@ def test_superhf_table_resolves_from_its_profile(profile: str, row: str) -> None
     want = table2 if profile == "paper" else run
     params = resolve(profile)
     for key, value in zip(keys, want):
-        if value is not None:
-            assert get(params, key) == value, (profile, row, key)
+        expected = value.value if isinstance(value, Ours) else value
+        assert get(params, key) == expected, (profile, row, key)
 
 
 @pytest.mark.parametrize("profile", ["paper", "paper-run"])
@@ -98,6 +111,10 @@ def test_paper_keeps_the_printed_tables_and_our_defaults() -> None:
     assert get(params, "superhf.append_eos") is True
     assert get(params, "rlhf.whiten_advantages") == "batch"
     assert get(params, "superhf.generation.top_k") == 0
+    assert get(params, "superhf.keep_sampled_eos") is True
+    assert get(params, "superhf.reward_mean_over") == "all"
+    assert get(params, "rlhf.response") == "sampled" and get(params, "rlhf.value_head") == "zero"
+    assert get(params, "rlhf.drop_last") is False and get(params, "rlhf.max_prompt_chars") is None
 
 
 def test_paper_run_uses_the_paper_profiles_models_and_data() -> None:
@@ -142,7 +159,9 @@ def test_transcribed_rows_are_reference_md_rows() -> None:
             got = [_number(c) for c in cells.split(" / ")] if len(keys) > 1 else [_number(cells)]
             assert len(got) == len(want), (row, cells)
             for g, w in zip(got, want):
-                if isinstance(w, (int, float)) and g is not None:
+                if isinstance(w, Ours):
+                    assert g is None, (row, cells)  # an empty cell: the value is ours
+                elif isinstance(w, (int, float)):
                     assert isinstance(g, float) and g == pytest.approx(w), (row, cells)
-                elif w is not None:
+                else:
                     assert str(w).lower() in str(g), (row, cells)

@@ -338,6 +338,18 @@ class SuperHFConfig(Section):
         description="append EOS to each kept completion's sampled tokens so the model learns "
         "to stop (the paper's code did not: false in the paper-run profile)",
     )
+    keep_sampled_eos: bool = Field(
+        True,
+        description="keep an EOS the policy sampled as a training target; false: no EOS is "
+        "ever a target (the paper's code decoded with skip_special_tokens and re-tokenised: "
+        "false in the paper-run profile, with append_eos false)",
+    )
+    reward_mean_over: Literal["all", "nonempty"] = Field(
+        "all",
+        description="completions the logged reward_mean/std/max (and reward_model_mean) "
+        "average over: all of them, or only those not trimmed to empty (the paper's code "
+        "left empty ones out of scoring, so Figure 2 is over non-empty: paper-run)",
+    )
     length_penalty: float = Field(
         0.0,
         ge=0,
@@ -395,6 +407,33 @@ class RLHFConfig(Section):
     cliprange_value: float = Field(0.2, gt=0, description="value clip around the rollout values")
     vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
     whiten_scores: bool = Field(False, description="normalise reward-model scores per batch")
+    response: Literal["sampled", "upstream"] = Field(
+        "sampled",
+        description="what a PPO step trains on. sampled: the sampled tokens cut at the trim "
+        "point, the reward model fed the trimmed text. upstream: the paper's RLHF run (Figure "
+        "3): the query again plus every sampled token, untrimmed; the score on the last "
+        "sampled token; the reward model fed query + (query + ' ' + trimmed completion), "
+        "decoded without skipping special tokens; the KL sum over the whole response, "
+        "duplicated query included",
+    )
+    value_head: Literal["zero", "trl"] = Field(
+        "zero",
+        description="zero: a zero-initialised linear value head (our default: values start "
+        "at 0); trl: TRL 0.4's (the paper's run), PyTorch's default nn.Linear init after "
+        "dropout 0.1 on the last hidden state",
+    )
+    drop_last: bool = Field(
+        False,
+        description="drop a last step smaller than batch_size x processes, as TRL's "
+        "dataloader (drop_last) did: the paper's run used 1984 of its 2000 prompts in 62 "
+        "steps, and the LR schedule spans those steps",
+    )
+    max_prompt_chars: int | None = Field(
+        None,
+        gt=0,
+        description="train only on prompts with len(generation.preamble + prompt) below "
+        "this (the paper's RLHF script: 1024, preamble counted); null = every prompt",
+    )
     whiten_advantages: Literal["batch", "minibatch"] = Field(
         "batch",
         description="whiten advantages over the whole batch, or inside each minibatch as "

@@ -46,6 +46,25 @@ def build_sft_batch(
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
+def accumulation_scales(minibatches: Sequence[int], accumulation: int) -> list[float]:
+    """Loss scale of each minibatch index so that every optimiser step's gradient is the
+    mean over the real minibatches of its group, on every process together.
+
+    ``minibatches``: how many real minibatches each process has (the others run zero-weight
+    fillers to keep collectives in step; DDP averages gradients over all processes).
+    Minibatch m belongs to group ``m // accumulation``; its scale is processes / (real
+    (process, minibatch) pairs in that group). One process: 1 / the group's size, so a
+    last, shorter group is not divided by the full ``accumulation``."""
+    world, n = len(minibatches), max(minibatches, default=0)
+    scales = []
+    for m in range(n):
+        g = m // accumulation
+        group = range(g * accumulation, min((g + 1) * accumulation, n))
+        real = sum(1 for k in minibatches for j in group if j < k)
+        scales.append(world / real)
+    return scales
+
+
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that count real tokens only, so a left-padded row sees the same positions
     as an unpadded one (what ``generate`` uses; matters for absolute-position models)."""
@@ -144,8 +163,12 @@ def length_penalised(
 
 
 def ema(values: Sequence[float], alpha: float = 0.9) -> list[float]:
-    """Exponential moving average as in the paper's Figure 2: m_t = a m_{t-1} + (1-a) x_t."""
+    """Exponential moving average as in the paper's Figure 2: m_t = a m_{t-1} + (1-a) x_t.
+    A NaN x_t (a superbatch with no non-empty completion to average) leaves m unchanged."""
     out: list[float] = []
     for v in values:
-        out.append(v if not out else alpha * out[-1] + (1 - alpha) * v)
+        if not out or math.isnan(out[-1]):
+            out.append(v)
+        else:
+            out.append(out[-1] if math.isnan(v) else alpha * out[-1] + (1 - alpha) * v)
     return out

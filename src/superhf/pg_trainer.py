@@ -63,7 +63,7 @@ def train(cfg: GroupPGConfig, policy_dir: str | Path, reward_dir: str | Path, pr
     if ref is not None:
         ref.to(acc.device)
     t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref)
-    fp = run_fingerprint(t, policy_dir, len(prompts))
+    fp = run_fingerprint(t, policy_dir, prompts)
     method = Method(stage, group_step, queries_per_prompt=lambda c: c.superbatch_size,
                     postfix=("kl", "kl"))  # fmt: skip
     history, samples = run_loop(method, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)

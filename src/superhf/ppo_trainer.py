@@ -24,7 +24,14 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
+from superhf.errors import BadInputError
+from superhf.generation import (
+    Completion,
+    distinct_n,
+    format_prompt,
+    sample_completions,
+    trim_completion,
+)
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import (
     AdaptiveKLController,
@@ -52,15 +59,19 @@ from superhf.training import (
 
 
 class PolicyWithValueHead(torch.nn.Module):
-    """A causal LM plus a scalar value head on its last hidden state."""
+    """A causal LM plus a scalar value head on its last hidden state. ``head`` zero: a
+    zero-initialised linear head; trl: TRL 0.4's, PyTorch's default init after dropout 0.1
+    (active in train mode, as TRL's head was during the rollout forward too)."""
 
-    def __init__(self, policy: torch.nn.Module) -> None:
+    def __init__(self, policy: torch.nn.Module, head: str = "zero") -> None:
         super().__init__()
         self.policy = policy
         hidden = policy.config.get_text_config().hidden_size
+        self.dropout = torch.nn.Dropout(0.1 if head == "trl" else 0.0)
         self.value_head = torch.nn.Linear(hidden, 1)
-        torch.nn.init.zeros_(self.value_head.weight)
-        torch.nn.init.zeros_(self.value_head.bias)
+        if head == "zero":
+            torch.nn.init.zeros_(self.value_head.weight)
+            torch.nn.init.zeros_(self.value_head.bias)
 
     def forward(self, input_ids, attention_mask, position_ids=None, logits_to_keep: int = 0):
         """(logits, values) for the last ``logits_to_keep`` columns (0: all of them)."""
@@ -70,7 +81,7 @@ class PolicyWithValueHead(torch.nn.Module):
         hidden = (
             out.hidden_states[-1][:, -logits_to_keep:] if logits_to_keep else out.hidden_states[-1]
         )
-        values = self.value_head(hidden.float()).squeeze(-1)
+        values = self.value_head(self.dropout(hidden.float())).squeeze(-1)
         return out.logits, values
 
 
@@ -81,6 +92,50 @@ def response_ids(c: Completion) -> list[int]:
     return list(c.ids) if c.ids else list(c.sampled_ids[:1])
 
 
+def query_ids(tok, texts: list[str], max_prompt_tokens: int) -> list[list[int]]:
+    """The prompt tokens exactly as ``generate`` saw them (cut from the left)."""
+    return [tok(t, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for t in texts]
+
+
+def rollout_responses(cfg: RLHFConfig, tok, texts: list[str], rollouts: list[Completion]):
+    """The response token ids of each rollout under ``cfg.response``. sampled: the sampled
+    ids cut at the trim point (``response_ids``). upstream: what the paper's RLHF run
+    passed to TRL's step, the query again plus every sampled token, untrimmed (so the
+    score sits on the last sampled token and the KL sums over the repeated query too)."""
+    if cfg.response == "sampled":
+        return [response_ids(c) for c in rollouts]
+    queries = query_ids(tok, texts, cfg.generation.max_prompt_tokens)
+    return [q + list(c.sampled_ids) for q, c in zip(queries, rollouts)]
+
+
+def reward_inputs(cfg: RLHFConfig, tok, prompts: list[str], texts: list[str],
+                  rollouts: list[Completion]) -> tuple[list[str], list[str]]:  # fmt: skip
+    """(prompts, completions) for the reward model. sampled: the training prompts and the
+    trimmed texts. upstream: the paper's run scored ``query + (query + " " + trimmed)``
+    with the completion decoded without skipping special tokens; the scorer puts its
+    preamble (an ``upstream`` reward model's) before the prompt, so the prompt passed is
+    ``prompt + query`` (query = preamble + prompt, as the policy saw it)."""
+    if cfg.response == "sampled":
+        return prompts, [c.text for c in rollouts]
+    raw = [tok.decode(c.sampled_ids, skip_special_tokens=False) for c in rollouts]
+    return ([p + t for p, t in zip(prompts, texts)],
+            [trim_completion(r, cfg.generation.trim) for r in raw])  # fmt: skip
+
+
+def filter_prompts(cfg: RLHFConfig, prompts: list[str]) -> list[str]:
+    """The training prompts with ``len(generation.preamble + prompt) < max_prompt_chars``
+    (the paper's RLHF script counted the preamble); all of them when it is null."""
+    if cfg.max_prompt_chars is None:
+        return prompts
+    kept = [p for p in prompts if len(cfg.generation.preamble + p) < cfg.max_prompt_chars]
+    if not kept:
+        raise BadInputError(
+            f"rlhf.max_prompt_chars ({cfg.max_prompt_chars}): no training prompt is shorter "
+            "with rlhf.generation.preamble before it"
+        )
+    return kept
+
+
 def rollout_batch(tok, texts: list[str], responses: list[list[int]], max_prompt_tokens: int):
     """Left-padded prompt+response rows; only the response tokens are in the mask.
 
@@ -88,8 +143,7 @@ def rollout_batch(tok, texts: list[str], responses: list[list[int]], max_prompt_
     paper's code passed the prompt again inside the response, so PPO trained on a
     duplicated prompt; here a response is the sampled tokens alone.
     """
-    p_ids = [tok(t, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for t in texts]
-    batch = build_sft_batch(p_ids, responses, tok.pad_token_id)
+    batch = build_sft_batch(query_ids(tok, texts, max_prompt_tokens), responses, tok.pad_token_id)
     mask = (batch["labels"][:, 1:] != IGNORE).float()
     return batch["input_ids"], batch["attention_mask"], mask
 
@@ -203,12 +257,14 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     """The PPO loop. ``scorer`` (anything with ``score(prompts, completions)``) defaults to
     the reward model in ``reward_dir``."""
     acc = make_accelerator(cfg.optim.mixed_precision)
-    sizes = prompts_per_step(cfg.num_prompts, cfg.batch_size, acc.num_processes, "rlhf")
+    sizes = prompts_per_step(cfg.num_prompts, cfg.batch_size, acc.num_processes, "rlhf",
+                             drop_last=cfg.drop_last)  # fmt: skip
+    prompts = filter_prompts(cfg, prompts)
     seed_everything(cfg.seed + acc.process_index)
     tok = load_tokenizer(policy_dir)
     policy = maybe_lora(load_causal_lm(policy_dir), cfg.lora)
     ref = frozen_reference(policy, cfg.lora.enabled)
-    model = PolicyWithValueHead(policy).train()
+    model = PolicyWithValueHead(policy, cfg.value_head).train()
     preamble = cfg.generation.preamble  # an upstream-format reward model sees it
     scorer = scorer or RewardScorer(reward_dir, device=acc.device, preamble=preamble)
     n_steps = len(sizes)
@@ -219,7 +275,7 @@ def train(cfg: RLHFConfig, policy_dir, reward_dir, prompts: list[str], checkpoin
     kl_ctl = (AdaptiveKLController(cfg.init_kl_coef, cfg.target, cfg.horizon)
               if cfg.adap_kl_ctrl else FixedKLController(cfg.init_kl_coef))  # fmt: skip
     t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref, {"kl_ctl": kl_ctl})
-    fp = run_fingerprint(t, policy_dir, len(prompts))
+    fp = run_fingerprint(t, policy_dir, prompts)
     history, samples = run_loop(METHOD, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)
     return model, tok, history, samples, acc
 
@@ -255,10 +311,10 @@ def _ppo_iteration(cfg, acc, model, ref, opt, sched, kl_ctl, tok, scorer, batch_
         rollouts = sample_completions(policy, tok, texts, cfg.generation, **sharded)
     responses = [c.text for c in rollouts]
     t_gen = time.perf_counter()
-    scores = scorer.score(batch_prompts, responses)
+    scores = scorer.score(*reward_inputs(cfg, tok, batch_prompts, texts, rollouts))
     check_finite("reward", sum(scores), step)
     t_score = time.perf_counter()
-    input_ids, attn, mask = rollout_batch(tok, texts, [response_ids(c) for c in rollouts],
+    input_ids, attn, mask = rollout_batch(tok, texts, rollout_responses(cfg, tok, texts, rollouts),
                                           cfg.generation.max_prompt_tokens)  # fmt: skip
     dev = acc.device
     stats = ppo_step(cfg, acc, model, ref, opt, sched, kl_ctl, input_ids.to(dev), attn.to(dev),

@@ -19,6 +19,7 @@ from accelerate.utils import gather_object
 from superhf.config import SuperHFConfig
 from superhf.core import (
     IGNORE,
+    accumulation_scales,
     build_sft_batch,
     length_penalised,
     select_top_k,
@@ -62,7 +63,7 @@ def train(
     if ref is not None:
         ref.to(acc.device)
     t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref, {"measure_kl": measure_kl})
-    fp = run_fingerprint(t, policy_dir, len(prompts))
+    fp = run_fingerprint(t, policy_dir, prompts)
     history, samples = run_loop(METHOD, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)
     return model, tok, history, samples, acc
 
@@ -99,7 +100,7 @@ def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, st
         cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl
     )
     t_train = time.perf_counter()
-    row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P),
+    row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P, cfg.reward_mean_over),
            "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
            "time_generate": t_gen - t0, "time_score": t_score - t_gen,
            "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
@@ -154,37 +155,46 @@ def keep_top_k(
     return kept
 
 
-def _reward_stats(rewards, rm_scores, kept, comp_texts, P: int) -> dict[str, float]:
-    """The superbatch's reward and completion statistics over every process."""
-    all_rewards, all_rm = gather_object(rewards), gather_object(rm_scores)
+def _reward_stats(
+    rewards, rm_scores, kept, comp_texts, P: int, over: str = "all"
+) -> dict[str, float]:
+    """The superbatch's reward and completion statistics over every process; the reward
+    statistics over every completion, or (``over`` nonempty) those not trimmed to empty."""
     all_comps = gather_object(comp_texts)
+    counted = [over == "all" or bool(c) for c in all_comps]
+    all_rewards = [r for r, k in zip(gather_object(rewards), counted) if k]
+    all_rm = [r for r, k in zip(gather_object(rm_scores), counted) if k]
     kept_rewards = gather_object([k[2] for k in kept])
     # how many completions each prompt kept: K, never more, never borrowed across prompts
     kept_per_prompt = gather_object([sum(k[0] == j for k in kept) for j in range(P)])
-    n = len(all_rewards)
+    n, nan = len(all_rewards), float("nan")
     return {
-        "reward_mean": sum(all_rewards) / n,
+        "reward_mean": sum(all_rewards) / n if n else nan,
         "reward_std": float(torch.tensor(all_rewards).std()) if n > 1 else 0.0,
-        "reward_max": max(all_rewards),
-        "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else float("nan"),
+        "reward_max": max(all_rewards, default=nan),
+        "reward_kept": sum(kept_rewards) / len(kept_rewards) if kept_rewards else nan,
         "prompts": len(kept_per_prompt),
         "kept": sum(kept_per_prompt),
         "kept_per_prompt_max": max(kept_per_prompt),
-        "reward_model_mean": sum(all_rm) / n,  # before the length penalty
-        "completion_chars": sum(map(len, all_comps)) / n,
-        "empty_share": sum(not c for c in all_comps) / n,
+        "reward_model_mean": sum(all_rm) / n if n else nan,  # before the length penalty
+        "completion_chars": sum(map(len, all_comps)) / len(all_comps),
+        "empty_share": sum(not c for c in all_comps) / len(all_comps),
         "distinct_1": distinct_n(all_comps, 1),
         "distinct_2": distinct_n(all_comps, 2),
     }
 
 
-def training_rows(tok, texts, kept, append_eos: bool) -> list[tuple[str, list[int]]]:
+def training_rows(tok, texts, kept, append_eos: bool,
+                  keep_sampled_eos: bool = True) -> list[tuple[str, list[int]]]:  # fmt: skip
     """(prompt text, target ids) per kept completion: its sampled ids, cut at the trim
-    point, plus EOS when ``append_eos`` and the policy did not sample one there."""
+    point, without a sampled EOS unless ``keep_sampled_eos``, plus EOS when ``append_eos``
+    and none ends it."""
     eos = tok.eos_token_id
     rows = []
     for j, c, _ in kept:
         ids = list(c.ids)
+        if not keep_sampled_eos and eos is not None and ids and ids[-1] == eos:
+            ids = ids[:-1]
         if append_eos and eos is not None and (not ids or ids[-1] != eos):
             ids.append(eos)
         rows.append((texts[j], ids))
@@ -192,19 +202,23 @@ def training_rows(tok, texts, kept, append_eos: bool) -> list[tuple[str, list[in
 
 
 def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl):
-    """Fine-tune on the kept completions; every process runs the same number of minibatches."""
-    rows = training_rows(tok, texts, kept, cfg.append_eos)
+    """Fine-tune on the kept completions; every process runs the same number of minibatches.
+    Each optimiser step's gradient is the mean over its group's real minibatches on all
+    processes (``accumulation_scales``); returns mean loss, NLL, KL and the number of
+    completion tokens trained on (targets, not prompts)."""
+    rows = training_rows(tok, texts, kept, cfg.append_eos, cfg.keep_sampled_eos)
     mb = cfg.minibatch_size
-    n_local = math.ceil(len(rows) / mb)
-    n_mb = max(gather_object([n_local]))
+    per_process = gather_object([math.ceil(len(rows) / mb)])
+    n_mb = max(per_process)
     if n_mb == 0:
         return float("nan"), float("nan"), float("nan"), 0
+    scales = accumulation_scales(per_process, cfg.gradient_accumulation)
     losses, nlls, kls = [], [], []
     n_tokens = 0
     filler = tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id
     for m in range(n_mb):
         chunk = rows[m * mb : (m + 1) * mb]
-        weight = 1.0
+        weight = scales[m]
         if not chunk:  # this process ran out: a zero-weight row keeps collectives in step
             chunk, weight = [(texts[0], [filler])], 0.0
         p_ids = [  # the prompt tokens exactly as generate saw them (cut from the left)
@@ -213,10 +227,10 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_
         ]
         batch = build_sft_batch(p_ids, [c for _, c in chunk], tok.pad_token_id)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
-        n_tokens += int(batch["attention_mask"].sum()) if weight else 0
+        n_tokens += int((batch["labels"] != IGNORE).sum()) if weight else 0
         loss, nll, kl = _minibatch_loss(cfg, acc, model, ref, batch, measure_kl)
         check_finite("loss", loss.detach(), step)
-        acc.backward(loss * weight / cfg.gradient_accumulation)
+        acc.backward(loss * weight)
         if weight:
             losses.append(loss.item())
             nlls += nll.tolist()

@@ -27,6 +27,7 @@ from superhf.training import (
     fingerprint,
     log_row,
     prompt_schedule,
+    prompts_digest,
     resume,
     sample_due,
     save_snapshot,
@@ -73,11 +74,12 @@ class Method:
     load_state: Callable[[Trainee, dict], None] = lambda t, state: None
 
 
-def run_fingerprint(t: Trainee, policy_dir: str | Path, n_prompts: int) -> str:
-    """Identity of a run's inputs: params, start policy, reward model, prompts, processes."""
+def run_fingerprint(t: Trainee, policy_dir: str | Path, prompts: list[str]) -> str:
+    """Identity of a run's inputs: params, start policy, reward model, the prompts' content
+    (a hash: a resume after ``prepare`` changed them starts fresh), processes."""
     scorer_id = getattr(t.scorer, "hash", type(t.scorer).__name__)
-    return fingerprint(t.cfg.model_dump(), model_hash(policy_dir), scorer_id, n_prompts,
-                       t.acc.num_processes)  # fmt: skip
+    return fingerprint(t.cfg.model_dump(), model_hash(policy_dir), scorer_id,
+                       prompts_digest(prompts), t.acc.num_processes)  # fmt: skip
 
 
 def run_loop(method: Method, t: Trainee, prompts: list[str], sizes: list[int], fp: str,

@@ -95,6 +95,12 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def prompts_digest(prompts: list[str]) -> str:
+    """sha256 of the training prompts' content and order, for ``fingerprint``: a resume
+    after ``prepare`` changed the prompts (same count, other text) starts fresh."""
+    return hashlib.sha256(json.dumps(prompts).encode()).hexdigest()
+
+
 def check_finite(name: str, value: float | torch.Tensor, step: int) -> None:
     v = float(value)
     if not math.isfinite(v):
@@ -249,12 +255,15 @@ def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
         clear_leftovers(folder)
 
 
-def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str) -> list[int]:
+def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str,
+                     drop_last: bool = False) -> list[int]:  # fmt: skip
     """Prompts each process takes at each step, so that a run uses exactly ``num_prompts``.
 
     Full steps take ``per_step`` prompts per process; a remainder becomes one last, smaller
-    step (the same size on every process). A remainder that cannot be split evenly across
-    the processes is an error rather than a silent rounding.
+    step (the same size on every process), or is dropped with ``drop_last`` (TRL's
+    dataloader: the paper's RLHF run used 1984 of 2000 prompts in 62 steps). A remainder
+    that cannot be split evenly across the processes is an error rather than a silent
+    rounding.
     """
     if num_prompts % world:
         raise ParamsError(
@@ -262,7 +271,12 @@ def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str) 
             f"processes ({world}), so that every process takes the same prompts per step"
         )
     full, rest = divmod(num_prompts, per_step * world)
-    return [per_step] * full + ([rest // world] if rest else [])
+    if drop_last and not full:
+        raise ParamsError(
+            f"{section}.num_prompts ({num_prompts}) is less than one full step "
+            f"({per_step} x {world} processes) and drop_last drops it: nothing to train"
+        )
+    return [per_step] * full + ([rest // world] if rest and not drop_last else [])
 
 
 def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:

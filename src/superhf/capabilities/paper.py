@@ -10,7 +10,7 @@ import torch
 
 from superhf.capabilities.columns import PAPER_HHH
 from superhf.capabilities.loaders import lambada_row, load_lambada
-from superhf.capabilities.scoring import _score_rows, model_max_length
+from superhf.capabilities.scoring import dialogue_logprob_sums, model_max_length
 from superhf.capabilities.tasks import lambada
 from superhf.core import tail_forward_inputs
 
@@ -158,15 +158,10 @@ def paper_hhh_accuracy(model, tok, pairs: list[tuple[str, str]], bs: int = 8) ->
     """Correct when the right dialogue's mean token log-likelihood (the whole dialogue,
     ``labels=input_ids``) is strictly higher than the other's."""
     max_length = model_max_length(model)
-    encoded, lengths = [], []
-    for pair in pairs:
-        for text in pair:
-            ids = tok(text)["input_ids"][:max_length]  # truncation=True cuts the end
-            encoded.append((ids[:1], ids[1:]))
-            lengths.append(len(ids) - 1)
-    out: list[tuple[float, bool]] = [(0.0, False)] * len(encoded)
-    _score_rows(model, tok, encoded, list(range(len(encoded))), bs, out, dedupe=False)
-    mean = [ll / n for (ll, _), n in zip(out, lengths)]
+    # truncation=True cuts the end
+    seqs = [tok(text)["input_ids"][:max_length] for pair in pairs for text in pair]
+    sums = dialogue_logprob_sums(model, seqs, tok.pad_token_id, bs)
+    mean = [ll / (len(ids) - 1) for ll, ids in zip(sums, seqs)]
     correct = sum(mean[2 * k] > mean[2 * k + 1] for k in range(len(pairs)))
     return {"acc": correct / len(pairs), "n": len(pairs), "correct": correct}
 

@@ -213,3 +213,45 @@ def _score_prefix_groups(
             if len(x_ids) > 1:
                 lp = torch.cat([lp, F.log_softmax(logits[r, : len(x_ids) - 1].float(), dim=-1)])
             out[i] = _ll_greedy(lp, x_ids, device)
+
+
+HHH_CHUNK = 128  # columns whose full-vocabulary log-probs exist at once (paper HHH scorer)
+
+
+@torch.inference_mode()
+def dialogue_logprob_sums(
+    model, seqs: list[list[int]], pad_id: int, bs: int = 8, chunk: int | None = None
+) -> list[float]:
+    """sum_t log p(ids[t] | ids[<t]) over t >= 1 of each sequence, ``bs`` rows per forward.
+
+    Whole dialogues are long: the vocabulary-sized logits of every position of a batch of
+    8 need tens of GB. The forward returns hidden states only; the LM head, the
+    log-softmax and the gather of the target tokens run ``chunk`` columns at a time, so
+    at most ``bs x chunk x vocab`` log-probs exist at once. Same sums as one full
+    log-softmax (tested). ``chunk`` defaults to ``HHH_CHUNK``."""
+    chunk = chunk or HHH_CHUNK
+    device = next(model.parameters()).device
+    head = model.get_output_embeddings()
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    batches = padded_batches([len(seqs[i]) for i in order], None, bs)
+    out = [0.0] * len(seqs)
+    for batch in tqdm(batches, desc="log-likelihood", disable=None, delay=2, leave=False):
+        rows = [seqs[order[j]] for j in batch]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, x in enumerate(rows):  # left padding; position_ids make it invisible
+            ids[r, width - len(x) :], attn[r, width - len(x) :] = torch.tensor(x), 1
+        fwd = tail_forward_inputs(ids.to(device), attn.to(device), 0)
+        fwd.pop("logits_to_keep")
+        hidden = model.base_model(**fwd).last_hidden_state
+        total = torch.zeros(len(rows), device=device)
+        m = fwd["attention_mask"]  # a real token predicted from a real one
+        for c in range(0, width - 1, chunk):
+            logp = F.log_softmax(head(hidden[:, c : c + chunk]).float(), dim=-1)
+            target = fwd["input_ids"][:, c + 1 : c + 1 + chunk]
+            picked = logp[:, : target.shape[1]].gather(-1, target[..., None]).squeeze(-1)
+            total += (picked * m[:, c : c + target.shape[1]] * m[:, c + 1 : c + 1 + chunk]).sum(-1)
+        for r, j in enumerate(batch):
+            out[order[j]] = float(total[r])
+    return out

@@ -12,7 +12,7 @@ from superhf.capabilities.loaders import load_all, load_hub
 from superhf.capabilities.paper import load_paper, run_paper
 from superhf.capabilities.tasks import StandardRun, run_all
 from superhf.config import EvaluateConfig
-from superhf.errors import MissingInputError
+from superhf.errors import BadInputError, MissingInputError
 from superhf.paths import fixture_eval_dir
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,17 @@ def run_benchmarks(model, tok, bench: dict[str, Any], cfg: EvaluateConfig) -> di
     if bench["paper"] is not None:
         out["paper"] = run_paper(model, tok, bench["paper"], b.paper_quirks, b.batch_size)
     if b.lm_eval_tasks:
-        if lm_eval_available():
-            out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
-        else:
-            log.warning(
-                "evaluate.benchmarks.lm_eval_tasks skipped: lm-eval is not installed "
-                "(pip install -e '.[eval]')"
-            )
+        check_lm_eval(cfg)
+        out["lm_eval"] = run_lm_eval(model, tok, b.lm_eval_tasks, b.lm_eval_limit, b.batch_size)
     return out
+
+
+def check_lm_eval(cfg: EvaluateConfig) -> None:
+    """``lm_eval_tasks`` without lm-eval installed is an error, raised before any work (a
+    skipped task would leave a cached, incomplete output)."""
+    b = cfg.benchmarks
+    if b.enabled and b.lm_eval_tasks and not lm_eval_available():
+        raise BadInputError(
+            f"evaluate.benchmarks.lm_eval_tasks {b.lm_eval_tasks} needs lm-eval, which is not "
+            "installed: pip install -e '.[eval]', or set lm_eval_tasks: []"
+        )

@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from superhf.capabilities.suite import load_benchmarks
+from superhf.capabilities.suite import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
 from superhf.errors import BadInputError
@@ -141,6 +141,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = read_params(args.params)
     # every input checked before any model loads: a bad one fails fast
+    check_lm_eval(cfg)
     models = resolve_models(cfg, args.model, [args.reward, args.gold])
     disabled = [i.partition("=")[0] for i in args.model if is_disabled(i.partition("=")[2])]
     snapshots = parse_snapshots(args.snapshots, models, args.overopt, disabled)
