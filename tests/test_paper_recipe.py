@@ -128,8 +128,8 @@ def test_tiny_profile_raw_paper_trim_upstream_runs_end_to_end(tiny, tmp_path, mo
     (up / "superhf_meta.json").write_text(json.dumps({**meta, "input_format": "upstream"}))
     p = resolve("tiny")
     for section in ("superhf", "rlhf"):
-        p[section]["generation"].update(trim="paper", prompt_format="raw", top_k=50,
-                                        preamble="Be kind.")  # fmt: skip
+        p[section]["generation"].update(trim="paper", prompt_format="raw", preamble="Be kind.")
+    p["superhf"]["generation"]["top_k"] = 50  # PPO samples unwarped (on-policy), as paper-run
     p["superhf"].update(append_eos=False, length_penalty=0.01, inverse_loss_penalty=0.01)
     p["rlhf"]["whiten_advantages"] = "minibatch"
     params = write_params(tmp_path / "p.yaml", superhf=p["superhf"], rlhf=p["rlhf"])
