@@ -235,7 +235,7 @@ def cache_kwarg(model: PreTrainedModel) -> str:
 class GrowingLayer(DynamicLayer):
     """A ``DynamicLayer`` whose keys and values are views of a buffer with spare room, so a
     decode step writes its one new position in place instead of ``torch.cat`` copying the
-    whole cache. Measured (benchmarks/RESULTS.md): at 64 rows ``cat`` was 21% of a decode
+    whole cache. Measured (benchmarks/RESULTS.md): at 64 rows ``cat`` was 24% of a decode
     step's forward. Attention sees the same values and shape as with ``cat``, so what is
     sampled is unchanged (tests/test_sampling.py)."""
 
