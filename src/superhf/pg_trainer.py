@@ -20,7 +20,7 @@ import torch
 from accelerate.utils import gather_object
 
 from superhf.config import GroupPGConfig
-from superhf.core import shifted_logprobs, tail_columns, tail_forward_inputs
+from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, tail_forward_inputs
 from superhf.generation import distinct_n
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.pg_core import (
@@ -154,6 +154,8 @@ def _update(t: Trainee, ids, attn, mask, old_logp, ref_logp, adv, step: int) -> 
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(step)).to(ids.device)
     batches = [perm[s : s + cfg.minibatch_size] for s in range(0, n, cfg.minibatch_size)]
     beta = cfg.kl_coef if cfg.kl_in == "loss" else 0.0
+    # every process has the same minibatches; a last, shorter group is its own mean
+    scales = accumulation_scales([len(batches)] * acc.num_processes, cfg.gradient_accumulation)
     losses, clips, k3s = [], [], []
     for _ in range(cfg.update_epochs):
         for m, idx in enumerate(batches):
@@ -163,7 +165,7 @@ def _update(t: Trainee, ids, attn, mask, old_logp, ref_logp, adv, step: int) -> 
                                              mask[idx][:, cols], cfg.cliprange, cfg.aggregation,
                                              beta, ref_logp[idx][:, cols])  # fmt: skip
             check_finite("loss", loss.detach(), step)
-            acc.backward(loss / cfg.gradient_accumulation)
+            acc.backward(loss * scales[m])
             losses.append(float(loss.detach()))
             clips.append(float(clip))
             k3s.append(float(k3))
