@@ -11,8 +11,8 @@ import torch
 
 from superhf.capabilities import columns, harness, loaders, paper, scoring, suite, tasks
 from superhf.config import EvaluateConfig
-from superhf.evaluation import reward_cell, table4
 from superhf.paths import fixture_eval_dir
+from superhf.tables import reward_cell, table4
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from superhf.errors import MissingInputError
-from superhf.evaluation import TABLE_ORDER, bootstrap_ci, reward_cell
 from superhf.io import read_json, read_jsonl
+from superhf.stats import paired
+from superhf.tables import TABLE_ORDER, reward_cell
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
 
@@ -85,24 +86,6 @@ def curves_table(overopt: dict[str, Any]) -> str:
                          f"{_point_interval(p, 'proxy')} | "
                          f"{_point_interval(p, 'gold')} |")  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def paired(rows: list[dict], a: str, b: str, samples: int = 1000, seed: int = 0) -> dict:
-    """Model ``a`` minus model ``b`` on the same test prompts (``eval_completions.jsonl``
-    rows): mean difference of proxy and gold with a paired 95% bootstrap interval, and the
-    share of prompts where the two completions are identical."""
-    by = {m: {r["prompt"]: r for r in rows if r["model"] == m} for m in (a, b)}
-    prompts = [p for p in by[a] if p in by[b]]
-    if not prompts:
-        raise MissingInputError(f"no test prompt has completions of both {a!r} and {b!r}")
-    out: dict[str, Any] = {"n": len(prompts)}
-    for which in ("proxy", "gold"):
-        d = [by[a][p][which] - by[b][p][which] for p in prompts]
-        lo, hi = bootstrap_ci(d, samples, seed)
-        out[which] = {"mean": sum(d) / len(d), "ci_low": lo, "ci_high": hi}
-    same = sum(by[a][p]["completion"] == by[b][p]["completion"] for p in prompts)
-    out["same_completion"] = same / len(prompts)
-    return out
 
 
 def paired_table(rows: list[dict]) -> str:
