@@ -22,6 +22,26 @@ def test_import_linter_contracts_are_kept() -> None:
     assert " 0 broken" in proc.stdout and "KEPT" in proc.stdout
 
 
+def layers_contract() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return next(c for c in contracts["contracts"] if c["type"] == "layers")
+
+
+def test_every_module_of_the_package_stands_on_one_floor() -> None:
+    """Issue 27: the layers contract (not a hand-kept deny-list) holds which way imports point;
+    it is exhaustive, so a module added to src/superhf must be given a floor."""
+    contract = layers_contract()
+    assert contract["containers"] == ["superhf"] and contract["exhaustive"] is True
+    floors = [re.split(r"\s*[|:]\s*", layer.strip()) for layer in contract["layers"]]
+    named = [name for floor in floors for name in floor]
+    package = REPO / "src" / "superhf"
+    children = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    children |= {p.parent.name for p in package.glob("*/__init__.py")}
+    assert sorted(named) == sorted(children)
+    assert floors[0] == ["stages"] and floors[-1] == ["paths", "errors"]
+
+
 def test_stages_with_an_mlflow_run_are_the_ones_readme_names() -> None:
     """README: superhf, rlhf, rloo, grpo, evaluate and report log one MLflow run each; prepare,
     base_policy and reward_model log none, so editing tracking code never reruns them."""
