@@ -72,7 +72,13 @@ def test_no_library_or_stage_function_is_longer_than_the_limit() -> None:
 # Issue 27: a module a newcomer reads in one sitting, laid out vertically (no code packed
 # sideways behind a formatter escape, no line wider than the formatter's). Checked for the
 # modules listed here; the list grows as modules are cleaned, until it is all of src/superhf.
-LAYOUT_CHECKED = ["src/superhf/capabilities"]  # a folder stands for every .py under it
+LAYOUT_CHECKED = [
+    "src/superhf/capabilities",
+    "src/superhf/figures.py",
+    "src/superhf/results.py",
+    "src/superhf/stats.py",
+    "src/superhf/tables.py",
+]  # a folder stands for every .py under it
 MAX_MODULE_LINES = 300
 MAX_LINE_CHARS = 100  # [tool.ruff] line-length
 FORMATTER_ESCAPE = re.compile(r"#\s*fmt:\s*(skip|off)\b")
