@@ -131,7 +131,7 @@ def test_paper_glue_prompts_as_the_script_wrote_them() -> None:
         "Output 0 if Sentence answers Question, otherwise Output 1.\nQuestion: q\nSentence: s\n"
         "Output: 1\n"
     )
-    assert len(paper.paper_prompts("wnli", [rows[0]] * 71)) == 68  # the open point in the README
+    assert len(paper.paper_prompts("wnli", [rows[0]] * 71)) == 68  # docs/stages.md
 
 
 def test_rounded_denominators() -> None:

@@ -43,8 +43,9 @@ def test_every_module_of_the_package_stands_on_one_floor() -> None:
 
 
 def test_stages_with_an_mlflow_run_are_the_ones_readme_names() -> None:
-    """README: superhf, rlhf, rloo, grpo, evaluate and report log one MLflow run each; prepare,
-    base_policy and reward_model log none, so editing tracking code never reruns them."""
+    """docs/results.md: superhf, rlhf, rloo, grpo, evaluate and report log one MLflow run
+    each; prepare, base_policy and reward_model log none, so editing tracking code never
+    reruns them."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     tracked = {
         n for n, s in stages.items() if "src/superhf/tracking.py" in stage_code_deps(s["cmd"])
