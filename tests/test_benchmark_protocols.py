@@ -12,8 +12,8 @@ import torch
 from superhf.capabilities import columns, harness, loaders, paper, scoring, suite, tasks
 from superhf.config import EvaluateConfig
 from superhf.errors import BadInputError
-from superhf.evaluation import reward_cell, table4
 from superhf.paths import fixture_eval_dir
+from superhf.tables import reward_cell, table4
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 
@@ -132,7 +132,7 @@ def test_paper_glue_prompts_as_the_script_wrote_them() -> None:
         "Output 0 if Sentence answers Question, otherwise Output 1.\nQuestion: q\nSentence: s\n"
         "Output: 1\n"
     )
-    assert len(paper.paper_prompts("wnli", [rows[0]] * 71)) == 68  # the open point in the README
+    assert len(paper.paper_prompts("wnli", [rows[0]] * 71)) == 68  # docs/stages.md
 
 
 def test_rounded_denominators() -> None:

@@ -11,10 +11,11 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import evaluation
 from superhf.errors import BadInputError
-from superhf.evaluation import bootstrap_ci, repeated_ngram_rate, shared_tail_share
+from superhf.evaluation import repeated_ngram_rate, shared_tail_share
 from superhf.models import load_causal_lm, load_tokenizer, save_model
 from superhf.reward import RewardScorer
 from superhf.stages import evaluate, report
+from superhf.stats import bootstrap_ci
 
 
 def test_bootstrap_interval_covers_the_mean() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from superhf.errors import MissingInputError
-from superhf.results import main, paired, render, seed_tables, seeds_table
+from superhf.results import main, render, seed_tables, seeds_table
+from superhf.stats import paired
 
 
 def stat(mean: float, n: int = 40) -> dict:

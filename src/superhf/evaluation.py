@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from superhf.capabilities.columns import get_path, table_columns
 from superhf.capabilities.suite import run_benchmarks
 from superhf.config import EvaluateConfig, GenerationConfig, unwarped
 from superhf.core import (
@@ -39,6 +38,7 @@ from superhf.generation import Completion, distinct_n, format_prompt, sample_com
 from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
 from superhf.overopt import best_of_n_curve, kl_estimate, signed_sqrt
 from superhf.reward import RewardScorer
+from superhf.stats import reward_block, summary
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,7 @@ SAMPLERS = {
 }
 
 
-# ----------------------------------------------------------------------------- statistics
-def bootstrap_ci(values: Sequence[float], samples: int, seed: int) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean."""
-    if len(values) < 2:
-        v = values[0] if values else float("nan")
-        return v, v
-    t = torch.tensor(values, dtype=torch.float64)
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(values), (samples, len(values)), generator=g)
-    means = t[idx].mean(1)
-    return float(means.quantile(0.025)), float(means.quantile(0.975))
-
-
-def summary(values: Sequence[float], samples: int, seed: int) -> dict[str, float]:
-    lo, hi = bootstrap_ci(values, samples, seed)
-    t = torch.tensor(values, dtype=torch.float64)
-    return {"mean": float(t.mean()), "std": float(t.std()) if len(values) > 1 else 0.0,
-            "ci_low": lo, "ci_high": hi, "n": len(values)}  # fmt: skip
-
-
+# ----------------------------------------------------------------------------- diagnostics
 def repeated_ngram_rate(text: str, n: int = 3) -> float:
     """Share of a completion's word n-grams that occur more than once in it."""
     words = text.split()
@@ -136,20 +117,6 @@ def score_all(
     return {name: s.score(prompts, comps) for name, s in scorers.items()}
 
 
-def reward_block(rows: list[dict], cfg: EvaluateConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for which in ("proxy", "gold"):
-        vals = [r[which] for r in rows]
-        out[which] = summary(vals, cfg.bootstrap_samples, cfg.seed)
-        per = {}
-        for ds in sorted({r["dataset"] for r in rows}):
-            per[ds] = summary(
-                [r[which] for r in rows if r["dataset"] == ds], cfg.bootstrap_samples, cfg.seed
-            )
-        out[which]["per_dataset"] = per
-    return out
-
-
 def evaluate_models(
     cfg: EvaluateConfig, models: dict[str, Path], test: list[dict], scorers, bench_data
 ):
@@ -173,7 +140,7 @@ def evaluate_models(
                                (sampled, scores))  # fmt: skip
         rows = [{"model": name, "prompt": p, "dataset": t["dataset"], "completion": c,
                  "proxy": sp, "gold": sg} for p, t, c, sp, sg in zip(prompts, test, comps, scores["proxy"], scores["gold"])]  # fmt: skip
-        results[name] = {**reward_block(rows, cfg), **diagnostics(comps, cfg.tail_chars),
+        results[name] = {**reward_block(rows, cfg.bootstrap_samples, cfg.seed), **diagnostics(comps, cfg.tail_chars),
                          "kl_to_base": point["kl"], "kl_to_base_se": point["kl_se"],
                          "unwarped": {w: point[w] for w in ("proxy", "gold")}}  # fmt: skip
         if bench_data is not None:
@@ -256,49 +223,11 @@ def best_of_n(cfg: EvaluateConfig, model, tok, texts: list[str], test: list[dict
     rows = [{"model": "best_of_n", "prompt": p, "dataset": t["dataset"], "completion": c, "proxy": sp, "gold": sg}
             for p, t, c, sp, sg in zip(prompts, test, picked, scores["proxy"], scores["gold"])]  # fmt: skip
     # the bound is relative to the base under the sampler the n draws came from (the table's)
-    res = {**reward_block(rows, cfg), **diagnostics(picked, cfg.tail_chars), "n": n,
+    res = {**reward_block(rows, cfg.bootstrap_samples, cfg.seed), **diagnostics(picked, cfg.tail_chars), "n": n,
            "kl_to_base_bound": math.log(n) - (n - 1) / n}  # fmt: skip
     return res, rows
 
 
-MIN_CI_N = 10  # below this many rows a bootstrap interval says nothing: print n instead
-TABLE_ORDER = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
-
-
-def reward_cell(s: dict[str, Any]) -> str:
-    """Mean with its 95% interval, or with n alone when there are fewer than MIN_CI_N rows."""
-    if s.get("n", MIN_CI_N) < MIN_CI_N:
-        return f"{s['mean']:.3f} (n={s['n']}, no interval)"
-    return f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-
-
-def table4(results: dict[str, Any]) -> str:
-    """Table 4: every evaluated model (the pipeline's first, then the others in order), its
-    benchmark columns labelled with protocol, task and n, and proxy and gold reward."""
-    names = [n for n in TABLE_ORDER if n in results]
-    names += [
-        n for n, r in results.items() if n not in names and isinstance(r, dict) and "proxy" in r
-    ]
-    benches = [results[n]["benchmarks"] for n in names if "benchmarks" in results[n]]
-    cols = table_columns(benches)
-    head = ["model", *(h for h, _ in cols), "proxy reward", "gold reward"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in names:
-        r = results[name]
-        cells = [name]
-        for _, keys in cols:
-            v = get_path(r.get("benchmarks"), keys)
-            cells.append(f"{v:.3f}" if isinstance(v, float) else "n/a")
-        cells += [reward_cell(r[which]) for which in ("proxy", "gold")]
-        lines.append("| " + " | ".join(cells) + " |")
-    note = ""
-    if any(b.get("smoke") for b in benches):
-        note = ("Smoke run: the standard columns are scored on our fixture sets (2-12 items), "
-                "not results; use `evaluate.benchmarks.source: local` or `hub` for numbers.\n\n")  # fmt: skip
-    return note + "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- over-optimisation
 def read_snapshot_index(folder: str | Path) -> list[dict]:
     """The snapshots a training stage kept (``index.json``: step, reward_queries, path)."""
     index = Path(folder) / "index.json"

@@ -53,8 +53,10 @@ def reward_figure(ev: dict, out: Path) -> None:
     width = 0.38
     for k, which in enumerate(("proxy", "gold")):
         means = [ev[m][which]["mean"] for m in names]
-        err = [[ev[m][which]["mean"] - ev[m][which]["ci_low"] for m in names],
-               [ev[m][which]["ci_high"] - ev[m][which]["mean"] for m in names]]  # fmt: skip
+        err = [
+            [ev[m][which]["mean"] - ev[m][which]["ci_low"] for m in names],
+            [ev[m][which]["ci_high"] - ev[m][which]["mean"] for m in names],
+        ]
         xs = [i + (k - 0.5) * width for i in range(len(names))]
         ax.bar(xs, means, width, yerr=err, capsize=3, label=f"{which} reward model")
     ax.set_xticks(range(len(names)), names)
@@ -137,14 +139,26 @@ def overopt_figure(curves: dict, out: Path) -> None:
             for which, ls, mk in (("gold", "-", "o"), ("proxy", "--", "^")):
                 ys = [p[f"{which}_mean"] for p in pts]
                 mk = "<" if bound and x == "sqrt_kl" else mk
-                ax.plot(xs, ys, ls, marker=mk, ms=5, color=color,
-                        mfc="none" if which == "proxy" else color,
-                        label=f"{label} {which}" + (" (KL bound)" if bound else ""))  # fmt: skip
+                ax.plot(
+                    xs,
+                    ys,
+                    ls,
+                    marker=mk,
+                    ms=5,
+                    color=color,
+                    mfc="none" if which == "proxy" else color,
+                    label=f"{label} {which}" + (" (KL bound)" if bound else ""),
+                )
                 if bars is not None:
                     ax.errorbar(xs, ys, xerr=bars, fmt="none", ecolor=color, alpha=0.5, lw=0.8)
                 if which == "gold":
-                    ax.fill_between(xs, [p["gold_ci_low"] for p in pts],
-                                    [p["gold_ci_high"] for p in pts], color=color, alpha=0.15)  # fmt: skip
+                    ax.fill_between(
+                        xs,
+                        [p["gold_ci_low"] for p in pts],
+                        [p["gold_ci_high"] for p in pts],
+                        color=color,
+                        alpha=0.15,
+                    )
     axes[0].set_xlabel(KL_AXIS, fontsize=7)
     axes[1].set_xlabel("reward-model queries (completions scored)")
     axes[1].set_xscale("symlog", linthresh=1)

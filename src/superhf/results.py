@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from superhf.errors import MissingInputError
-from superhf.evaluation import TABLE_ORDER, bootstrap_ci, reward_cell
 from superhf.io import read_json, read_jsonl
+from superhf.stats import paired
+from superhf.tables import TABLE_ORDER, reward_cell
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
 
@@ -46,8 +47,10 @@ def reward_models_table(rm: dict[str, Any]) -> str:
             f"| {which} | {r.get('train_pairs', 'pretrained')} | {rm['test_pairs']} | {acc_s} |"
         )
     base = rm.get("length_baseline_accuracy")
-    lines.append(f"| length baseline (longer wins) | - | {rm['test_pairs']} | "
-                 + (f"{base:.3f} |" if base is not None else "n/a |"))  # fmt: skip
+    lines.append(
+        f"| length baseline (longer wins) | - | {rm['test_pairs']} | "
+        + (f"{base:.3f} |" if base is not None else "n/a |")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -66,43 +69,31 @@ def models_table(ev: dict[str, Any]) -> str:
         se = r.get("kl_to_base_se")
         kl_s = "n/a" if kl is None else (f"{kl:.3f}" + (" (bound)" if name == "best_of_n" else ""))
         kl_s = kl_s if se is None else _kl_cell(kl, se)
-        lines.append(f"| {label} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | {kl_s} | "
-                     f"{r['completion_chars']:.0f} | {r['distinct_2']:.3f} | {r['empty_share']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | {kl_s} | "
+            f"{r['completion_chars']:.0f} | {r['distinct_2']:.3f} | {r['empty_share']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def curves_table(overopt: dict[str, Any]) -> str:
     """Every point of every over-optimisation curve: method, step (n for best-of-n),
     reward-model queries, KL to the base, proxy and gold reward with intervals."""
-    lines = ["| method | step / n | reward queries | KL | sqrt KL | proxy | gold |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| method | step / n | reward queries | KL | sqrt KL | proxy | gold |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method, pts in overopt.items():
         if not isinstance(pts, list):
             continue
         for p in pts:
-            lines.append(f"| {method} | {p.get('n', p['step'])} | {p['reward_queries']} | "
-                         f"{_kl_cell(p['kl'], p.get('kl_se'), p.get('kl_kind'))} | {p['sqrt_kl']:.3f} | "
-                         f"{_point_interval(p, 'proxy')} | "
-                         f"{_point_interval(p, 'gold')} |")  # fmt: skip
+            lines.append(
+                f"| {method} | {p.get('n', p['step'])} | {p['reward_queries']} | "
+                f"{_kl_cell(p['kl'], p.get('kl_se'), p.get('kl_kind'))} | {p['sqrt_kl']:.3f} | "
+                f"{_point_interval(p, 'proxy')} | "
+                f"{_point_interval(p, 'gold')} |"
+            )
     return "\n".join(lines) + "\n"
-
-
-def paired(rows: list[dict], a: str, b: str, samples: int = 1000, seed: int = 0) -> dict:
-    """Model ``a`` minus model ``b`` on the same test prompts (``eval_completions.jsonl``
-    rows): mean difference of proxy and gold with a paired 95% bootstrap interval, and the
-    share of prompts where the two completions are identical."""
-    by = {m: {r["prompt"]: r for r in rows if r["model"] == m} for m in (a, b)}
-    prompts = [p for p in by[a] if p in by[b]]
-    if not prompts:
-        raise MissingInputError(f"no test prompt has completions of both {a!r} and {b!r}")
-    out: dict[str, Any] = {"n": len(prompts)}
-    for which in ("proxy", "gold"):
-        d = [by[a][p][which] - by[b][p][which] for p in prompts]
-        lo, hi = bootstrap_ci(d, samples, seed)
-        out[which] = {"mean": sum(d) / len(d), "ci_low": lo, "ci_high": hi}
-    same = sum(by[a][p]["completion"] == by[b][p]["completion"] for p in prompts)
-    out["same_completion"] = same / len(prompts)
-    return out
 
 
 def paired_table(rows: list[dict]) -> str:
@@ -111,12 +102,16 @@ def paired_table(rows: list[dict]) -> str:
     pairs = [(m, "base") for m in models if m != "base" and "base" in models]
     if "superhf" in models and "rlhf" in models:
         pairs.append(("superhf", "rlhf"))
-    lines = ["| comparison | n | proxy difference | gold difference | identical completions |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| comparison | n | proxy difference | gold difference | identical completions |",
+        "|---|---|---|---|---|",
+    ]
     for a, b in pairs:
         d = paired(rows, a, b)
-        cells = [f"{d[w]['mean']:+.3f} [{d[w]['ci_low']:+.3f}, {d[w]['ci_high']:+.3f}]"
-                 for w in ("proxy", "gold")]  # fmt: skip
+        cells = [
+            f"{d[w]['mean']:+.3f} [{d[w]['ci_low']:+.3f}, {d[w]['ci_high']:+.3f}]"
+            for w in ("proxy", "gold")
+        ]
         lines.append(
             f"| {a} - {b} | {d['n']} | {cells[0]} | {cells[1]} | {d['same_completion']:.2f} |"
         )
@@ -135,9 +130,11 @@ def seeds_table(runs: Sequence[tuple[str, Path]], method: str = "superhf") -> st
         finals["proxy"].append(r["proxy"]["mean"])
         finals["gold"].append(r["gold"]["mean"])
         finals["kl"].append(r["kl_to_base"])
-        lines.append(f"| {name} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | "
-                     f"{r['kl_to_base']:.3f} | {d['gold']['mean']:+.3f} "
-                     f"[{d['gold']['ci_low']:+.3f}, {d['gold']['ci_high']:+.3f}] |")  # fmt: skip
+        lines.append(
+            f"| {name} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | "
+            f"{r['kl_to_base']:.3f} | {d['gold']['mean']:+.3f} "
+            f"[{d['gold']['ci_low']:+.3f}, {d['gold']['ci_high']:+.3f}] |"
+        )
     if len(runs) > 1:
 
         def ms(xs: list[float]) -> str:
@@ -145,8 +142,10 @@ def seeds_table(runs: Sequence[tuple[str, Path]], method: str = "superhf") -> st
             sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
             return f"{m:.3f} +- {sd:.3f}"
 
-        lines.append(f"| mean +- sd over {len(runs)} seeds | {ms(finals['proxy'])} | "
-                     f"{ms(finals['gold'])} | {ms(finals['kl'])} | |")  # fmt: skip
+        lines.append(
+            f"| mean +- sd over {len(runs)} seeds | {ms(finals['proxy'])} | "
+            f"{ms(finals['gold'])} | {ms(finals['kl'])} | |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -177,15 +176,18 @@ def seeds_comparison(superhf: list[dict], ppo: list[dict]) -> str:
     """Mean held-out reward over each method's seeds, the difference of the means, and in
     how many (SuperHF seed, PPO seed) pairs SuperHF is higher (seeds are independent, so
     every pair counts)."""
-    lines = ["| reward | SuperHF mean | PPO mean | difference | SuperHF higher in seed pairs |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| reward | SuperHF mean | PPO mean | difference | SuperHF higher in seed pairs |",
+        "|---|---|---|---|---|",
+    ]
     for which in ("proxy", "gold"):
         a = [r[which]["mean"] for r in superhf]
         b = [r[which]["mean"] for r in ppo]
         higher = sum(x > y for x in a for y in b)
         ma, mb = sum(a) / len(a), sum(b) / len(b)
-        lines.append(f"| {which} | {ma:.3f} | {mb:.3f} | {ma - mb:+.3f} | "
-                     f"{higher} of {len(a) * len(b)} |")  # fmt: skip
+        lines.append(
+            f"| {which} | {ma:.3f} | {mb:.3f} | {ma - mb:+.3f} | {higher} of {len(a) * len(b)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -205,7 +207,7 @@ def render(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) -> str:
         f"## Held-out prompts (n={ev.get('test_prompts')})\n\n{models_table(ev)}\n"
         f"## Paired differences (same prompts; 95% paired bootstrap)\n\n"
         f"{paired_table(read_jsonl(folder / 'eval_completions.jsonl'))}\n"
-        + "".join(f"## {title}\n\n{table}\n" for title, table in seed_tables(seeds))  # fmt: skip
+        + "".join(f"## {title}\n\n{table}\n" for title, table in seed_tables(seeds))
         + f"## Table 4 columns\n\n{table4}\n\n"
         f"## Over-optimisation curves (n={overopt.get('test_prompts')} prompts per point)\n\n"
         f"{curves_table(overopt)}"
@@ -217,10 +219,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--metrics", default="metrics", help="the run's metrics folder")
     ap.add_argument("--out", default=None, help="output Markdown file (default: stdout)")
     ap.add_argument(
-        "--seed-run", action="append", default=[], metavar="NAME=FOLDER",
+        "--seed-run",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
         help="a training seed's metrics folder (eval.json, eval_completions.jsonl): each method "
         "it evaluated (SuperHF, PPO) gets a seeds table; repeat",
-    )  # fmt: skip
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     seeds = []
     for item in args.seed_run:

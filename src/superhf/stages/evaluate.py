@@ -27,7 +27,7 @@ from superhf.capabilities.suite import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config import EvaluateConfig
 from superhf.errors import BadInputError
-from superhf.evaluation import evaluate_models, overoptimisation, table4
+from superhf.evaluation import evaluate_models, overoptimisation
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
@@ -35,6 +35,7 @@ from superhf.models import is_disabled, pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
 from superhf.reward import RewardScorer
+from superhf.tables import table4
 from superhf.tracking import TrackingConfig, stage_run
 
 log = logging.getLogger(__name__)
