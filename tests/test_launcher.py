@@ -90,9 +90,9 @@ def test_dvc_exp_run_with_a_two_process_torchrun_launcher(tmp_path: Path) -> Non
         assert len(rows) == 1 + steps.get(
             "superbatches", steps.get("ppo_steps", steps.get("steps"))
         )
-        trained = load_file(work / f"models/{stage}/model.safetensors")
-        assert trained.keys() == start.keys()
-        assert any(not torch.equal(trained[k], start[k]) for k in start)
+        weights = load_file(work / f"models/{stage}/model.safetensors")
+        assert weights.keys() == start.keys()
+        assert any(not torch.equal(weights[k], start[k]) for k in start)
         assert not (work / f"checkpoints/{stage}").exists()
     # rank 0 alone tracked the run: one MLflow run per stage
     con = sqlite3.connect(work / "mlflow.db")

@@ -116,7 +116,7 @@ def test_a_resumed_run_keeps_its_snapshots_and_a_fresh_one_starts_empty(tmp_path
 
 
 def test_every_plotted_method_gets_a_csv_even_without_a_curve(tmp_path: Path) -> None:
-    """dvc.yaml's plots name superhf, rlhf and best_of_n; with best-of-n off (0) its file is
+    """dvc.yaml's plots name superhf, rlhf, rloo, grpo and best_of_n; with best-of-n off (0) its file is
     still there, header only, so `dvc plots show` does not point at a missing file."""
     from superhf.stages.evaluate import write_overopt
 
@@ -124,6 +124,6 @@ def test_every_plotted_method_gets_a_csv_even_without_a_curve(tmp_path: Path) ->
           "gold_mean": 0.0, "proxy_mean": 0.1}  # fmt: skip
     write_overopt({"superhf": [pt]}, str(tmp_path / "o.json"), str(tmp_path / "plots"), 4)
     files = {p.name: p.read_text().splitlines() for p in (tmp_path / "plots").iterdir()}
-    assert set(files) == {"superhf.csv", "rlhf.csv", "best_of_n.csv"}
+    assert set(files) == {"superhf.csv", "rlhf.csv", "rloo.csv", "grpo.csv", "best_of_n.csv"}
     assert len(files["superhf.csv"]) == 2 and len(files["best_of_n.csv"]) == 1
     assert files["best_of_n.csv"][0].startswith("step,reward_queries,kl,kl_se,kl_kind,sqrt_kl")
