@@ -107,15 +107,13 @@ def breakdown(model, tok, n_prompts: int, per_prompt: int) -> dict:
     """One decode, written out step by step as ``generate`` runs it (prefill shared once,
     then per step: forward of the last token, the processors, softmax + multinomial), each
     part timed; ``generate_ids``'s own time for the same rows is measured next to it."""
-    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
-
     from superhf.generation import (
         cache_kwarg,
+        decode_processors,
         fast_cpu_head,
         format_prompt,
         generate_ids,
         prefill_shared,
-        sampling_processors,
         tokenize_prompts,
     )
 
@@ -128,8 +126,7 @@ def breakdown(model, tok, n_prompts: int, per_prompt: int) -> dict:
     total = time.perf_counter() - t
     enc = tokenize_prompts(tok, texts, cfg.max_prompt_tokens)
     idx = torch.arange(n_prompts).repeat_interleave(per_prompt)
-    procs = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(cfg.repetition_penalty)])
-    procs.extend(sampling_processors(cfg))
+    procs = decode_processors(cfg)
     spent: dict[str, float] = defaultdict(float)
     with torch.inference_mode(), fast_cpu_head(model):
         t = time.perf_counter()

@@ -121,3 +121,55 @@ def test_growing_cache_samples_what_dynamic_cache_samples(monkeypatch, arch, sha
     monkeypatch.setattr(generation, "growing_cache", lambda m: DynamicCache(config=m.config))
     theirs = run()
     assert ours == theirs and len({tuple(r) for r in ours}) > 4
+
+
+def test_repetition_penalty_is_transformers_own() -> None:
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(6, 300, generator=g) * 3  # positive and negative logits
+    ids = torch.randint(0, 300, (6, 40), generator=g)  # repeats within a row
+    for penalty in (1.05, 0.8, 1.3):
+        want = RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone())
+        got = generation.RepetitionPenalty(penalty)(ids, scores.clone())
+        assert torch.equal(got, want) and not torch.equal(got, scores)
+    wide = ids.clone()
+    wide[0, 0] = 305  # an id past the head's width: theirs skips it, so do we
+    want = RepetitionPenaltyLogitsProcessor(1.1)(wide, scores.clone())
+    assert torch.equal(generation.RepetitionPenalty(1.1)(wide, scores.clone()), want)
+
+
+@pytest.mark.parametrize("ks", [(4,), (4, 16), (64, 1024)])
+@pytest.mark.parametrize("top_p", [0.5, 0.9])
+def test_top_p_tiers_keep_what_transformers_keeps(ks: tuple[int, ...], top_p: float) -> None:
+    """Rows settled at the first k, at a later k, and by the full sort, in one batch."""
+    g = torch.Generator().manual_seed(len(ks))
+    spread = torch.tensor([8.0, 3.0, 1.0, 0.3, 0.03, 5.0]).unsqueeze(1)  # peaked -> flat
+    scores = torch.randn(6, 300, generator=g) * spread
+    ids = torch.zeros(6, 1, dtype=torch.long)
+    want = TopPLogitsWarper(top_p)(ids, scores.clone())
+    got = generation.TopPFromTopK(top_p, k=ks)(ids, scores.clone())
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+    assert torch.equal(got[~torch.isinf(got)], scores[~torch.isinf(got)])
+
+
+@pytest.mark.parametrize("do_sample", [True, False])
+def test_our_processors_sample_what_generates_own_sample(do_sample: bool) -> None:
+    """Seeded tokens from ``generate_ids`` (our repetition penalty and top-p, shared
+    prefill) equal ``model.generate`` with transformers' own processors on the same rows."""
+    tok = tiny_tokenizer()
+    model = tiny_llama(tok)
+    cfg = gen_cfg(max_new_tokens=12, top_p=0.9, repetition_penalty=1.3, batch_size=16)
+    texts = [p for p in PROMPTS[:2] for _ in range(8)]
+    torch.manual_seed(7)
+    ours = generation.generate_ids(model, tok, texts, cfg, do_sample=do_sample,
+                                   share_prefill=False, min_new_tokens=4)  # fmt: skip
+    enc = generation.tokenize_prompts(tok, texts, cfg.max_prompt_tokens)
+    torch.manual_seed(7)
+    with torch.inference_mode():
+        seqs = model.generate(**enc, max_new_tokens=12, min_new_tokens=4, do_sample=do_sample,
+                              top_p=0.9 if do_sample else None, top_k=0 if do_sample else None,
+                              temperature=1.0 if do_sample else None, repetition_penalty=1.3,
+                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    theirs = generation.sampled_ids(seqs[:, enc["input_ids"].shape[1] :], tok.eos_token_id)
+    assert ours == theirs and len({tuple(r) for r in ours}) > (4 if do_sample else 1)
