@@ -627,7 +627,7 @@ def test_hostile_input(
     with chdir(ws), pytest.raises(SystemExit) as exit_:
         cli.run(module.main, argv_for(case))
     err = capsys.readouterr().err
-    assert exit_.value.code == 1
+    assert exit_.value.code == cli.USER_ERROR_EXIT == 2
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"{case.stage}: error: ") and case.names in line, err
@@ -665,7 +665,7 @@ def test_wrapper_in_a_real_process(stage, args, names, base: Path, tmp_path: Pat
     before = snapshot(ws)
     proc = subprocess.run([sys.executable, "-m", f"superhf.stages.{stage}", *argv], cwd=ws,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == cli.USER_ERROR_EXIT == 2
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"{stage}: error: ") and names in last, proc.stderr

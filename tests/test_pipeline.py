@@ -123,7 +123,8 @@ def check_exp_show_and_plots(shown: list, work: Path, env: dict, tmp_path: Path)
     overlay = next(v for k, v in plots["data"].items() if k.startswith("Proxy reward during"))
     rows = overlay[0]["content"]["data"]["values"]
     assert {(r["rev"], r["filename"]) for r in rows} == {
-        (rev, f) for rev in ("HEAD", "seed-1") for f in ("superhf_curve.csv", "rlhf_curve.csv")}  # fmt: skip
+        (rev, f) for rev in ("HEAD", "seed-1")
+        for f in ("superhf_curve.csv", "rlhf_curve.csv", "rloo_curve.csv", "grpo_curve.csv")}  # fmt: skip
     assert overlay[0]["content"]["encoding"]["x"]["axis"]["format"] == "d"  # integer steps
     assert not any(k.endswith(".csv") for k in plots["data"])  # no undefined default plots
     html = tmp_path / "plots"

@@ -1,7 +1,8 @@
 """What every stage's command line shares: a documented parser and the entry wrapper.
 
 ``if __name__ == "__main__": run(main)`` turns a :class:`~superhf.errors.UserError` into
-one line on stderr (``<stage>: error: <message>``) and exit status 1, with no traceback;
+one line on stderr (``<stage>: error: <message>``) and exit status 2 (argparse's for a bad
+command line: bad input either way), with no traceback;
 any other exception is a bug and keeps its traceback.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from superhf.errors import UserError
 
-USER_ERROR_EXIT = 1
+USER_ERROR_EXIT = 2  # a bad input (params, files, model folders), as argparse's usage errors
 
 
 def stage_parser(module: str, doc: str) -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def stage_name(main: Callable[..., Any]) -> str:
 
 
 def run(main: Callable[[Iterable[str] | None], Any], argv: Iterable[str] | None = None) -> Any:
-    """Call ``main(argv)``; a user error becomes one line on stderr and exit status 1."""
+    """Call ``main(argv)``; a user error becomes one line on stderr and exit status 2."""
     try:
         return main(argv)
     except UserError as exc:
