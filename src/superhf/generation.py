@@ -16,7 +16,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import (
     DynamicCache,
-    DynamicLayer,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -280,53 +279,11 @@ def cache_kwarg(model: PreTrainedModel) -> str:
     )
 
 
-class GrowingLayer(DynamicLayer):
-    """A ``DynamicLayer`` whose keys and values are views of a buffer with spare room, so a
-    decode step writes its one new position in place instead of ``torch.cat`` copying the
-    whole cache. Measured (benchmarks/RESULTS.md): at 64 rows ``cat`` was 24% of a decode
-    step's forward. Attention sees the same values and shape as with ``cat``, so what is
-    sampled is unchanged (tests/test_sampling.py)."""
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        old = self.keys.shape[-2] if self.keys.numel() else 0
-        new = old + key_states.shape[-2]
-        buf = getattr(self, "_buffers_kv", None)
-        reuse = (
-            buf is not None
-            and new <= buf[0].shape[-2]
-            and self.keys.numel() > 0
-            and self.keys.data_ptr() == buf[0].data_ptr()  # not replaced by batch_select etc.
-            and self.keys.shape[:2] == buf[0].shape[:2]
-        )
-        if not reuse:  # double the room: a decode of T tokens reallocates O(log T) times
-            shape = (*key_states.shape[:2], 2 * new, key_states.shape[-1])
-            buf = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device)
-                        for _ in range(2))  # fmt: skip
-            if old:
-                buf[0][:, :, :old] = self.keys
-                buf[1][:, :, :old] = self.values
-            self._buffers_kv = buf
-        buf[0][:, :, old:new] = key_states
-        buf[1][:, :, old:new] = value_states
-        self.keys, self.values = buf[0][:, :, :new], buf[1][:, :, :new]
-        return self.keys, self.values
-
-
-def growing_cache(model: PreTrainedModel) -> DynamicCache:
-    """A ``DynamicCache`` for ``model`` whose full-attention layers are ``GrowingLayer``s
-    (sliding-window layers, if any, keep transformers' own class)."""
-    cache = DynamicCache(config=model.config)
-    cache.layers = [GrowingLayer() if type(x) is DynamicLayer else x for x in cache.layers]
-    return cache
-
-
 def prefill_shared(model: PreTrainedModel, enc: dict[str, torch.Tensor], rows: torch.Tensor):
     """Run every distinct prompt (all tokens but its last) through the model once, then copy
     its KV cache to each row that samples from it. ``generate`` given this cache feeds only
     the last prompt token, so S completions of one prompt cost one prefill, not S."""
-    cache = growing_cache(model)
+    cache = DynamicCache(config=model.config)
     ids, attn = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]
     model(**tail_forward_inputs(ids, attn, 1), use_cache=True, **{cache_kwarg(model): cache})
     cache.batch_select_indices(rows)
@@ -386,7 +343,7 @@ def generate_ids(
             chunk = list(texts[start : start + cfg.batch_size])
             distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
             inputs = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)
-            cached = {cache_kwarg(model): growing_cache(model)}
+            cached = {}
             if len(distinct) < len(chunk):  # tokenized once per prompt, then one row per text
                 where = {t: i for i, t in enumerate(distinct)}
                 rows = torch.tensor([where[t] for t in chunk], device=device)
