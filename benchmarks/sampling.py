@@ -46,18 +46,25 @@ def matmul_flops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def sampler_cfg(rows: int):
+def sampler_cfg(rows: int, sampler: str = "multinomial"):
     from superhf.config import PAPER_PREAMBLE, GenerationConfig
 
-    return GenerationConfig(max_new_tokens=NEW_TOKENS, batch_size=rows, top_p=0.9,
-                            repetition_penalty=1.05, prompt_format="chat",
-                            preamble=PAPER_PREAMBLE)  # fmt: skip
+    return GenerationConfig(
+        max_new_tokens=NEW_TOKENS,
+        batch_size=rows,
+        top_p=0.9,
+        repetition_penalty=1.05,
+        prompt_format="chat",
+        preamble=PAPER_PREAMBLE,
+        sampler=sampler,
+    )
 
 
-def one_shape(model, tok, n_prompts: int, per_prompt: int, repeats: int) -> dict:
+def one_shape(model, tok, n_prompts: int, per_prompt: int, repeats: int,
+              sampler: str = "multinomial") -> dict:  # fmt: skip
     from superhf.generation import format_prompt, generate_ids, tokenize_prompts
 
-    cfg = sampler_cfg(n_prompts * per_prompt)
+    cfg = sampler_cfg(n_prompts * per_prompt, sampler)
     texts = [format_prompt(p, tok, cfg) for p in PROMPTS[:n_prompts]]
     rows = [t for t in texts for _ in range(per_prompt)]
     prompt_tokens = int(tokenize_prompts(tok, texts, 256)["attention_mask"].sum())
@@ -165,14 +172,18 @@ def main() -> None:
     ap.add_argument("--model", default=str(REPO / "models" / "base"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="also break a decode step down")
+    ap.add_argument("--sampler", nargs="+", default=["multinomial"],
+                    choices=["multinomial", "inverse_cdf"],
+                    help="generation.sampler values, each timed on every shape")  # fmt: skip
     args = ap.parse_args()
     from superhf.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(args.model).eval(), load_tokenizer(args.model)
     print(f"threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     for n_prompts, per in ((4, 16), (1, 16)):
-        r = one_shape(model, tok, n_prompts, per, args.repeats)
-        print(f"{r['rows']:3d} rows: {r['seconds']:.2f} s, {r['new_tokens_per_s']:.0f} new "
+        for sampler in args.sampler:
+            r = one_shape(model, tok, n_prompts, per, args.repeats, sampler)
+            print(f"{sampler:>12} {r['rows']:3d} rows: {r['seconds']:.2f} s, {r['new_tokens_per_s']:.0f} new "
               f"tokens/s, bound {r['bound_s']:.2f} s, bound/time {r['ratio']:.2f}")  # fmt: skip
     if args.profile:
         for n_prompts, per in ((4, 16), (1, 16)):

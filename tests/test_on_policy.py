@@ -67,3 +67,10 @@ def test_ppo_default_rollout_sampler_draws_from_the_raw_logits() -> None:
     for out in seen:
         for processed, raw in zip(out.scores, out.logits):
             assert torch.allclose(processed.log_softmax(-1), raw.log_softmax(-1), atol=1e-6)
+
+
+def test_the_inverse_cdf_draw_is_not_a_warp() -> None:
+    """How a token is drawn does not change the distribution: an on-policy section takes
+    ``sampler: inverse_cdf``, and it is not among the keys the check names."""
+    cfg = OnPolicyGenerationConfig(**{**UNWARPED, "sampler": "inverse_cdf"})
+    assert warping_keys(cfg) == [] and "sampler" not in UNWARPED

@@ -7,7 +7,6 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN
 from transformers import (
-    DynamicCache,
     LogitsProcessorList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -74,53 +73,6 @@ def tiny_llama(tok):
                       num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
                       max_position_embeddings=512, pad_token_id=tok.pad_token_id)  # fmt: skip
     return LlamaForCausalLM(cfg).eval()
-
-
-def test_growing_layer_holds_what_cat_holds() -> None:
-    from transformers import DynamicLayer
-
-    g = torch.Generator().manual_seed(0)
-    ours, plain = generation.GrowingLayer(), DynamicLayer()
-    steps = [(3, 5), (3, 1), "select", (3, 1), "crop", (3, 2), (3, 1), "grow", (4, 1), (4, 1)]
-    for step in steps:
-        if step in ("select", "grow"):  # same rows reordered, then a larger batch
-            idx = torch.tensor([2, 0, 0] if step == "select" else [0, 0, 2, 1])
-            ours.batch_select_indices(idx), plain.batch_select_indices(idx)
-            continue
-        if step == "crop":
-            ours.crop(-2), plain.crop(-2)
-            continue
-        k, v = (torch.randn(step[0], 2, step[1], 4, generator=g) for _ in range(2))
-        got, want = ours.update(k, v), plain.update(k.clone(), v.clone())
-        assert all(torch.equal(a, b) for a, b in zip(got, want))
-        assert ours.get_seq_length() == plain.get_seq_length()
-
-
-@pytest.mark.parametrize("arch", ["neox", "llama"])
-@pytest.mark.parametrize("shared", [True, False])
-def test_growing_cache_samples_what_dynamic_cache_samples(monkeypatch, arch, shared) -> None:
-    """The in-place cache changes no sampled token: superbatch-shaped rows (shared prefill)
-    and distinct prompts, every sampler option on, against transformers' own cache."""
-    tok = tiny_tokenizer()
-    model = tiny_causal_lm(tok, seed=0) if arch == "neox" else tiny_llama(tok)
-    cfg = gen_cfg(max_new_tokens=12, top_p=0.8, top_k=40, temperature=0.9,
-                  repetition_penalty=1.1, batch_size=16)  # fmt: skip
-    texts = [p for p in PROMPTS[:2] for _ in range(8)] if shared else PROMPTS * 4
-
-    def run() -> list[list[int]]:
-        torch.manual_seed(5)
-        return generation.generate_ids(model, tok, texts, cfg, min_new_tokens=12)
-
-    ours = run()
-    layers = []
-    real = generation.growing_cache
-    monkeypatch.setattr(generation, "growing_cache", lambda m: layers.append(real(m)) or layers[-1])
-    assert run() == ours and all(
-        isinstance(x, generation.GrowingLayer) for c in layers for x in c.layers
-    )
-    monkeypatch.setattr(generation, "growing_cache", lambda m: DynamicCache(config=m.config))
-    theirs = run()
-    assert ours == theirs and len({tuple(r) for r in ours}) > 4
 
 
 def test_repetition_penalty_is_transformers_own() -> None:

@@ -238,6 +238,13 @@ class GenerationConfig(Section):
         1.05, gt=0, description="transformers' repetition penalty; 1.0 = off"
     )
     batch_size: int = Field(32, gt=0, description="generation batch (rows at once)")
+    sampler: Literal["multinomial", "inverse_cdf"] = Field(
+        "multinomial",
+        description="how a token is drawn from the processed distribution: multinomial: "
+        "torch.multinomial, an Exp(1) draw per vocabulary entry (the seeded tokens of every "
+        "committed run); inverse_cdf: one uniform per row through the cumulative "
+        "probabilities, the same distribution, other tokens for a seed, faster on CPU",
+    )
     prompt_format: Literal["raw", "chat"] = Field(
         "raw", description="raw: Human:/Assistant: text; chat: the tokenizer's chat template"
     )

@@ -16,7 +16,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import (
     DynamicCache,
-    DynamicLayer,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -225,6 +224,26 @@ def sampling_processors(cfg: GenerationConfig) -> LogitsProcessorList:
     return procs
 
 
+class InverseCDFSample(LogitsProcessor):
+    """Draws each row's next token from ``softmax(scores)`` by inverse CDF (one uniform per
+    row against the cumulative probabilities) and returns scores that are 0 at the drawn
+    token and ``-inf`` elsewhere, so greedy decoding emits it.
+
+    The same distribution as ``torch.multinomial``, other tokens for a seed. Why: CPU
+    ``multinomial`` draws an Exp(1) variate for every vocabulary entry (3.1 M draws a step at
+    64 rows x 49152, ~90 ms: a fifth of a decode step, benchmarks/RESULTS.md); this draws 64.
+    """
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float(), dim=-1)
+        cdf = probs.cumsum(-1)
+        u = torch.rand(len(scores), 1, device=scores.device) * cdf[:, -1:]
+        idx = torch.searchsorted(cdf, u, right=True)  # first token whose cdf exceeds u
+        # u * total can round up to total: then the most likely token (never a 0-prob one)
+        idx = torch.where(idx < scores.shape[-1], idx, probs.argmax(-1, keepdim=True))
+        return torch.full_like(scores, float("-inf")).scatter_(1, idx, 0.0)
+
+
 def decode_processors(cfg: GenerationConfig, do_sample: bool = True) -> LogitsProcessorList:
     """Every processor a decode step runs on the logits: the repetition penalty, then (when
     sampling) ``sampling_processors``. ``generate_ids`` passes these with ``generate``'s own
@@ -280,53 +299,11 @@ def cache_kwarg(model: PreTrainedModel) -> str:
     )
 
 
-class GrowingLayer(DynamicLayer):
-    """A ``DynamicLayer`` whose keys and values are views of a buffer with spare room, so a
-    decode step writes its one new position in place instead of ``torch.cat`` copying the
-    whole cache. Measured (benchmarks/RESULTS.md): at 64 rows ``cat`` was 24% of a decode
-    step's forward. Attention sees the same values and shape as with ``cat``, so what is
-    sampled is unchanged (tests/test_sampling.py)."""
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        old = self.keys.shape[-2] if self.keys.numel() else 0
-        new = old + key_states.shape[-2]
-        buf = getattr(self, "_buffers_kv", None)
-        reuse = (
-            buf is not None
-            and new <= buf[0].shape[-2]
-            and self.keys.numel() > 0
-            and self.keys.data_ptr() == buf[0].data_ptr()  # not replaced by batch_select etc.
-            and self.keys.shape[:2] == buf[0].shape[:2]
-        )
-        if not reuse:  # double the room: a decode of T tokens reallocates O(log T) times
-            shape = (*key_states.shape[:2], 2 * new, key_states.shape[-1])
-            buf = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device)
-                        for _ in range(2))  # fmt: skip
-            if old:
-                buf[0][:, :, :old] = self.keys
-                buf[1][:, :, :old] = self.values
-            self._buffers_kv = buf
-        buf[0][:, :, old:new] = key_states
-        buf[1][:, :, old:new] = value_states
-        self.keys, self.values = buf[0][:, :, :new], buf[1][:, :, :new]
-        return self.keys, self.values
-
-
-def growing_cache(model: PreTrainedModel) -> DynamicCache:
-    """A ``DynamicCache`` for ``model`` whose full-attention layers are ``GrowingLayer``s
-    (sliding-window layers, if any, keep transformers' own class)."""
-    cache = DynamicCache(config=model.config)
-    cache.layers = [GrowingLayer() if type(x) is DynamicLayer else x for x in cache.layers]
-    return cache
-
-
 def prefill_shared(model: PreTrainedModel, enc: dict[str, torch.Tensor], rows: torch.Tensor):
     """Run every distinct prompt (all tokens but its last) through the model once, then copy
     its KV cache to each row that samples from it. ``generate`` given this cache feeds only
     the last prompt token, so S completions of one prompt cost one prefill, not S."""
-    cache = growing_cache(model)
+    cache = DynamicCache(config=model.config)
     ids, attn = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]
     model(**tail_forward_inputs(ids, attn, 1), use_cache=True, **{cache_kwarg(model): cache})
     cache.batch_select_indices(rows)
@@ -373,11 +350,14 @@ def generate_ids(
         use_cache=True,
     )
     # generate's own repetition penalty and warpers off: ours run, in order, in their place
-    if do_sample:
+    procs = decode_processors(cfg, do_sample)
+    if do_sample and cfg.sampler == "multinomial":
         kwargs.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
-    else:
+    else:  # greedy; with the inverse-CDF sampler the last processor has drawn the token
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    kwargs["logits_processor"] = decode_processors(cfg, do_sample)
+        if do_sample:
+            procs.append(InverseCDFSample())
+    kwargs["logits_processor"] = procs
     with fast_cpu_head(model):
         batches = range(0, len(texts), cfg.batch_size)
         for start in tqdm(
@@ -386,7 +366,7 @@ def generate_ids(
             chunk = list(texts[start : start + cfg.batch_size])
             distinct = list(dict.fromkeys(chunk)) if share_prefill else chunk
             inputs = tokenize_prompts(tokenizer, distinct, cfg.max_prompt_tokens).to(device)
-            cached = {cache_kwarg(model): growing_cache(model)}
+            cached = {}
             if len(distinct) < len(chunk):  # tokenized once per prompt, then one row per text
                 where = {t: i for i, t in enumerate(distinct)}
                 rows = torch.tensor([where[t] for t in chunk], device=device)
