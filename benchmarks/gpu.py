@@ -30,15 +30,13 @@ import torch
 
 from superhf import data
 from superhf.capabilities.suite import load_benchmarks
-from superhf.config import (
-    BasePolicyConfig,
-    EvaluateConfig,
-    GenerationConfig,
-    PrepareConfig,
-    RewardModelConfig,
-    RLHFConfig,
-    SuperHFConfig,
-)
+from superhf.config.base_policy import BasePolicyConfig
+from superhf.config.common import GenerationConfig
+from superhf.config.evaluate import EvaluateConfig
+from superhf.config.prepare import PrepareConfig
+from superhf.config.reward_model import RewardModelConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.evaluation import evaluate_models
 from superhf.materialise import build_base_policy, load_reward_backbone
 from superhf.models import pick_device, save_model

@@ -48,7 +48,7 @@ SMOKE_DEBERTA = DEBERTA_V3_LARGE | dict(hidden_size=64, num_hidden_layers=2,
 def export(out: Path) -> None:
     """Tokenizers and configs of the packaged default models (from the local cache)."""
     from superhf import packaged
-    from superhf.config import BasePolicyConfig
+    from superhf.config.base_policy import BasePolicyConfig
     from superhf.materialise import build_base_policy
 
     model, tok = build_base_policy(BasePolicyConfig())

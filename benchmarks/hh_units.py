@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from superhf.config import PrepareConfig, RewardModelConfig
+from superhf.config.prepare import PrepareConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.data_parts import run_parts
 from superhf.materialise import load_reward_backbone
 from superhf.profile import resolve

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from superhf import capabilities as B
-from superhf.config import BasePolicyConfig
+from superhf.config.base_policy import BasePolicyConfig
 from superhf.materialise import build_base_policy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -70,7 +70,7 @@ def n_params(model: torch.nn.Module, exclude_embeddings: bool = True) -> int:
 
 
 def gen_cfg(max_new_tokens: int, batch_size: int, chat: bool):
-    from superhf.config import PAPER_PREAMBLE, GenerationConfig
+    from superhf.config.common import PAPER_PREAMBLE, GenerationConfig
 
     return GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size,
                             prompt_format="chat" if chat else "raw",
@@ -135,7 +135,7 @@ def bench_evaluation(policy: Path, repeats: int) -> dict:
     benchmark (log-likelihood scoring and SQuAD generation) and the KL log-probs."""
     from superhf.capabilities import tasks as bm
     from superhf.capabilities.suite import load_benchmarks
-    from superhf.config import EvaluateConfig
+    from superhf.config.evaluate import EvaluateConfig
     from superhf.evaluation import sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
 
@@ -175,7 +175,7 @@ def bench_superhf(
     policy: Path, reward: Path, S: int, new_tokens: int, chat: bool, steps: int, flops: float
 ) -> dict:
     """Wall time per superbatch split into generate / score / train, from the real loop."""
-    from superhf.config import SuperHFConfig
+    from superhf.config.superhf import SuperHFConfig
     from superhf.models import load_causal_lm
     from superhf.superhf_trainer import train
 
@@ -199,7 +199,7 @@ def bench_ppo(
     policy: Path, reward: Path, B: int, new_tokens: int, chat: bool, steps: int, flops: float
 ) -> dict:
     """Wall time per PPO step split into rollout / score / ref+value forward / update."""
-    from superhf.config import RLHFConfig
+    from superhf.config.rlhf import RLHFConfig
     from superhf.models import load_causal_lm
     from superhf.ppo_trainer import train
 
@@ -334,7 +334,8 @@ def bench_peer(venv: Path, B: int, new_tokens: int, steps: int) -> dict:
     prompts, batch, epochs and response length; medians over the steps after the first."""
     import subprocess
 
-    from superhf.config import GenerationConfig, OptimConfig, RLHFConfig
+    from superhf.config.common import GenerationConfig, OptimConfig
+    from superhf.config.rlhf import RLHFConfig
     from superhf.ppo_trainer import train
 
     epochs, lr = 4, 1.41e-5

@@ -47,7 +47,7 @@ def matmul_flops(n: int = 1024, repeats: int = 5) -> float:
 
 
 def sampler_cfg(rows: int, sampler: str = "multinomial"):
-    from superhf.config import PAPER_PREAMBLE, GenerationConfig
+    from superhf.config.common import PAPER_PREAMBLE, GenerationConfig
 
     return GenerationConfig(
         max_new_tokens=NEW_TOKENS,

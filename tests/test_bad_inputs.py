@@ -35,7 +35,7 @@ import yaml
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import cli
-from superhf.config import OptimConfig
+from superhf.config.common import OptimConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.paths import fixture_dir, fixture_eval_dir
 from superhf.profile import resolve

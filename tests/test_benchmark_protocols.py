@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from superhf.capabilities import columns, harness, loaders, paper, scoring, suite, tasks
-from superhf.config import EvaluateConfig
+from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
 from superhf.paths import fixture_eval_dir
 from superhf.tables import reward_cell, table4

@@ -7,7 +7,7 @@ from pathlib import Path
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import evaluation
-from superhf.config import EvaluateConfig
+from superhf.config.evaluate import EvaluateConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer
 

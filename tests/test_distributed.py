@@ -14,7 +14,9 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
-from superhf.config import GRPOConfig, RLHFConfig, RLOOConfig, SuperHFConfig
+from superhf.config.group_pg import GRPOConfig, RLOOConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 
 
 def free_port() -> int:
@@ -66,7 +68,8 @@ def test_two_cpu_processes(tmp_path: Path, stage: str) -> None:
 RANK_SCRIPT = """
 import hashlib, json, sys
 from superhf import ppo_trainer, superhf_trainer
-from superhf.config import RLHFConfig, SuperHFConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 
 stage, cfg_json, policy, reward, prompts_file, out = sys.argv[1:]
 mod, cls = (superhf_trainer, SuperHFConfig) if stage == "superhf" else (ppo_trainer, RLHFConfig)

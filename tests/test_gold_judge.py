@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from superhf import reward
-from superhf.config import RewardModelConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.materialise import load_reward_backbone
 from superhf.packaged import cache_root
 from superhf.stages import reward_model

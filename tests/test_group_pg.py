@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from superhf import pg_trainer, superhf_trainer
-from superhf.config import GenerationConfig, GRPOConfig, RLOOConfig, SuperHFConfig
+from superhf.config.common import GenerationConfig
+from superhf.config.group_pg import GRPOConfig, RLOOConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.models import is_disabled
 from superhf.reward import RewardScorer
 from superhf.stages import rloo as rloo_stage

@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from superhf import data
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 from superhf.profile import resolve
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import SHARED_DATA, needs_shared
 
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 from superhf.data import extract_prompt
 from superhf.data_parts import assign_parts, run_parts
 from superhf.errors import BadInputError

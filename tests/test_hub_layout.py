@@ -23,7 +23,9 @@ import pytest
 import torch
 
 from superhf import data
-from superhf.config import BasePolicyConfig, PrepareConfig, RewardModelConfig
+from superhf.config.base_policy import BasePolicyConfig
+from superhf.config.prepare import PrepareConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.materialise import build_base_policy, materialise_pretrained
 from superhf.models import ModelLoadError, load_causal_lm, load_reward_model, read_meta
 from superhf.reward import RewardScorer, encode

@@ -8,7 +8,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN
 
 from superhf import generation
-from superhf.config import GenerationConfig
+from superhf.config.common import GenerationConfig
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 

@@ -19,7 +19,8 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import evaluation, generation
-from superhf.config import EvaluateConfig, warping_keys
+from superhf.config.common import warping_keys
+from superhf.config.evaluate import EvaluateConfig
 from superhf.figures import overopt_figure
 from superhf.models import load_causal_lm, load_tokenizer, save_model
 from superhf.overopt import kl_estimate, signed_sqrt

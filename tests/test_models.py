@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, BertConfig, BertForSequenceClassification
 
 from superhf import packaged
-from superhf.config import BasePolicyConfig
+from superhf.config.base_policy import BasePolicyConfig
 from superhf.materialise import build_base_policy
 from superhf.models import ModelLoadError, load_causal_lm, load_reward_model
 from superhf.stages import base_policy
@@ -107,7 +107,7 @@ def test_shared_prefill_generates_what_separate_prefills_generate(monkeypatch) -
     from helpers import PROMPTS, TINY_GEN
 
     from superhf import generation
-    from superhf.config import GenerationConfig
+    from superhf.config.common import GenerationConfig
     from superhf.tiny import tiny_causal_lm
 
     tok = tiny_tokenizer()
@@ -129,7 +129,7 @@ def test_sampling_matches_transformers_own_top_p() -> None:
     from helpers import PROMPTS, TINY_GEN
 
     from superhf import generation
-    from superhf.config import GenerationConfig
+    from superhf.config.common import GenerationConfig
     from superhf.tiny import tiny_causal_lm
 
     tok = tiny_tokenizer()

@@ -12,7 +12,8 @@ import torch
 from helpers import PROMPTS, TINY_GEN
 
 from superhf import generation
-from superhf.config import UNWARPED, OnPolicyGenerationConfig, RLHFConfig, warping_keys
+from superhf.config.common import UNWARPED, OnPolicyGenerationConfig, warping_keys
+from superhf.config.rlhf import RLHFConfig
 from superhf.params import ParamsError, parse_section
 from superhf.profile import PROFILE_DIR, resolve
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer

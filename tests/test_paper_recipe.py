@@ -15,7 +15,8 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import ppo_trainer as rlhf
 from superhf import superhf_trainer as shf
-from superhf.config import RLHFConfig, SuperHFConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.core import length_penalised, superhf_loss
 from superhf.profile import resolve
 

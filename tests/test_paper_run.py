@@ -13,7 +13,8 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import ppo_trainer as rlhf
 from superhf import superhf_trainer as shf
-from superhf.config import RLHFConfig, SuperHFConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.errors import BadInputError
 from superhf.generation import Completion
 from superhf.models import load_causal_lm, load_tokenizer

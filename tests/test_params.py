@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from superhf.config import SECTIONS, PrepareConfig, SuperHFConfig
+from superhf.config.prepare import PrepareConfig
+from superhf.config.sections import SECTIONS
+from superhf.config.superhf import SuperHFConfig
 from superhf.params import ParamsError, load_section, parse_section, read_params
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 import pytest
 
-import superhf.config as config
+import superhf.config
+from superhf.config.superhf import SuperHFConfig
+from superhf.config.tracking import TrackingConfig
 from superhf.params import ParamsError, Section, load_section, parse_section
 from superhf.training import prompts_per_step
 
 
 def sections() -> list[type[Section]]:
-    return [m for m in vars(config).values()
-            if isinstance(m, type) and issubclass(m, Section) and m is not Section]  # fmt: skip
+    """Every params class in every module of the ``superhf.config`` package."""
+    found: dict[str, type[Section]] = {}
+    for info in pkgutil.iter_modules(superhf.config.__path__):
+        module = importlib.import_module(f"superhf.config.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Section) and value is not Section:
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return list(found.values())
 
 
 def test_every_config_field_has_a_description() -> None:
@@ -28,9 +38,9 @@ def test_an_empty_section_is_an_error_not_the_paper_defaults(tmp_path: Path, bod
     p = tmp_path / "params.yaml"
     p.write_text(body)
     with pytest.raises(ParamsError, match="section 'superhf' is empty"):
-        load_section("superhf", config.SuperHFConfig, p)
+        load_section("superhf", SuperHFConfig, p)
     with pytest.raises(ParamsError, match="is empty"):
-        parse_section("tracking", {}, config.TrackingConfig)
+        parse_section("tracking", {}, TrackingConfig)
 
 
 def test_prompts_per_step_uses_exactly_num_prompts() -> None:

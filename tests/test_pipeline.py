@@ -138,15 +138,36 @@ def _module_file(module: str) -> Path:
     return base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
 
 
+def _runtime_nodes(tree):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (imports for type
+    checkers only, which never run, so a change to what they name changes nothing run)."""
+    import ast
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if isinstance(test, ast.Name | ast.Attribute) and ast.unparse(test) in (
+                "TYPE_CHECKING",
+                "typing.TYPE_CHECKING",
+            ):
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
 def _imported_modules(module: str, seen: set[str]) -> set[str]:
-    """``module`` and every superhf module it imports, transitively (read, not imported)."""
+    """``module`` and every superhf module it imports at run time, transitively (read, not
+    imported)."""
     import ast
 
     if module in seen:
         return seen
     seen.add(module)
     tree = ast.parse(_module_file(module).read_text())
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         names: list[str] = []
         if (
             isinstance(node, ast.ImportFrom)
@@ -182,3 +203,35 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
         need = stage_code_deps(stage["cmd"])
         missing = need - set(stage.get("deps", []))
         assert not missing, f"stage {name} does not list {sorted(missing)} in its deps"
+
+
+# Issue 27: the config modules each stage runs: its own params section's module, the pieces
+# the sections share (sampling, optimiser, LoRA) where it samples or trains, and tracking where
+# it logs an MLflow run; never another stage's section, so editing one section's module (a
+# field's description) reruns only the stages that read it.
+STAGE_CONFIG = {
+    "prepare": {"prepare"},
+    "base_policy": {"base_policy"},
+    "reward_model": {"reward_model"},
+    "superhf": {"superhf", "common", "tracking"},
+    "rlhf": {"rlhf", "common", "tracking"},
+    "rloo": {"group_pg", "common", "tracking"},
+    "grpo": {"group_pg", "common", "tracking"},
+    "evaluate": {"evaluate", "common", "tracking"},
+    "report": {"tracking"},
+    "summary": set(),
+}
+
+
+def test_every_stage_depends_on_its_own_config_modules_only() -> None:
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == set(STAGE_CONFIG)
+    prefix = "src/superhf/config/"
+    for name, stage in stages.items():
+        expected = {f"{prefix}{module}.py" for module in STAGE_CONFIG[name]}
+        runs = {d for d in stage_code_deps(stage["cmd"]) if d.startswith(prefix)}
+        listed = {d for d in stage.get("deps", []) if d.startswith("src/superhf/config")}
+        assert runs == expected, f"stage {name} runs {sorted(runs)}"
+        assert listed == expected, f"stage {name} lists {sorted(listed)} in its deps"

@@ -8,7 +8,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from superhf import data as prepare
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 from superhf.stages import prepare as prepare_stage
 
 

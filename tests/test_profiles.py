@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from superhf.config import PAPER_PREAMBLE
+from superhf.config.common import PAPER_PREAMBLE
 from superhf.params import ParamsError
 from superhf.profile import resolve
 

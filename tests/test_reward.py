@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import SHARED_DATA, needs_shared
 
-from superhf.config import RewardModelConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.data import extract_pair
 from superhf.materialise import load_reward_backbone
 from superhf.models import save_model
@@ -195,7 +195,7 @@ def test_stage_local_source_copies_a_model(tmp_path: Path, tiny_rm: Path) -> Non
 
 
 def test_split_pairs_gives_disjoint_halves_covering_every_pair() -> None:
-    from superhf.config import RewardModelConfig
+    from superhf.config.reward_model import RewardModelConfig
     from superhf.reward import split_pairs
 
     pairs = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(11)]

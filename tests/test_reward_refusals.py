@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from superhf.config import RewardModelConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.materialise import materialise_pretrained
 from superhf.models import ModelLoadError, load_reward_model, save_model
 from superhf.reward import RewardScorer

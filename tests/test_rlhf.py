@@ -8,7 +8,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import ppo_trainer as rlhf
-from superhf.config import RLHFConfig
+from superhf.config.rlhf import RLHFConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import FixedKLController
 from superhf.stages import rlhf as rlhf_stage

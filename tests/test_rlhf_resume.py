@@ -14,7 +14,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN, kill_after_checkpoint, make_tiny_models, write_params
 from safetensors.torch import load_file
 
-from superhf.config import RLHFConfig
+from superhf.config.rlhf import RLHFConfig
 
 
 def stage_cmd(

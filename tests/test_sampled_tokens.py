@@ -12,7 +12,9 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models
 from superhf import evaluation, generation
 from superhf import ppo_trainer as rlhf
 from superhf import superhf_trainer as shf
-from superhf.config import EvaluateConfig, RLHFConfig, SuperHFConfig
+from superhf.config.evaluate import EvaluateConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.generation import cut_ids_at_trim, trim_completion, trim_point
 from superhf.models import load_tokenizer
 from superhf.reward import RewardScorer

@@ -14,7 +14,7 @@ from transformers import (
 )
 
 from superhf import generation
-from superhf.config import GenerationConfig
+from superhf.config.common import GenerationConfig
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
-from superhf.config import SuperHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.errors import BadInputError
 from superhf.sharding import check_sharding_backend, full_parameters
 
@@ -105,7 +105,7 @@ import torch, torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from superhf.config import GenerationConfig
+from superhf.config.common import GenerationConfig
 from superhf.generation import sample_completions
 from superhf.sharding import full_parameters
 

@@ -12,7 +12,7 @@ from helpers import PROMPTS, TINY_GEN, kill_after_checkpoint, make_tiny_models, 
 from safetensors.torch import load_file
 
 from superhf import superhf_trainer as superhf_train
-from superhf.config import SuperHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.generation import Completion
 from superhf.models import load_causal_lm
 from superhf.stages import superhf as superhf_stage

@@ -8,7 +8,7 @@ from pathlib import Path
 from test_prepare import hh, make_local, write_gz
 
 from superhf import data as prepare
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 
 
 def test_table1_counts_are_raw_train_rows_beside_the_filtered_counts(tmp_path: Path) -> None:

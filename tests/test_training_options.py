@@ -15,7 +15,9 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
 from superhf import ppo_trainer, superhf_trainer
-from superhf.config import GenerationConfig, RLHFConfig, SuperHFConfig
+from superhf.config.common import GenerationConfig
+from superhf.config.rlhf import RLHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.generation import format_prompt, generate
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import FixedKLController

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 from superhf.errors import BadInputError, MissingInputError
 from superhf.io import unique_keys
 from superhf.paths import fixture_dir

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from superhf.config import PartsConfig, PrepareConfig
+from superhf.config.prepare import PartsConfig, PrepareConfig
 from superhf.data import (
     Malformed,
     extract_pair,

@@ -26,7 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from superhf.capabilities.suite import run_benchmarks
-from superhf.config import EvaluateConfig, GenerationConfig, unwarped
+from superhf.config.common import GenerationConfig, unwarped
+from superhf.config.evaluate import EvaluateConfig
 from superhf.core import (
     IGNORE,
     build_sft_batch,

@@ -26,7 +26,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from superhf.config import GenerationConfig
+from superhf.config.common import GenerationConfig
 from superhf.core import tail_forward_inputs
 from superhf.params import ParamsError
 

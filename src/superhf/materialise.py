@@ -4,12 +4,12 @@ model built from a config. Used by stages ``base_policy`` and ``reward_model``."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from superhf import packaged
-from superhf.config import BasePolicyConfig, RewardModelConfig
 from superhf.model_check import check_model_folder
 from superhf.models import (
     ModelLoadError,
@@ -22,6 +22,12 @@ from superhf.models import (
     save_model,
 )
 from superhf.tiny import tiny_causal_lm, tiny_reward_backbone, tiny_tokenizer
+
+# A section class only named in annotations: imported for type checkers, not at run time,
+# so the stages that run this module do not depend on (rerun for) that section's config.
+if TYPE_CHECKING:
+    from superhf.config.base_policy import BasePolicyConfig
+    from superhf.config.reward_model import RewardModelConfig
 
 
 def build_base_policy(cfg: BasePolicyConfig):

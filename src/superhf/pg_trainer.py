@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
-from superhf.config import GroupPGConfig
+from superhf.config.group_pg import GroupPGConfig
 from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, tail_forward_inputs
 from superhf.generation import distinct_n
 from superhf.models import load_causal_lm, load_tokenizer

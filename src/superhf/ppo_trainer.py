@@ -11,12 +11,11 @@ per-token KL act on what was sampled.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate.utils import gather_object
 
-from superhf.config import RLHFConfig
 from superhf.core import (
     IGNORE,
     build_sft_batch,
@@ -56,6 +55,11 @@ from superhf.training import (
     prompts_per_step,
     seed_everything,
 )
+
+# A section class only named in annotations: imported for type checkers, not at run time,
+# so the stages that run this module do not depend on (rerun for) that section's config.
+if TYPE_CHECKING:
+    from superhf.config.rlhf import RLHFConfig
 
 
 class PolicyWithValueHead(torch.nn.Module):

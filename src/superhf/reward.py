@@ -16,13 +16,13 @@ import random
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
-from superhf.config import RewardModelConfig
 from superhf.models import (
     ModelLoadError,
     check_model_dir,
@@ -30,6 +30,11 @@ from superhf.models import (
     load_tokenizer,
     read_meta,
 )
+
+# A section class only named in annotations: imported for type checkers, not at run time,
+# so the stages that run this module do not depend on (rerun for) that section's config.
+if TYPE_CHECKING:
+    from superhf.config.reward_model import RewardModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate.utils import gather_object
 
-from superhf.config import SuperHFConfig
 from superhf.core import (
     IGNORE,
     accumulation_scales,
@@ -41,6 +40,11 @@ from superhf.training import (
     prompts_per_step,
     seed_everything,
 )
+
+# A section class only named in annotations: imported for type checkers, not at run time,
+# so the stages that run this module do not depend on (rerun for) that section's config.
+if TYPE_CHECKING:
+    from superhf.config.superhf import SuperHFConfig
 
 
 def train(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from superhf.config import TrackingConfig
+from superhf.config.tracking import TrackingConfig
 from superhf.errors import UserError
 from superhf.params import ParamsError
 

@@ -21,7 +21,7 @@ from accelerate.utils import gather_object
 from safetensors.torch import load_file, save_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
 
-from superhf.config import LoraConfig, OptimConfig
+from superhf.config.common import LoraConfig, OptimConfig
 from superhf.io import atomic_path, clear_leftovers, restore_interrupted
 from superhf.models import pick_device
 from superhf.params import ParamsError

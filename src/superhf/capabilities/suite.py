@@ -11,7 +11,7 @@ from superhf.capabilities.harness import lm_eval_available, run_lm_eval
 from superhf.capabilities.loaders import load_all, load_hub
 from superhf.capabilities.paper import load_paper, run_paper
 from superhf.capabilities.tasks import StandardRun, run_all
-from superhf.config import EvaluateConfig
+from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError, MissingInputError
 from superhf.paths import fixture_eval_dir
 

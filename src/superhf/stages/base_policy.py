@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import torch
 
 from superhf.cli import add_params_arg, run, stage_parser
-from superhf.config import BasePolicyConfig
+from superhf.config.base_policy import BasePolicyConfig
 from superhf.io import atomic_path
 from superhf.materialise import build_base_policy
 from superhf.models import save_model

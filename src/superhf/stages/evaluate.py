@@ -25,7 +25,7 @@ from pathlib import Path
 
 from superhf.capabilities.suite import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
-from superhf.config import EvaluateConfig
+from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
 from superhf.evaluation import evaluate_models, overoptimisation
 from superhf.generation import check_context

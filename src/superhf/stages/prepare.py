@@ -14,7 +14,7 @@ from pathlib import Path
 
 from superhf import cli
 from superhf.cli import add_params_arg, stage_parser
-from superhf.config import PrepareConfig
+from superhf.config.prepare import PrepareConfig
 from superhf.data import run
 from superhf.data_parts import run_parts
 from superhf.errors import BadInputError

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from superhf.cli import add_params_arg, run, stage_parser
-from superhf.config import RewardModelConfig
+from superhf.config.reward_model import RewardModelConfig
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
 from superhf.judges import heldout_report

@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Iterable
 
 from superhf.cli import run
-from superhf.config import RLHFConfig
+from superhf.config.rlhf import RLHFConfig
 from superhf.ppo_trainer import train
 from superhf.stages.common import run_training_stage, training_parser
 

@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Iterable
 
 from superhf.cli import run
-from superhf.config import RLOOConfig
+from superhf.config.group_pg import RLOOConfig
 from superhf.stages.common import training_parser
 from superhf.stages.group_pg import run_group_pg_stage
 

@@ -21,7 +21,7 @@ import argparse
 from collections.abc import Iterable
 
 from superhf.cli import run
-from superhf.config import SuperHFConfig
+from superhf.config.superhf import SuperHFConfig
 from superhf.stages.common import run_training_stage, training_parser
 from superhf.superhf_trainer import train
 
