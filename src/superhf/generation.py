@@ -302,8 +302,10 @@ class GrowingLayer(DynamicLayer):
         )
         if not reuse:  # double the room: a decode of T tokens reallocates O(log T) times
             shape = (*key_states.shape[:2], 2 * new, key_states.shape[-1])
-            buf = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device)
-                        for _ in range(2))  # fmt: skip
+            buf = tuple(
+                torch.empty(shape, dtype=key_states.dtype, device=key_states.device)
+                for _ in range(2)
+            )
             if old:
                 buf[0][:, :, :old] = self.keys
                 buf[1][:, :, :old] = self.values
