@@ -137,3 +137,40 @@ def test_layout_rules_flag_a_long_packed_module(tmp_path: Path) -> None:
         "packed.py:5: formatter escape",
         "packed.py:9: 125 characters",
     ]
+
+
+# Issue 27: no formatter escape and no line over the limit anywhere in src/superhf. These
+# files are being rewritten by other work on issue 27 (config per stage, evaluation split by
+# concern) and are exempt only until it lands; then this set is emptied (and removed).
+NOT_YET_VERTICAL = {
+    "src/superhf/config.py",
+    "src/superhf/evaluation.py",
+    "src/superhf/stages/evaluate.py",
+    "src/superhf/results.py",
+}
+
+
+def package_lines() -> list[tuple[str, int, str]]:
+    """(path from the repo root, line number, line) of every module in src/superhf but the
+    ones in ``NOT_YET_VERTICAL``."""
+    paths = sorted((REPO / "src" / "superhf").rglob("*.py"))
+    missing = NOT_YET_VERTICAL - {p.relative_to(REPO).as_posix() for p in paths}
+    assert not missing, f"exempt files that no longer exist: {sorted(missing)}"
+    out = []
+    for path in paths:
+        rel = path.relative_to(REPO).as_posix()
+        if rel not in NOT_YET_VERTICAL:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            out += [(rel, number, line) for number, line in enumerate(lines, 1)]
+    return out
+
+
+def test_no_code_in_the_package_hides_from_the_formatter() -> None:
+    found = [f"{rel}:{n}" for rel, n, line in package_lines() if FORMATTER_ESCAPE.search(line)]
+    assert not found, "formatter escapes (let ruff format lay it out): " + ", ".join(found)
+
+
+def test_no_line_in_the_package_is_longer_than_the_limit() -> None:
+    long = [(rel, n, len(line)) for rel, n, line in package_lines() if len(line) > MAX_LINE_CHARS]
+    found = [f"{rel}:{n} ({chars})" for rel, n, chars in long]
+    assert not found, f"lines over {MAX_LINE_CHARS} characters: " + ", ".join(found)

@@ -62,7 +62,7 @@ def test_ppo_step_sees_the_response_of_the_paper_run_or_ours(tiny, tmp_path, mon
         lambda *a, **k: seen.setdefault("rollouts", real_sample(*a, **k)),
     )
     monkeypatch.setattr(rlhf, "ppo_step",
-                        lambda *a, **k: seen.setdefault("mask", a[9].cpu()) is None or real_step(*a, **k))  # fmt: skip
+                        lambda *a, **k: seen.setdefault("mask", a[3].cpu()) is None or real_step(*a, **k))  # fmt: skip
     scorer = SpyScorer()
     cfg = ppo_cfg(response=response)
     _, _, h, _, _ = rlhf.train(cfg, policy, None, PROMPTS, tmp_path / "ck", scorer=scorer)

@@ -14,6 +14,7 @@ from superhf.config.superhf import SuperHFConfig
 from superhf.core import accumulation_scales
 from superhf.generation import Completion
 from superhf.models import load_causal_lm, load_tokenizer
+from superhf.trainer_loop import Trainee
 from superhf.training import build_optimizer, make_accelerator
 
 
@@ -47,9 +48,7 @@ def test_a_checkpoint_of_other_prompts_with_the_same_count_is_not_resumed(tiny, 
     mod.train(cfg, policy, reward, PROMPTS, tmp_path / "ck")
     steps: list[int] = []
     real = getattr(mod, step_fn)
-    monkeypatch.setattr(
-        mod, step_fn, lambda *a: steps.append(a[-2] if method == "superhf" else a[-1]) or real(*a)
-    )
+    monkeypatch.setattr(mod, step_fn, lambda *a: steps.append(a[-1]) or real(*a))
     other = [p.replace("?", "!") for p in PROMPTS]
     mod.train(cfg, policy, reward, other, tmp_path / "ck")
     assert steps == [0, 1]  # every step on the new prompts, none skipped as done
@@ -97,8 +96,7 @@ def test_finetune_scales_and_counts_only_completion_tokens(tiny, monkeypatch) ->
                         lambda *a: (lambda out: losses.append(out[0].item()) or out)(real(*a)))  # fmt: skip
     scaled: list[float] = []
     monkeypatch.setattr(acc, "backward", lambda loss: scaled.append(loss.item()) or loss.backward())
-    *_, n_tokens = shf._finetune(
-        cfg, acc, model, None, opt, sched, tok, [PROMPTS[0]], kept, 0, False
-    )
+    t = Trainee(cfg, acc, model, tok, opt, sched, scorer=None, extra={"measure_kl": False})
+    *_, n_tokens = shf._finetune(t, [PROMPTS[0]], kept, 0)
     assert [s / x for s, x in zip(scaled, losses)] == pytest.approx([0.5, 0.5, 1.0])
     assert n_tokens == 9  # 3 rows x 3 completion tokens; the prompt is not trained on

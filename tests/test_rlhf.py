@@ -12,6 +12,7 @@ from superhf.config.rlhf import RLHFConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import FixedKLController
 from superhf.stages import rlhf as rlhf_stage
+from superhf.trainer_loop import Trainee
 from superhf.training import make_accelerator
 
 
@@ -101,8 +102,9 @@ def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
         # up to lr-sized steps and hide what is compared
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        stats = rlhf.ppo_step(c, acc, model, ref, opt, sched, FixedKLController(0.2), ids, attn,
-                              mask, scores, 0, reuse_forward=reuse)  # fmt: skip
+        kl_ctl = {"kl_ctl": FixedKLController(0.2)}
+        t = Trainee(c, acc, model, tok, opt, sched, scorer=None, ref=ref, extra=kl_ctl)
+        stats = rlhf.ppo_step(t, ids, attn, mask, scores, 0, reuse_forward=reuse)
         results.append((stats, {k: v.detach().clone() for k, v in model.named_parameters()}))
     (s1, p1), (s2, p2) = results
     assert any(not torch.equal(v, load_causal_lm(policy).state_dict().get(k[len("policy."):], v))

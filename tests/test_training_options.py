@@ -24,6 +24,7 @@ from superhf.ppo_core import FixedKLController
 from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
+from superhf.trainer_loop import Trainee
 from superhf.training import Checkpointer, build_optimizer, make_accelerator
 
 
@@ -114,8 +115,9 @@ def test_max_grad_norm_and_whitening_in_a_ppo_step(tiny) -> None:
         before = params_of(model)
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        ppo_trainer.ppo_step(c, acc, model, load_causal_lm(policy).eval(), opt, sched,
-                             FixedKLController(0.2), ids, attn, mask, scores, 0)  # fmt: skip
+        ref, kl_ctl = load_causal_lm(policy).eval(), {"kl_ctl": FixedKLController(0.2)}
+        t = Trainee(c, acc, model, tok, opt, sched, scorer=None, ref=ref, extra=kl_ctl)
+        ppo_trainer.ppo_step(t, ids, attn, mask, scores, 0)
         after = params_of(model)
         return after, float(torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in after)))
 

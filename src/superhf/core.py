@@ -91,8 +91,12 @@ def tail_forward_inputs(
 ) -> dict[str, torch.Tensor | int]:
     """Keyword arguments for a causal LM forward over a left-padded batch that returns
     logits for the last ``keep`` columns only (see ``tail_columns``)."""
-    return {"input_ids": input_ids, "attention_mask": attention_mask,
-            "position_ids": position_ids(attention_mask), "logits_to_keep": keep}  # fmt: skip
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids(attention_mask),
+        "logits_to_keep": keep,
+    }
 
 
 def shifted_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -245,8 +245,10 @@ def split_by_prompt(dataset: str, rows: list[Any], n_test: int, seed: int) -> di
             break
         test_keys.add(k)
         n += sizes[k]
-    return {"train": [r for r, k in zip(rows, keys) if k not in test_keys],
-            "test": [r for r, k in zip(rows, keys) if k in test_keys]}  # fmt: skip
+    return {
+        "train": [r for r, k in zip(rows, keys) if k not in test_keys],
+        "test": [r for r, k in zip(rows, keys) if k in test_keys],
+    }
 
 
 def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) -> SubsetResult:
@@ -254,8 +256,12 @@ def process_subset(dataset: str, raw: dict[str, list[Any]], cfg: PrepareConfig) 
     splits = dict(raw)
     present = [s for s in ("train", "test") if splits.get(s)]
     if dataset in OWN_TEST_SPLIT and cfg.missing_split == "split_by_prompt" and len(present) == 1:
-        log.info("%s: only its %s rows are present; splitting them by prompt (seed %d)",
-                 dataset, present[0], cfg.seed)  # fmt: skip
+        log.info(
+            "%s: only its %s rows are present; splitting them by prompt (seed %d)",
+            dataset,
+            present[0],
+            cfg.seed,
+        )
         splits = split_by_prompt(dataset, splits[present[0]], cfg.test_size_per_dataset, cfg.seed)
     if dataset not in OWN_TEST_SPLIT:
         train = splits.get("train", [])

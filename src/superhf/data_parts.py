@@ -42,8 +42,12 @@ PARTS = (*PROMPT_PARTS, "reward_heldout")  # filled in this order; the rest is r
 
 
 def quotas(parts: PartsConfig) -> dict[str, int]:
-    return {"eval": parts.eval_prompts, "validation": parts.validation_prompts,
-            "policy": parts.policy_prompts, "reward_heldout": parts.reward_heldout_prompts}  # fmt: skip
+    return {
+        "eval": parts.eval_prompts,
+        "validation": parts.validation_prompts,
+        "policy": parts.policy_prompts,
+        "reward_heldout": parts.reward_heldout_prompts,
+    }
 
 
 def assign_parts(fits: dict[str, bool], want: dict[str, int], seed: int) -> dict[str, str]:
@@ -53,14 +57,18 @@ def assign_parts(fits: dict[str, bool], want: dict[str, int], seed: int) -> dict
     got = dict.fromkeys(PARTS, 0)
     out = {}
     for prompt in prompt_order(fits, seed):
-        part = next((p for p in PARTS if got[p] < want[p] and (fits[prompt] or p not in PROMPT_PARTS)),
-                    "reward_train")  # fmt: skip
+        part = next(
+            (p for p in PARTS if got[p] < want[p] and (fits[prompt] or p not in PROMPT_PARTS)),
+            "reward_train",
+        )
         got[part] = got.get(part, 0) + 1
         out[prompt] = part
     short = {p: (got[p], want[p]) for p in PARTS if got[p] < want[p]}
     if short:
-        raise BadInputError(f"prepare.parts: too few prompt groups ({len(fits)} in all) for "
-                            f"{', '.join(f'{p} ({g} of {w})' for p, (g, w) in short.items())}")  # fmt: skip
+        raise BadInputError(
+            f"prepare.parts: too few prompt groups ({len(fits)} in all) for "
+            f"{', '.join(f'{p} ({g} of {w})' for p, (g, w) in short.items())}"
+        )
     return out
 
 
@@ -135,11 +143,16 @@ def run_parts(cfg: PrepareConfig) -> tuple[dict[str, list[dict]], dict[str, list
     extra, extra_stats = extra_prompts(cfg, root, set(groups))
     prompts["train"] += extra
     metrics: dict[str, Any] = {
-        "split": "parts", "seed": cfg.seed, "distinct_prompts": len(groups),
+        "split": "parts",
+        "seed": cfg.seed,
+        "distinct_prompts": len(groups),
         "datasets": {d: dict(c) for d, c in counts.items()},
-        "parts": {p: dict(c) for p, c in per.items()}, "extra_policy_prompts": extra_stats,
-        "train_prompts": len(prompts["train"]), "test_prompts": len(prompts["test"]),
-        "val_prompts": len(prompts["val"]), "train_pairs": len(pairs["train"]),
+        "parts": {p: dict(c) for p, c in per.items()},
+        "extra_policy_prompts": extra_stats,
+        "train_prompts": len(prompts["train"]),
+        "test_prompts": len(prompts["test"]),
+        "val_prompts": len(prompts["val"]),
+        "train_pairs": len(pairs["train"]),
         "test_pairs": len(pairs["test"]),
-    }  # fmt: skip
+    }
     return prompts, pairs, metrics

@@ -48,12 +48,15 @@ def length_baselines(pairs: Sequence[dict]) -> dict[str, dict[str, float]]:
     """Accuracy of 'the longer answer wins' and of 'the shorter answer wins' (characters)."""
     lc = [len(p["chosen"]) for p in pairs]
     lr = [len(p["rejected"]) for p in pairs]
-    return {"longer_wins": accuracy(lc, lr),
-            "shorter_wins": accuracy([-x for x in lc], [-x for x in lr])}  # fmt: skip
+    return {
+        "longer_wins": accuracy(lc, lr),
+        "shorter_wins": accuracy([-x for x in lc], [-x for x in lr]),
+    }
 
 
-def agreement(proxy: tuple[Sequence[float], Sequence[float]],
-              gold: tuple[Sequence[float], Sequence[float]]) -> dict[str, float]:  # fmt: skip
+def agreement(
+    proxy: tuple[Sequence[float], Sequence[float]], gold: tuple[Sequence[float], Sequence[float]]
+) -> dict[str, float]:
     """Share of pairs on which both models prefer the same answer (a tie in one of them
     counts one half), with its interval. Each argument is (chosen scores, rejected scores)."""
     credits = []
@@ -76,8 +79,9 @@ def ranks(x: Sequence[float]) -> np.ndarray:
     return r
 
 
-def correlation(x: Sequence[float], y: Sequence[float], n_resamples: int = 1000,
-                seed: int = 0) -> dict[str, float]:  # fmt: skip
+def correlation(
+    x: Sequence[float], y: Sequence[float], n_resamples: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """Pearson r and Spearman rho of two models' scores on the same samples, each with a
     95% percentile bootstrap interval over the samples."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -92,8 +96,11 @@ def correlation(x: Sequence[float], y: Sequence[float], n_resamples: int = 1000,
         boots = [np.corrcoef(u[i], v[i])[0, 1] for i in idx]
         boots = [r for r in boots if np.isfinite(r)]
         lo, hi = np.quantile(boots, [0.025, 0.975]) if boots else (math.nan, math.nan)
-        out |= {name: float(np.corrcoef(u, v)[0, 1]), f"{name}_ci_low": float(lo),
-                f"{name}_ci_high": float(hi)}  # fmt: skip
+        out |= {
+            name: float(np.corrcoef(u, v)[0, 1]),
+            f"{name}_ci_low": float(lo),
+            f"{name}_ci_high": float(hi),
+        }
     return out
 
 
@@ -114,8 +121,11 @@ def policy_correlation(rows: Sequence[dict], n_resamples: int = 1000, seed: int 
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
-    out = {m: correlation([r["proxy"] for r in rs], [r["gold"] for r in rs], n_resamples, seed)
-           for m, rs in by_model.items() if len(rs) >= 3}  # fmt: skip
+    out = {
+        m: correlation([r["proxy"] for r in rs], [r["gold"] for r in rs], n_resamples, seed)
+        for m, rs in by_model.items()
+        if len(rs) >= 3
+    }
     out["all"] = correlation(
         [r["proxy"] for r in rows], [r["gold"] for r in rows], n_resamples, seed
     )

@@ -129,6 +129,11 @@ def materialise_pretrained(
     kw = {"revision": revision, "trust_remote_code": cfg.trust_remote_code}
     model = load_reward_model(name, **kw)
     tok = load_tokenizer(name, **kw)
-    meta = {"source": cfg.source, "name": name, "revision": revision, "input_format": fmt,
-            "max_length": max_length}  # fmt: skip
+    meta = {
+        "source": cfg.source,
+        "name": name,
+        "revision": revision,
+        "input_format": fmt,
+        "max_length": max_length,
+    }
     save_model(model, tok, out, meta)

@@ -42,8 +42,15 @@ INPUT_FORMATS = ("text", "pair", "upstream")
 # a tokenizer of this model covers all but a few padding rows of its embedding (phi-2: 1.8%
 # unused, Qwen2.5: 0.2%); one covering less than this share is another model's
 MIN_VOCAB_COVERAGE = 0.9
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt",
-                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.tiktoken")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.tiktoken",
+)
 PROBE = "The quick brown fox jumps over the lazy dog. Paris is the capital of France, 42!"
 RESAVE = "re-save the model with save_pretrained, or copy the folder again"
 

@@ -121,9 +121,12 @@ def best_of_n_curve(
     out = []
     for n in curve_ns(n_max):
         ws = [choice_weights(row, n) for row in proxy]
-        out.append({
-            "n": n, "kl": best_of_n_kl(n),
-            "proxy": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, proxy)],
-            "gold": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, gold)],
-        })  # fmt: skip
+        out.append(
+            {
+                "n": n,
+                "kl": best_of_n_kl(n),
+                "proxy": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, proxy)],
+                "gold": [sum(w * v for w, v in zip(wr, row)) for wr, row in zip(ws, gold)],
+            }
+        )
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,15 @@ from superhf.training import (
 )
 
 
-def train(cfg: GroupPGConfig, policy_dir: str | Path, reward_dir: str | Path, prompts: list[str],
-          checkpoint_dir: str | Path, run: Any = None, snapshot_dir: str | Path | None = None,
-          ) -> tuple[Any, Any, list[dict], list[dict], Any]:  # fmt: skip
+def train(
+    cfg: GroupPGConfig,
+    policy_dir: str | Path,
+    reward_dir: str | Path,
+    prompts: list[str],
+    checkpoint_dir: str | Path,
+    run: Any = None,
+    snapshot_dir: str | Path | None = None,
+) -> tuple[Any, Any, list[dict], list[dict], Any]:
     """The RLOO/GRPO loop (``cfg.SECTION`` names the stage). Returns (model, tokenizer,
     per-step history, samples, accelerator)."""
     stage = cfg.SECTION
@@ -64,8 +71,9 @@ def train(cfg: GroupPGConfig, policy_dir: str | Path, reward_dir: str | Path, pr
         ref.to(acc.device)
     t = Trainee(cfg, acc, model, tok, opt, sched, scorer, ref)
     fp = run_fingerprint(t, policy_dir, prompts)
-    method = Method(stage, group_step, queries_per_prompt=lambda c: c.superbatch_size,
-                    postfix=("kl", "kl"))  # fmt: skip
+    method = Method(
+        stage, group_step, queries_per_prompt=lambda c: c.superbatch_size, postfix=("kl", "kl")
+    )
     history, samples = run_loop(method, t, prompts, sizes, fp, checkpoint_dir, snapshot_dir, run)
     return model, tok, history, samples, acc
 
@@ -82,13 +90,14 @@ def group_step(t: Trainee, batch_prompts: list[str], step: int) -> tuple[dict, l
     Returns (history row, sample candidates: each prompt's first completion)."""
     cfg, acc, S, P = t.cfg, t.acc, t.cfg.superbatch_size, len(batch_prompts)
     t0 = time.perf_counter()
-    texts, completions, rm_scores, rewards, t_gen = sample_superbatch(
-        cfg, acc, t.model, t.tok, t.scorer, batch_prompts, step
-    )
+    texts, completions, rm_scores, rewards, t_gen = sample_superbatch(t, batch_prompts, step)
     t_score = time.perf_counter()
-    ids, attn, mask = rollout_batch(t.tok, [x for x in texts for _ in range(S)],
-                                    [response_ids(c) for c in completions],
-                                    cfg.generation.max_prompt_tokens)  # fmt: skip
+    ids, attn, mask = rollout_batch(
+        t.tok,
+        [x for x in texts for _ in range(S)],
+        [response_ids(c) for c in completions],
+        cfg.generation.max_prompt_tokens,
+    )
     ids, attn, mask = ids.to(acc.device), attn.to(acc.device), mask.to(acc.device)
     with torch.no_grad():
         old_logp = _logprobs(t, t.model, ids, attn, mask)
@@ -98,17 +107,25 @@ def group_step(t: Trainee, batch_prompts: list[str], step: int) -> tuple[dict, l
     if cfg.kl_in == "reward" and cfg.kl_coef > 0:
         seq_reward = seq_reward - cfg.kl_coef * kl_seq.view(P, S)
     adv = advantages(cfg, seq_reward).flatten()
-    stats = _update(t, ids, attn, mask, old_logp, ref_logp, adv, step)
+    stats = _update(t, GroupRollouts(ids, attn, mask, old_logp, ref_logp, adv), step)
     t_train = time.perf_counter()
     comp_texts = [c.text for c in completions]
-    row = {"step": step, "prompts": sum(gather_object([P])),
-           **_reward_stats(rewards, rm_scores, comp_texts), **stats,
-           "kl": _mean_all([float(k) for k in kl_seq]), "adv_abs_mean": float(adv.abs().mean()),
-           "time_generate": t_gen - t0, "time_score": t_score - t_gen,
-           "time_train": t_train - t_score,
-           "tokens_trained": int(mask.sum())}  # fmt: skip
-    samples = [{"prompt": batch_prompts[j], "completion": comp_texts[j * S],
-                "reward": rewards[j * S]} for j in range(P)]  # fmt: skip
+    row = {
+        "step": step,
+        "prompts": sum(gather_object([P])),
+        **_reward_stats(rewards, rm_scores, comp_texts),
+        **stats,
+        "kl": _mean_all([float(k) for k in kl_seq]),
+        "adv_abs_mean": float(adv.abs().mean()),
+        "time_generate": t_gen - t0,
+        "time_score": t_score - t_gen,
+        "time_train": t_train - t_score,
+        "tokens_trained": int(mask.sum()),
+    }
+    samples = [
+        {"prompt": batch_prompts[j], "completion": comp_texts[j * S], "reward": rewards[j * S]}
+        for j in range(P)
+    ]
     return row, samples
 
 
@@ -146,10 +163,26 @@ def _forward(t: Trainee, model, ids, attn, mask) -> tuple[torch.Tensor, int]:
     return shifted_logprobs(logits, ids[:, -keep:]), keep
 
 
-def _update(t: Trainee, ids, attn, mask, old_logp, ref_logp, adv, step: int) -> dict:
+@dataclass(frozen=True)
+class GroupRollouts:
+    """A step's S completions of each prompt, as ``_update`` trains on them: prompt+response
+    token ids, attention mask, response mask ``[rows, seq-1]``, the per-token log-probs of
+    the sampled tokens under the policy before the update and under the reference, and one
+    advantage per row."""
+
+    ids: torch.Tensor
+    attn: torch.Tensor
+    mask: torch.Tensor
+    old_logp: torch.Tensor
+    ref_logp: torch.Tensor
+    adv: torch.Tensor
+
+
+def _update(t: Trainee, ro: GroupRollouts, step: int) -> dict:
     """``update_epochs`` passes over seeded minibatches (one shuffle per step, the same each
     epoch); an optimiser step every ``gradient_accumulation`` minibatches and at the end."""
     cfg, acc = t.cfg, t.acc
+    ids, attn, mask = ro.ids, ro.attn, ro.mask
     n = ids.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(step)).to(ids.device)
     batches = [perm[s : s + cfg.minibatch_size] for s in range(0, n, cfg.minibatch_size)]
@@ -161,9 +194,16 @@ def _update(t: Trainee, ids, attn, mask, old_logp, ref_logp, adv, step: int) -> 
         for m, idx in enumerate(batches):
             logp, keep = _forward(t, t.model, ids[idx], attn[idx], mask[idx])
             cols = slice(-(keep - 1), None)
-            loss, clip, k3 = clipped_pg_loss(logp.float(), old_logp[idx][:, cols], adv[idx],
-                                             mask[idx][:, cols], cfg.cliprange, cfg.aggregation,
-                                             beta, ref_logp[idx][:, cols])  # fmt: skip
+            loss, clip, k3 = clipped_pg_loss(
+                logp.float(),
+                ro.old_logp[idx][:, cols],
+                ro.adv[idx],
+                mask[idx][:, cols],
+                cfg.cliprange,
+                cfg.aggregation,
+                beta,
+                ro.ref_logp[idx][:, cols],
+            )
             check_finite("loss", loss.detach(), step)
             acc.backward(loss * scales[m])
             losses.append(float(loss.detach()))
@@ -175,8 +215,12 @@ def _update(t: Trainee, ids, attn, mask, old_logp, ref_logp, adv, step: int) -> 
                 t.opt.step()
                 t.sched.step()
                 t.opt.zero_grad(set_to_none=True)
-    return {"loss": _mean_all(losses), "clipfrac": _mean_all(clips), "kl_k3": _mean_all(k3s),
-            "lr": t.sched.get_last_lr()[0]}  # fmt: skip
+    return {
+        "loss": _mean_all(losses),
+        "clipfrac": _mean_all(clips),
+        "kl_k3": _mean_all(k3s),
+        "lr": t.sched.get_last_lr()[0],
+    }
 
 
 def _mean_all(values: list[float]) -> float:
@@ -193,9 +237,13 @@ def _reward_stats(rewards: list[float], rm_scores: list[float], comps: list[str]
         gather_object(comps),
     )
     n = len(all_rewards)
-    return {"reward_mean": sum(all_rewards) / n,
-            "reward_std": float(torch.tensor(all_rewards).std()) if n > 1 else 0.0,
-            "reward_max": max(all_rewards), "reward_model_mean": sum(all_rm) / n,
-            "completion_chars": sum(map(len, all_comps)) / n,
-            "empty_share": sum(not c for c in all_comps) / n,
-            "distinct_1": distinct_n(all_comps, 1), "distinct_2": distinct_n(all_comps, 2)}  # fmt: skip
+    return {
+        "reward_mean": sum(all_rewards) / n,
+        "reward_std": float(torch.tensor(all_rewards).std()) if n > 1 else 0.0,
+        "reward_max": max(all_rewards),
+        "reward_model_mean": sum(all_rm) / n,
+        "completion_chars": sum(map(len, all_comps)) / n,
+        "empty_share": sum(not c for c in all_comps) / n,
+        "distinct_1": distinct_n(all_comps, 1),
+        "distinct_2": distinct_n(all_comps, 2),
+    }

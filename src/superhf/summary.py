@@ -9,13 +9,15 @@ compact mean/spread table over a group of experiments (``scripts/seed_sweep.sh``
 Which numbers, and where each comes from (a missing source key leaves its number out, so a
 renamed or restructured detail file degrades to a shorter summary, never to a crash):
 
-- per model (base, best_of_n, superhf, rlhf, rloo, grpo; those evaluated), from ``eval.json``: ``proxy`` and ``gold``
-  (held-out mean reward) and ``proxy_ci``/``gold_ci`` (half-width of the 95% bootstrap
-  interval; the endpoints are in ``eval.json``); ``kl`` (KL to base; best-of-n: the analytic
-  bound ``log n - (n-1)/n``; base has none, it is 0 by definition); ``bench`` (see
-  ``benchmark_headline``; best-of-n has no benchmarks, it is the base policy's weights).
-- every trained method (superhf, rlhf, rloo, grpo), from its stage JSON: ``train_gain`` (training reward, last quarter minus
-  first quarter) and ``wall_s`` (the training stage's wall time).
+- per model (base, best_of_n, superhf, rlhf, rloo, grpo; those evaluated), from
+  ``eval.json``: ``proxy`` and ``gold`` (held-out mean reward) and ``proxy_ci``/``gold_ci``
+  (half-width of the 95% bootstrap interval; the endpoints are in ``eval.json``);
+  ``kl`` (KL to base; best-of-n: the analytic bound ``log n - (n-1)/n``; base has none,
+  it is 0 by definition); ``bench`` (see ``benchmark_headline``; best-of-n has no
+  benchmarks, it is the base policy's weights).
+- every trained method (superhf, rlhf, rloo, grpo), from its stage JSON: ``train_gain``
+  (training reward, last quarter minus first quarter) and ``wall_s`` (the training stage's
+  wall time).
 - ``reward_model``, from ``reward_model.json``: held-out pair accuracy of the proxy and the
   gold model, and of the length-only baseline.
 """

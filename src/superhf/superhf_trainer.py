@@ -74,8 +74,7 @@ def train(
 
 def _step(t: Trainee, batch_prompts: list[str], step: int) -> tuple[dict, list[dict]]:
     """One superbatch (``_superbatch``) for the shared loop: (row, sample candidates)."""
-    row, kept = _superbatch(t.cfg, t.acc, t.model, t.ref, t.opt, t.sched, t.tok, t.scorer,
-                            batch_prompts, step, t.extra["measure_kl"])  # fmt: skip
+    row, kept = _superbatch(t, batch_prompts, step)
     return row, [
         {"prompt": batch_prompts[j], "completion": c.text, "reward": r} for j, c, r in kept
     ]
@@ -88,34 +87,39 @@ def optimizer_steps(cfg: SuperHFConfig, sizes: list[int]) -> int:
     return sum(math.ceil(n / cfg.gradient_accumulation) for n in per_mb)
 
 
-def _superbatch(cfg, acc, model, ref, opt, sched, tok, scorer, batch_prompts, step, measure_kl):
+def _superbatch(t: Trainee, batch_prompts: list[str], step: int):
     """One superbatch: sample S completions of each prompt, score them (minus the optional
     length penalty), keep the top-K of each prompt and fine-tune on their sampled tokens.
     Returns (history row, kept)."""
-    S, P = cfg.superbatch_size, len(batch_prompts)
+    cfg, S, P = t.cfg, t.cfg.superbatch_size, len(batch_prompts)
     t0 = time.perf_counter()
-    texts, completions, rm_scores, rewards, t_gen = sample_superbatch(
-        cfg, acc, model, tok, scorer, batch_prompts, step
-    )
+    texts, completions, rm_scores, rewards, t_gen = sample_superbatch(t, batch_prompts, step)
     comp_texts = [c.text for c in completions]
     t_score = time.perf_counter()
     kept = keep_top_k(completions, rewards, P, S, cfg.top_k)
-    loss_v, nll_v, kl_v, n_tokens = _finetune(
-        cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl
-    )
+    loss_v, nll_v, kl_v, n_tokens = _finetune(t, texts, kept, step)
     t_train = time.perf_counter()
-    row = {"step": step, **_reward_stats(rewards, rm_scores, kept, comp_texts, P, cfg.reward_mean_over),
-           "loss": loss_v, "nll": nll_v, "kl": kl_v, "lr": sched.get_last_lr()[0],
-           "time_generate": t_gen - t0, "time_score": t_score - t_gen,
-           "time_train": t_train - t_score, "tokens_trained": n_tokens}  # fmt: skip
+    row = {
+        "step": step,
+        **_reward_stats(rewards, rm_scores, kept, comp_texts, P, cfg.reward_mean_over),
+        "loss": loss_v,
+        "nll": nll_v,
+        "kl": kl_v,
+        "lr": t.sched.get_last_lr()[0],
+        "time_generate": t_gen - t0,
+        "time_score": t_score - t_gen,
+        "time_train": t_train - t_score,
+        "tokens_trained": n_tokens,
+    }
     return row, kept
 
 
-def sample_superbatch(cfg, acc, model, tok, scorer, batch_prompts: list[str], step: int):
+def sample_superbatch(t: Trainee, batch_prompts: list[str], step: int):
     """Sample S completions of each prompt from the current policy and score them (minus
     the optional length penalty); RLOO and GRPO sample and score with this too. Returns
     (prompt texts, completions, reward-model scores, rewards, time.perf_counter() after
     generation)."""
+    cfg, acc, model, tok = t.cfg, t.acc, t.model, t.tok
     S = cfg.superbatch_size
     texts = [format_prompt(p, tok, cfg.generation) for p in batch_prompts]
     with full_parameters(model) as sharded:  # FSDP: gathered for sampling (superhf.sharding)
@@ -125,7 +129,7 @@ def sample_superbatch(cfg, acc, model, tok, scorer, batch_prompts: list[str], st
         )
     t_gen = time.perf_counter()
     comp_texts = [c.text for c in completions]
-    rm_scores = scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
+    rm_scores = t.scorer.score([p for p in batch_prompts for _ in range(S)], comp_texts)
     rewards = length_penalised(rm_scores, comp_texts, cfg.length_penalty)
     check_finite("reward", sum(rewards), step)
     return texts, completions, rm_scores, rewards, t_gen
@@ -188,8 +192,9 @@ def _reward_stats(
     }
 
 
-def training_rows(tok, texts, kept, append_eos: bool,
-                  keep_sampled_eos: bool = True) -> list[tuple[str, list[int]]]:  # fmt: skip
+def training_rows(
+    tok, texts, kept, append_eos: bool, keep_sampled_eos: bool = True
+) -> list[tuple[str, list[int]]]:
     """(prompt text, target ids) per kept completion: its sampled ids, cut at the trim
     point, without a sampled EOS unless ``keep_sampled_eos``, plus EOS when ``append_eos``
     and none ends it."""
@@ -205,11 +210,12 @@ def training_rows(tok, texts, kept, append_eos: bool,
     return rows
 
 
-def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_kl):
+def _finetune(t: Trainee, texts: list[str], kept, step: int):
     """Fine-tune on the kept completions; every process runs the same number of minibatches.
     Each optimiser step's gradient is the mean over its group's real minibatches on all
     processes (``accumulation_scales``); returns mean loss, NLL, KL and the number of
     completion tokens trained on (targets, not prompts)."""
+    cfg, acc, tok = t.cfg, t.acc, t.tok
     rows = training_rows(tok, texts, kept, cfg.append_eos, cfg.keep_sampled_eos)
     mb = cfg.minibatch_size
     per_process = gather_object([math.ceil(len(rows) / mb)])
@@ -232,7 +238,7 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_
         batch = build_sft_batch(p_ids, [c for _, c in chunk], tok.pad_token_id)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
         n_tokens += int((batch["labels"] != IGNORE).sum()) if weight else 0
-        loss, nll, kl = _minibatch_loss(cfg, acc, model, ref, batch, measure_kl)
+        loss, nll, kl = _minibatch_loss(t, batch)
         check_finite("loss", loss.detach(), step)
         acc.backward(loss * weight)
         if weight:
@@ -241,24 +247,25 @@ def _finetune(cfg, acc, model, ref, opt, sched, tok, texts, kept, step, measure_
             kls += kl.tolist()
         if (m + 1) % cfg.gradient_accumulation == 0 or m == n_mb - 1:
             if cfg.optim.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+                acc.clip_grad_norm_(t.model.parameters(), cfg.optim.max_grad_norm)
+            t.opt.step()
+            t.sched.step()
+            t.opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return mean(losses), mean(nlls), mean(kls), n_tokens
 
 
-def _minibatch_loss(cfg, acc, model, ref, batch, measure_kl):
+def _minibatch_loss(t: Trainee, batch: dict):
     """(loss, nll, kl) of one minibatch; logits only where completion tokens are predicted
     (the prompt's are never used). KL is measured against the reference when
-    ``measure_kl``, else NaN."""
+    ``t.extra["measure_kl"]``, else NaN."""
+    cfg, acc, model, ref = t.cfg, t.acc, t.model, t.ref
     keep = tail_columns(batch["labels"] != IGNORE)
     fwd = tail_forward_inputs(batch["input_ids"], batch["attention_mask"], keep)
     with acc.autocast():
         out = model(**fwd)
         ref_logits = None
-        if measure_kl:
+        if t.extra["measure_kl"]:
             with torch.no_grad():
                 if ref is None:  # LoRA: the reference is the base weights
                     with acc.unwrap_model(model).disable_adapter():
@@ -266,8 +273,13 @@ def _minibatch_loss(cfg, acc, model, ref, batch, measure_kl):
                 else:
                     ref_logits = ref(**fwd).logits
         labels = batch["labels"][:, -keep:]
-        return superhf_loss(out.logits, labels, cfg.kl_coef, ref_logits,
-                            inverse_loss_penalty=cfg.inverse_loss_penalty)  # fmt: skip
+        return superhf_loss(
+            out.logits,
+            labels,
+            cfg.kl_coef,
+            ref_logits,
+            inverse_loss_penalty=cfg.inverse_loss_penalty,
+        )
 
 
 # every completion of the superbatch is scored: S reward-model queries per prompt

@@ -115,9 +115,13 @@ def connect(cfg: TrackingConfig) -> Any:
 
 @contextlib.contextmanager
 def stage_run(
-    stage: str, params: dict[str, Any], cfg: TrackingConfig, *, main_process: bool = True,
+    stage: str,
+    params: dict[str, Any],
+    cfg: TrackingConfig,
+    *,
+    main_process: bool = True,
     profile: str = "unknown",
-) -> Iterator[NullRun]:  # fmt: skip
+) -> Iterator[NullRun]:
     """One MLflow run for this stage run, tagged so a model on disk leads back to it."""
     if not (cfg.enabled and main_process):
         yield NullRun()

@@ -36,12 +36,12 @@ from superhf.training import (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Trainee:
     """What a training step works on: the section's config, the accelerator, the prepared
     model and optimiser, the tokenizer, the reward scorer, the frozen reference (None under
     LoRA or when not needed) and a method's own objects (``extra``: PPO's KL controller,
-    SuperHF's measure_kl)."""
+    SuperHF's measure_kl). The steps take it whole instead of a long list of arguments."""
 
     cfg: Any
     acc: Accelerator
@@ -78,13 +78,25 @@ def run_fingerprint(t: Trainee, policy_dir: str | Path, prompts: list[str]) -> s
     """Identity of a run's inputs: params, start policy, reward model, the prompts' content
     (a hash: a resume after ``prepare`` changed them starts fresh), processes."""
     scorer_id = getattr(t.scorer, "hash", type(t.scorer).__name__)
-    return fingerprint(t.cfg.model_dump(), model_hash(policy_dir), scorer_id,
-                       prompts_digest(prompts), t.acc.num_processes)  # fmt: skip
+    return fingerprint(
+        t.cfg.model_dump(),
+        model_hash(policy_dir),
+        scorer_id,
+        prompts_digest(prompts),
+        t.acc.num_processes,
+    )
 
 
-def run_loop(method: Method, t: Trainee, prompts: list[str], sizes: list[int], fp: str,
-             checkpoint_dir: str | Path, snapshot_dir: str | Path | None,
-             run: Any = None) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def run_loop(
+    method: Method,
+    t: Trainee,
+    prompts: list[str],
+    sizes: list[int],
+    fp: str,
+    checkpoint_dir: str | Path,
+    snapshot_dir: str | Path | None,
+    run: Any = None,
+) -> tuple[list[dict], list[dict]]:
     """Every step of the run from the last matching checkpoint; (history, samples)."""
     cfg, acc = t.cfg, t.acc
     schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
@@ -94,8 +106,9 @@ def run_loop(method: Method, t: Trainee, prompts: list[str], sizes: list[int], f
     method.load_state(t, state)
     run = run or NullRun()
     n_steps = len(sizes)
-    bar = tqdm(range(start, n_steps), desc=method.stage,
-               disable=None if acc.is_main_process else True)  # fmt: skip
+    bar = tqdm(
+        range(start, n_steps), desc=method.stage, disable=None if acc.is_main_process else True
+    )
     for step in bar:
         batch_prompts = step_prompts(prompts, schedule, sizes, step, acc)
         row, candidates = method.step(t, batch_prompts, step)
@@ -111,8 +124,14 @@ def run_loop(method: Method, t: Trainee, prompts: list[str], sizes: list[int], f
         # snapshot that was not written
         if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
             queries = sum(sizes[: step + 1]) * method.queries_per_prompt(cfg) * acc.num_processes
-            save_snapshot(method.policy(t), t.tok, snapshot_dir, step + 1, acc,
-                          {"stage": method.stage, "reward_queries": queries})  # fmt: skip
+            save_snapshot(
+                method.policy(t),
+                t.tok,
+                snapshot_dir,
+                step + 1,
+                acc,
+                {"stage": method.stage, "reward_queries": queries},
+            )
         if checkpoint_due(cfg.checkpoint_every, step, n_steps):
             state = {"history": history, "samples": samples, **method.save_state(t)}
             ckpt.save(t.model, t.opt, t.sched, step + 1, state)

@@ -38,8 +38,13 @@ def make_accelerator(mixed_precision: str = "fp32") -> Accelerator:
     precision = "no" if mixed_precision == "fp32" else mixed_precision
     check_sharding_backend(gpu=pick_device().type == "cuda")  # FSDP/DeepSpeed: GPU only
     acc = Accelerator(cpu=pick_device().type == "cpu", mixed_precision=precision)
-    log.info("training on %s (%s, %d process(es), %s)", acc.device, acc.distributed_type.value,
-             acc.num_processes, precision)  # fmt: skip
+    log.info(
+        "training on %s (%s, %d process(es), %s)",
+        acc.device,
+        acc.distributed_type.value,
+        acc.num_processes,
+        precision,
+    )
     return acc
 
 
@@ -140,8 +145,13 @@ class Checkpointer:
                 {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                 self.tmp / "optim.pt",
             )
-            meta = {"format": CHECKPOINT_FORMAT, "step": step, "fingerprint": self.fingerprint,
-                    "world_size": acc.num_processes, "state": state}  # fmt: skip
+            meta = {
+                "format": CHECKPOINT_FORMAT,
+                "step": step,
+                "fingerprint": self.fingerprint,
+                "world_size": acc.num_processes,
+                "state": state,
+            }
             (self.tmp / "meta.json").write_text(json.dumps(meta))
             with atomic_path(self.folder) as out:
                 os.replace(self.tmp, out)
@@ -225,8 +235,10 @@ class Checkpointer:
             os.replace(self.folder, aside)
             log.warning(
                 "checkpoint %s cannot be used (%s); moved to %s, training starts fresh",
-                self.folder, problem, aside,
-            )  # fmt: skip
+                self.folder,
+                problem,
+                aside,
+            )
         self.acc.wait_for_everyone()
 
 
@@ -255,8 +267,9 @@ def discard_checkpoints(folder: str | Path, accelerator: Accelerator) -> None:
         clear_leftovers(folder)
 
 
-def prompts_per_step(num_prompts: int, per_step: int, world: int, section: str,
-                     drop_last: bool = False) -> list[int]:  # fmt: skip
+def prompts_per_step(
+    num_prompts: int, per_step: int, world: int, section: str, drop_last: bool = False
+) -> list[int]:
     """Prompts each process takes at each step, so that a run uses exactly ``num_prompts``.
 
     Full steps take ``per_step`` prompts per process; a remainder becomes one last, smaller
@@ -290,8 +303,9 @@ def prompt_schedule(n_prompts: int, total: int, seed: int) -> list[int]:
     return order[:total]
 
 
-def step_prompts(prompts: list[str], schedule: list[int], sizes: list[int], step: int,
-                 accelerator: Accelerator) -> list[str]:  # fmt: skip
+def step_prompts(
+    prompts: list[str], schedule: list[int], sizes: list[int], step: int, accelerator: Accelerator
+) -> list[str]:
     """This process's prompts at ``step``: its own slice of the step's block of the seeded
     schedule, so processes see disjoint prompts."""
     n = sizes[step]
@@ -300,9 +314,13 @@ def step_prompts(prompts: list[str], schedule: list[int], sizes: list[int], step
 
 
 def resume(
-    checkpointer: Checkpointer, model, opt, sched, snapshot_dir: str | Path | None,
+    checkpointer: Checkpointer,
+    model,
+    opt,
+    sched,
+    snapshot_dir: str | Path | None,
     accelerator: Accelerator,
-) -> tuple[int, dict]:  # fmt: skip
+) -> tuple[int, dict]:
     """(first step, saved loop state) from the checkpoint when it matches, else (0, {});
     a fresh start clears the snapshot folder, a resumed run keeps it."""
     resumed = checkpointer.load(model, opt, sched)
@@ -346,9 +364,13 @@ def start_snapshots(folder: str | Path | None, resumed: bool, accelerator: Accel
 
 
 def save_snapshot(
-    model, tokenizer: PreTrainedTokenizerBase, folder: str | Path | None, step: int,
-    accelerator: Accelerator, meta: dict,
-) -> None:  # fmt: skip
+    model,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: str | Path | None,
+    step: int,
+    accelerator: Accelerator,
+    meta: dict,
+) -> None:
     """Save the policy after ``step`` steps to ``folder/step-<step>/`` (rank 0, atomic), for
     the over-optimisation curve. Unlike ``save_final`` a LoRA policy is merged in a copy, so
     training continues on the adapter."""

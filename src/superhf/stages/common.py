@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,30 +99,41 @@ def write_snapshot_index(folder: str | Path, n_steps: int) -> list[dict]:
     for meta_path in sorted(folder.glob("step-*/superhf_meta.json")):
         meta = json.loads(meta_path.read_text())
         if meta["step"] < n_steps:
-            index.append({"step": meta["step"], "reward_queries": meta["reward_queries"],
-                          "path": meta_path.parent.name})  # fmt: skip
+            index.append(
+                {
+                    "step": meta["step"],
+                    "reward_queries": meta["reward_queries"],
+                    "path": meta_path.parent.name,
+                }
+            )
     write_json(folder / "index.json", index)
     return index
 
 
-def run_training_stage(
-    stage: str,
-    config_cls: type,
-    train_fn: Callable[..., tuple],
-    argv: Iterable[str] | None,
-    description: str,
-    completions_per_prompt: Callable[[Any], int],
-    final_model: Callable[[Any], Any] = lambda m: m,
-    extra_metrics: Callable[[list[dict]], dict] = lambda h: {},
-) -> dict:
+@dataclass(frozen=True)
+class TrainingStage:
+    """What differs between the training stages: the stage (and params section) name, its
+    config class, the trainer's ``train``, the completions scored per prompt (reward-model
+    queries), the part of the trained model saved as the policy, the stage's own metrics."""
+
+    name: str
+    config_cls: type
+    train_fn: Callable[..., tuple]
+    completions_per_prompt: Callable[[Any], int]
+    final_model: Callable[[Any], Any] = lambda m: m
+    extra_metrics: Callable[[list[dict]], dict] = lambda h: {}
+
+
+def run_training_stage(spec: TrainingStage, argv: Iterable[str] | None, description: str) -> dict:
     """The command line of a training stage (SuperHF, PPO, RLOO, GRPO): parse, validate,
     track, train, save the model, write metrics/curve/samples from rank 0, remove the
     checkpoints. A section with ``enabled: false`` writes ``write_disabled``'s markers."""
+    stage = spec.name
     ap = training_parser(stage, description)
     ap.add_argument("--snapshots", default=None, help="folder for snapshot_every's snapshots")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_section(stage, config_cls, args.params)
+    cfg = load_section(stage, spec.config_cls, args.params)
     if not getattr(cfg, "enabled", True):
         return write_disabled(stage, args)
     tracking = load_section("tracking", TrackingConfig, args.params)
@@ -129,34 +141,62 @@ def run_training_stage(
     prompts = check_training_inputs(stage, cfg, args)
     main_proc = int(os.environ.get("RANK", "0")) == 0
     t0 = time.perf_counter()
-    with stage_run(stage, {stage: raw[stage]}, tracking, main_process=main_proc,
-                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
-        model, tok, history, samples, acc = train_fn(
-            cfg, args.policy, args.reward, prompts, args.checkpoints, run,
+    with stage_run(
+        stage,
+        {stage: raw[stage]},
+        tracking,
+        main_process=main_proc,
+        profile=str(raw.get("profile", "unknown")),
+    ) as run:
+        model, tok, history, samples, acc = spec.train_fn(
+            cfg,
+            args.policy,
+            args.reward,
+            prompts,
+            args.checkpoints,
+            run,
             snapshot_dir=args.snapshots,
-        )  # fmt: skip
+        )
         # completions scored = reward-model queries (the last step may be smaller)
-        n_rollouts = completions_per_prompt(cfg) * sum(h["prompts"] for h in history)
+        n_rollouts = spec.completions_per_prompt(cfg) * sum(h["prompts"] for h in history)
         metrics = {
             **summarise(history, time.perf_counter() - t0, n_rollouts),
-            **extra_metrics(history),
+            **spec.extra_metrics(history),
         }
         metrics["mlflow_run_id"] = run.run_id
-        meta = {"stage": stage, "mlflow_run_id": run.run_id, "base": str(args.policy),
-                "step": len(history), "reward_queries": n_rollouts}  # fmt: skip
-        save_final(final_model(acc.unwrap_model(model)), tok, args.out, acc, meta)
+        meta = {
+            "stage": stage,
+            "mlflow_run_id": run.run_id,
+            "base": str(args.policy),
+            "step": len(history),
+            "reward_queries": n_rollouts,
+        }
+        save_final(spec.final_model(acc.unwrap_model(model)), tok, args.out, acc, meta)
         discard_checkpoints(args.checkpoints, acc)
         if acc.is_main_process:
-            if args.snapshots:
-                write_snapshot_index(args.snapshots, len(history))
-            write_json(args.metrics, metrics)
-            write_curve(args.curve, history)
-            write_jsonl(args.samples, samples)
-            run.log_artifact(args.samples)
-            run.log_artifact(args.curve)
-            log.info("%s: reward %.3f -> %.3f (first vs last quarter), final KL %s", stage,
-                     metrics["reward_first_quarter"], metrics["reward_last_quarter"], metrics["kl_final"])  # fmt: skip
+            write_training_outputs(stage, args, metrics, history, samples, run)
     return metrics
+
+
+def write_training_outputs(
+    stage: str, args: argparse.Namespace, metrics: dict, history: list[dict], samples, run
+) -> None:
+    """Rank 0's files of a trained stage: the snapshot index, the metrics, the curve and the
+    samples (the last two also logged to the MLflow run)."""
+    if args.snapshots:
+        write_snapshot_index(args.snapshots, len(history))
+    write_json(args.metrics, metrics)
+    write_curve(args.curve, history)
+    write_jsonl(args.samples, samples)
+    run.log_artifact(args.samples)
+    run.log_artifact(args.curve)
+    log.info(
+        "%s: reward %.3f -> %.3f (first vs last quarter), final KL %s",
+        stage,
+        metrics["reward_first_quarter"],
+        metrics["reward_last_quarter"],
+        metrics["kl_final"],
+    )
 
 
 DISABLED = {"disabled": True}

@@ -6,14 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from superhf.pg_trainer import train
-from superhf.stages.common import run_training_stage
+from superhf.stages.common import TrainingStage, run_training_stage
 
 
-def run_group_pg_stage(stage: str, config_cls: type, argv: Iterable[str] | None,
-                       description: str) -> dict:  # fmt: skip
+def run_group_pg_stage(
+    stage: str, config_cls: type, argv: Iterable[str] | None, description: str
+) -> dict:
     """Parse, validate, train (or write the disabled markers), save, write the outputs."""
-    return run_training_stage(
-        stage, config_cls, train, argv, description,
+    spec = TrainingStage(
+        stage,
+        config_cls,
+        train,
         completions_per_prompt=lambda cfg: cfg.superbatch_size,  # reward-model queries
         extra_metrics=lambda h: {"steps": len(h)},
-    )  # fmt: skip
+    )
+    return run_training_stage(spec, argv, description)

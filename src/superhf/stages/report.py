@@ -39,10 +39,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--superhf-curve", required=True, help="CSV curve of the superhf stage")
     ap.add_argument("--rlhf-curve", required=True, help="CSV curve of the rlhf stage")
     ap.add_argument(
-        "--curve", action="append", default=[],
+        "--curve",
+        action="append",
+        default=[],
         help="NAME=FILE: CSV curve of a further training stage (repeat); one of no rows (a "
         "disabled stage) is left out",
-    )  # fmt: skip
+    )
     ap.add_argument("--eval", required=True, help="JSON metrics of the evaluate stage")
     ap.add_argument("--out", required=True, help="output folder for the PNG figures")
     ap.add_argument("--overopt", help="metrics/overoptimisation.json of the evaluate stage")
@@ -76,8 +78,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     if not isinstance(ev, dict):
         raise BadInputError(f"{args.eval}: expected a JSON object of evaluate's metrics")
     main_proc = int(os.environ.get("RANK", "0")) == 0
-    with atomic_path(args.out) as tmp, stage_run("report", {}, tracking, main_process=main_proc,
-                                                 profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
+    profile = str(raw.get("profile", "unknown"))
+    with (
+        atomic_path(args.out) as tmp,
+        stage_run("report", {}, tracking, main_process=main_proc, profile=profile) as run,
+    ):
         tmp.mkdir()
         training_figure(curves, tmp / "training_reward.png")
         reward_figure(ev, tmp / "proxy_vs_gold.png")

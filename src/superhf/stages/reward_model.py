@@ -103,8 +103,11 @@ def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path],
         if which == "proxy" and cfg.proxy_labels == "gold":
             scorer = RewardScorer(outs["gold"], batch_size=cfg.score_batch_size, device=device)
             pairs, swapped = relabel_pairs(pairs, *score_pairs(scorer, pairs))
-            metrics["relabelled"] = {"pairs": len(pairs), "swapped": swapped,
-                                     "share_swapped": swapped / len(pairs)}  # fmt: skip
+            metrics["relabelled"] = {
+                "pairs": len(pairs),
+                "swapped": swapped,
+                "share_swapped": swapped / len(pairs),
+            }
         metrics[which] = train_one(cfg, which, pairs, outs[which], device)
     return {w: metrics[w] for w in ("proxy", "gold", "relabelled") if w in metrics}
 
@@ -113,10 +116,14 @@ def recipe(cfg: RewardModelConfig, which: str) -> dict:
     """Backbone, seed and hyperparameters of the proxy or the gold (``gold_recipe``)."""
     g = cfg.gold_recipe if which == "gold" else None
     pick = lambda field: getattr(g, field, None) or getattr(cfg, field)  # noqa: E731
-    return {"backbone": (g and g.backbone) or cfg.name, "lr": pick("lr"),
-            "epochs": pick("epochs"), "batch_size": pick("batch_size"),
-            "max_length": pick("max_length"),
-            "seed": cfg.gold_seed if which == "gold" else cfg.seed}  # fmt: skip
+    return {
+        "backbone": (g and g.backbone) or cfg.name,
+        "lr": pick("lr"),
+        "epochs": pick("epochs"),
+        "batch_size": pick("batch_size"),
+        "max_length": pick("max_length"),
+        "seed": cfg.gold_seed if which == "gold" else cfg.seed,
+    }
 
 
 def train_one(cfg: RewardModelConfig, which: str, pairs: list[dict], out: Path, device) -> dict:
@@ -129,14 +136,28 @@ def train_one(cfg: RewardModelConfig, which: str, pairs: list[dict], out: Path, 
     fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
     model, tok = load_reward_backbone(cfg, r["seed"], name=r["backbone"])
     losses = train_reward_model(
-        model, tok, pairs, epochs=r["epochs"], lr=r["lr"],
-        batch_size=r["batch_size"], max_length=r["max_length"],
-        weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, seed=r["seed"],
-        device=device, mixed_precision=cfg.mixed_precision, input_format=train_fmt,
-    )  # fmt: skip
+        model,
+        tok,
+        pairs,
+        epochs=r["epochs"],
+        lr=r["lr"],
+        batch_size=r["batch_size"],
+        max_length=r["max_length"],
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        seed=r["seed"],
+        device=device,
+        mixed_precision=cfg.mixed_precision,
+        input_format=train_fmt,
+    )
     q = max(1, len(losses) // 4)
-    meta = {"source": "train", "backbone": r["backbone"], "input_format": fmt,
-            "max_length": r["max_length"], "seed": r["seed"]}  # fmt: skip
+    meta = {
+        "source": "train",
+        "backbone": r["backbone"],
+        "input_format": fmt,
+        "max_length": r["max_length"],
+        "seed": r["seed"],
+    }
     with atomic_path(out) as tmp:
         save_model(model.cpu(), tok, tmp, meta)
     return {

@@ -7,7 +7,8 @@ a value head on the policy, GAE, whitened advantages, clipped policy and value l
 
     python -m superhf.stages.rlhf --params params.yaml --policy models/base --reward models/reward \
         --prompts data/prompts/train.jsonl --out models/rlhf --checkpoints checkpoints/rlhf \
-        --metrics metrics/rlhf.json --curve metrics/rlhf_curve.csv --samples metrics/rlhf_samples.jsonl
+        --metrics metrics/rlhf.json --curve metrics/rlhf_curve.csv \
+        --samples metrics/rlhf_samples.jsonl
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from collections.abc import Iterable
 from superhf.cli import run
 from superhf.config.rlhf import RLHFConfig
 from superhf.ppo_trainer import train
-from superhf.stages.common import run_training_stage, training_parser
+from superhf.stages.common import TrainingStage, run_training_stage, training_parser
+
+STAGE = TrainingStage(
+    "rlhf",
+    RLHFConfig,
+    train,
+    completions_per_prompt=lambda cfg: 1,
+    final_model=lambda model: model.policy,  # the value head is not part of the policy
+    extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,12 +36,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    run_training_stage(
-        "rlhf", RLHFConfig, train, argv, __doc__,
-        completions_per_prompt=lambda cfg: 1,
-        final_model=lambda model: model.policy,  # the value head is not part of the policy
-        extra_metrics=lambda h: {"ppo_steps": len(h), "kl_coef_final": h[-1]["kl_coef"]},
-    )  # fmt: skip
+    run_training_stage(STAGE, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--superhf", required=True, help="JSON metrics of the superhf stage")
     ap.add_argument("--rlhf", required=True, help="JSON metrics of the rlhf stage")
     ap.add_argument(
-        "--trained", action="append", default=[],
+        "--trained",
+        action="append",
+        default=[],
         help="NAME=FILE: JSON metrics of a further training stage (rloo, grpo; repeat)",
-    )  # fmt: skip
+    )
     ap.add_argument("--out", required=True, help="output JSON of the headline numbers")
     return ap
 

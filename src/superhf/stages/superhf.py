@@ -22,8 +22,16 @@ from collections.abc import Iterable
 
 from superhf.cli import run
 from superhf.config.superhf import SuperHFConfig
-from superhf.stages.common import run_training_stage, training_parser
+from superhf.stages.common import TrainingStage, run_training_stage, training_parser
 from superhf.superhf_trainer import train
+
+STAGE = TrainingStage(
+    "superhf",
+    SuperHFConfig,
+    train,
+    completions_per_prompt=lambda cfg: cfg.superbatch_size,
+    extra_metrics=lambda h: {"superbatches": len(h)},
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,11 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Iterable[str] | None = None) -> None:
-    run_training_stage(
-        "superhf", SuperHFConfig, train, argv, __doc__,
-        completions_per_prompt=lambda cfg: cfg.superbatch_size,
-        extra_metrics=lambda h: {"superbatches": len(h)},
-    )  # fmt: skip
+    run_training_stage(STAGE, argv, __doc__)
 
 
 if __name__ == "__main__":
