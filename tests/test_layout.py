@@ -79,7 +79,13 @@ LAYOUT_CHECKED = [
     "src/superhf/results.py",
     "src/superhf/stats.py",
     "src/superhf/tables.py",
+    "src/superhf/study_tables.py",
+    "src/superhf/eval_pieces.py",
+    "src/superhf/stages/evaluate_merge.py",
 ]  # a folder stands for every .py under it
+# Vertical (no formatter escape, no long line) but still over the module size: issue 27 splits
+# them by concern later.
+VERTICAL_CHECKED = ["src/superhf/evaluation.py", "src/superhf/stages/evaluate.py"]
 MAX_MODULE_LINES = 300
 MAX_LINE_CHARS = 100  # [tool.ruff] line-length
 FORMATTER_ESCAPE = re.compile(r"#\s*fmt:\s*(skip|off)\b")
@@ -111,6 +117,13 @@ def test_checked_modules_are_short_vertical_and_within_the_line_length() -> None
     modules = checked_modules()
     assert modules and all(p.is_file() for p in modules), LAYOUT_CHECKED
     problems = [problem for path in modules for problem in layout_problems(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_vertical_modules_have_no_escape_and_no_long_line() -> None:
+    problems = []
+    for entry in VERTICAL_CHECKED:
+        problems += [p for p in layout_problems(REPO / entry) if "lines (limit" not in p]
     assert not problems, "\n".join(problems)
 
 
