@@ -91,7 +91,13 @@ LAYOUT_CHECKED = [
     "src/superhf/results.py",
     "src/superhf/stats.py",
     "src/superhf/tables.py",
+    "src/superhf/study_tables.py",
+    "src/superhf/eval_pieces.py",
+    "src/superhf/stages/evaluate_merge.py",
 ]  # a folder stands for every .py under it
+# Vertical (no formatter escape, no long line) but still over the module size: issue 27 splits
+# them by concern later.
+VERTICAL_CHECKED = ["src/superhf/evaluation.py", "src/superhf/stages/evaluate.py"]
 MAX_MODULE_LINES = 300
 MAX_LINE_CHARS = 100  # [tool.ruff] line-length
 FORMATTER_ESCAPE = re.compile(r"#\s*fmt:\s*(skip|off)\b")
@@ -126,6 +132,13 @@ def test_checked_modules_are_short_vertical_and_within_the_line_length() -> None
     assert not problems, "\n".join(problems)
 
 
+def test_vertical_modules_have_no_escape_and_no_long_line() -> None:
+    problems = []
+    for entry in VERTICAL_CHECKED:
+        problems += [p for p in layout_problems(REPO / entry) if "lines (limit" not in p]
+    assert not problems, "\n".join(problems)
+
+
 def test_layout_rules_flag_a_long_packed_module(tmp_path: Path) -> None:
     path = tmp_path / "packed.py"
     body = ["x = 1"] * MAX_MODULE_LINES
@@ -142,12 +155,7 @@ def test_layout_rules_flag_a_long_packed_module(tmp_path: Path) -> None:
 # Issue 27: no formatter escape and no line over the limit anywhere in src/superhf. These
 # files are being rewritten by other work on issue 27 (config per stage, evaluation split by
 # concern) and are exempt only until it lands; then this set is emptied (and removed).
-NOT_YET_VERTICAL = {
-    "src/superhf/config.py",
-    "src/superhf/evaluation.py",
-    "src/superhf/stages/evaluate.py",
-    "src/superhf/results.py",
-}
+NOT_YET_VERTICAL: set[str] = set()
 
 
 def package_lines() -> list[tuple[str, int, str]]:

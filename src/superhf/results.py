@@ -3,6 +3,9 @@ models' held-out accuracy, the evaluated models side by side with their diagnost
 best-of-n ladder and the over-optimisation curves. Used for ``results/<name>/tables.md``.
 
     python -m superhf.results --metrics metrics --out results/harmless/tables.md
+
+``--study``: the hh study's tables instead (``superhf.study_tables``), from whatever metrics
+exist. Imports no model code and no torch (a test holds it).
 """
 
 from __future__ import annotations
@@ -16,21 +19,10 @@ from typing import Any
 from superhf.errors import MissingInputError
 from superhf.io import read_json, read_jsonl
 from superhf.stats import paired
+from superhf.study_tables import curves_table, kl_text, render_study
 from superhf.tables import TABLE_ORDER, reward_cell
 
 FILES = ("eval.json", "overoptimisation.json", "reward_model.json")
-
-
-def _kl_cell(kl: float, se: float | None = None, kind: str | None = None) -> str:
-    """A KL with its standard error, or marked as best-of-n's bound (files written before
-    ``kl_kind`` existed carry neither and show the bare number)."""
-    if kind == "upper_bound":
-        return f"<= {kl:.3f} (bound)"
-    return f"{kl:.3f}" + (f" +- {se:.3f}" if se is not None else "")
-
-
-def _point_interval(p: dict[str, Any], which: str) -> str:
-    return f"{p[f'{which}_mean']:.3f} [{p[f'{which}_ci_low']:.3f}, {p[f'{which}_ci_high']:.3f}]"
 
 
 def reward_models_table(rm: dict[str, Any]) -> str:
@@ -68,31 +60,11 @@ def models_table(ev: dict[str, Any]) -> str:
         label = f"best-of-{r['n']}" if name == "best_of_n" else name
         se = r.get("kl_to_base_se")
         kl_s = "n/a" if kl is None else (f"{kl:.3f}" + (" (bound)" if name == "best_of_n" else ""))
-        kl_s = kl_s if se is None else _kl_cell(kl, se)
+        kl_s = kl_s if se is None else kl_text(kl, se)
         lines.append(
             f"| {label} | {reward_cell(r['proxy'])} | {reward_cell(r['gold'])} | {kl_s} | "
             f"{r['completion_chars']:.0f} | {r['distinct_2']:.3f} | {r['empty_share']:.3f} |"
         )
-    return "\n".join(lines) + "\n"
-
-
-def curves_table(overopt: dict[str, Any]) -> str:
-    """Every point of every over-optimisation curve: method, step (n for best-of-n),
-    reward-model queries, KL to the base, proxy and gold reward with intervals."""
-    lines = [
-        "| method | step / n | reward queries | KL | sqrt KL | proxy | gold |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for method, pts in overopt.items():
-        if not isinstance(pts, list):
-            continue
-        for p in pts:
-            lines.append(
-                f"| {method} | {p.get('n', p['step'])} | {p['reward_queries']} | "
-                f"{_kl_cell(p['kl'], p.get('kl_se'), p.get('kl_kind'))} | {p['sqrt_kl']:.3f} | "
-                f"{_point_interval(p, 'proxy')} | "
-                f"{_point_interval(p, 'gold')} |"
-            )
     return "\n".join(lines) + "\n"
 
 
@@ -214,6 +186,14 @@ def render(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) -> str:
     )
 
 
+def readme_tables(readme: str, heading: str = "# Tables") -> str:
+    """The tables of a results README as ``render`` writes them: everything from the first
+    ``###`` heading after ``heading`` to the end, each heading one level up."""
+    after = readme.split(f"\n{heading}\n", 1)[-1]
+    start = after.index("### ")
+    return after[start:].replace("### ", "## ")
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m superhf.results", description=__doc__)
     ap.add_argument("--metrics", default="metrics", help="the run's metrics folder")
@@ -226,6 +206,11 @@ def main(argv: Iterable[str] | None = None) -> None:
         help="a training seed's metrics folder (eval.json, eval_completions.jsonl): each method "
         "it evaluated (SuperHF, PPO) gets a seeds table; repeat",
     )
+    ap.add_argument(
+        "--study",
+        action="store_true",
+        help="the hh study's tables (whatever metrics exist) in place of the pilot's",
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     seeds = []
     for item in args.seed_run:
@@ -233,7 +218,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         if not sep or not (Path(folder) / "eval.json").is_file():
             raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER with eval.json")
         seeds.append((name, Path(folder)))
-    text = render(args.metrics, seeds)
+    text = (render_study if args.study else render)(args.metrics, seeds)
     if args.out:
         Path(args.out).write_text(text)
     else:

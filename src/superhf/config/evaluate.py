@@ -104,3 +104,11 @@ class EvaluateConfig(Section):
     )
     score_batch_size: int = Field(32, gt=0, description="rows per reward-model forward")
     kl_batch_size: int = Field(16, gt=0, description="rows per forward of the KL log-probs")
+    samples_per_prompt: int = Field(
+        1,
+        gt=0,
+        description="completions drawn per test prompt by every evaluated model (the table, "
+        "the KL and its rewards, the curves' snapshots, the table's best-of-n row); means and "
+        "intervals take the prompt as the unit (its samples averaged first); 1 = the old "
+        "single draw, bit for bit",
+    )

@@ -11,12 +11,20 @@ the capability/alignment benchmarks. Every completion is saved with its scores.
         --table metrics/table4.md --completions metrics/eval_completions.jsonl \
         --snapshots superhf=models/superhf_snapshots --snapshots rlhf=models/rlhf_snapshots \
         --overopt metrics/overoptimisation.json --overopt-plots metrics/overopt
+
+In pieces (each within a session's time): the same command with ``--only NAME`` (repeat;
+a ``--model`` name, ``best_of_n`` for the table's best-of-n row, ``best_of_n_curve`` for the
+best-of-n pool curve; a method's snapshots come with its name) and ``--piece-out FILE``
+writes that piece's numbers and completions instead of the outputs; then
+``python -m superhf.stages.evaluate_merge`` combines the pieces into the outputs of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import logging
 import os
 import random
@@ -27,7 +35,8 @@ from superhf.capabilities.suite import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
-from superhf.evaluation import evaluate_models, overoptimisation
+from superhf.eval_pieces import CURVE_PIECE, PIECE_FORMAT, combine
+from superhf.evaluation import SAMPLERS, evaluate_models, snapshot_points
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
@@ -62,10 +71,12 @@ def parse_models(items: list[str]) -> dict[str, Path]:
     return models
 
 
-def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | None,
-                    disabled: Iterable[str] = ()) -> dict:  # fmt: skip
+def parse_snapshots(
+    items: list[str], models: dict[str, Path], overopt: str | None, disabled: Iterable[str] = ()
+) -> dict:
     """--snapshots NAME=FOLDER (a training stage's snapshot folder, with index.json); those
-    of a ``disabled`` method are left out."""
+    of a ``disabled`` method are left out. ``overopt``: where the curves go (the curves'
+    output, or a piece's file)."""
     snaps = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -79,7 +90,9 @@ def parse_snapshots(items: list[str], models: dict[str, Path], overopt: str | No
             raise BadInputError(f"--snapshots {name}: no --model {name}=PATH (its final model)")
         snaps[name] = Path(path)
     if snaps and not overopt:
-        raise BadInputError("--snapshots needs --overopt (where the curves are written)")
+        raise BadInputError(
+            "--snapshots needs --overopt (where the curves are written) or --piece-out"
+        )
     return snaps
 
 
@@ -90,6 +103,18 @@ PLOTTED_METHODS = (
     "grpo",
     "best_of_n",
 )  # dvc.yaml's over-optimisation plots
+
+
+CURVE_COLUMNS = [
+    "step",
+    "reward_queries",
+    "kl",
+    "kl_se",
+    "kl_kind",
+    "sqrt_kl",
+    "gold_mean",
+    "proxy_mean",
+]
 
 
 def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n: int) -> None:
@@ -103,10 +128,8 @@ def write_overopt(curves: dict[str, list[dict]], path: str, plots: str | None, n
             # every method the DVC plots name gets a file, header only when it has no curve
             for method in dict.fromkeys([*PLOTTED_METHODS, *curves]):
                 pts = curves.get(method, [])
-                cols = ["step", "reward_queries", "kl", "kl_se", "kl_kind", "sqrt_kl",
-                        "gold_mean", "proxy_mean"]  # fmt: skip
                 with (tmp / f"{method}.csv").open("w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+                    w = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
                     w.writeheader()
                     w.writerows(pts)
 
@@ -115,24 +138,53 @@ def parser() -> argparse.ArgumentParser:
     ap = stage_parser(__name__, __doc__)
     add_params_arg(ap)
     ap.add_argument(
-        "--model", action="append", default=[],
+        "--model",
+        action="append",
+        default=[],
         help="NAME=FOLDER of a policy to evaluate (repeat; base=FOLDER is required)",
-    )  # fmt: skip
+    )
     ap.add_argument(
         "--prompts", required=True, help="JSONL of test prompts, {prompt, dataset} per line"
     )
     ap.add_argument("--reward", required=True, help="proxy reward model folder")
     ap.add_argument("--gold", required=True, help="gold reward model folder")
-    ap.add_argument("--metrics", required=True, help="output JSON of every number")
-    ap.add_argument("--table", required=True, help="output Markdown of Table 4")
-    ap.add_argument("--completions", required=True, help="output JSONL of scored completions")
+    ap.add_argument("--metrics", help="output JSON of every number")
+    ap.add_argument("--table", help="output Markdown of Table 4")
+    ap.add_argument("--completions", help="output JSONL of scored completions")
     ap.add_argument(
-        "--snapshots", action="append", default=[],
+        "--snapshots",
+        action="append",
+        default=[],
         help="NAME=FOLDER of a training stage's snapshots (with index.json; repeat)",
-    )  # fmt: skip
+    )
     ap.add_argument("--overopt", help="output JSON of the over-optimisation curves")
     ap.add_argument("--overopt-plots", help="output folder: one CSV per method, for DVC plots")
+    ap.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="evaluate only this (repeat): a --model name (with its snapshots), best_of_n "
+        f"(the table's row) or {CURVE_PIECE} (the pool curve); needs --piece-out",
+    )
+    ap.add_argument(
+        "--piece-out",
+        help="output JSON of this piece (numbers and completions) in place of the outputs; "
+        "python -m superhf.stages.evaluate_merge combines pieces",
+    )
     return ap
+
+
+def check_piece_args(args: argparse.Namespace, models: dict) -> None:
+    """--only names exist and come with --piece-out; without it, every output is named."""
+    if args.only and not args.piece_out:
+        raise BadInputError("--only needs --piece-out (a piece's numbers go to their own file)")
+    for name in args.only or ():
+        if name not in models and name not in ("best_of_n", CURVE_PIECE):
+            raise BadInputError(f"--only {name}: not a --model name, best_of_n or {CURVE_PIECE}")
+    if not args.piece_out:
+        for opt in ("metrics", "table", "completions"):
+            if getattr(args, opt) is None:
+                raise BadInputError(f"--{opt} is required (or --piece-out for a piece)")
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -144,30 +196,86 @@ def main(argv: Iterable[str] | None = None) -> None:
     # every input checked before any model loads: a bad one fails fast
     check_lm_eval(cfg)
     models = resolve_models(cfg, args.model, [args.reward, args.gold])
+    check_piece_args(args, models)
     disabled = [i.partition("=")[0] for i in args.model if is_disabled(i.partition("=")[2])]
-    snapshots = parse_snapshots(args.snapshots, models, args.overopt, disabled)
+    curves_to = args.overopt or args.piece_out
+    snapshots = parse_snapshots(args.snapshots, models, curves_to, disabled)
     bench_data = load_benchmarks(cfg)
     test = held_out_prompts(cfg, args.prompts)
     cache = cache_root() / "scores" if cfg.score_cache else None
     device, dtype = pick_device(), torch_dtype(cfg.precision)
     scorers = {
-        name: RewardScorer(folder, cache_dir=cache, device=device, dtype=dtype,
-                           batch_size=cfg.score_batch_size, preamble=cfg.generation.preamble)
+        name: RewardScorer(
+            folder,
+            cache_dir=cache,
+            device=device,
+            dtype=dtype,
+            batch_size=cfg.score_batch_size,
+            preamble=cfg.generation.preamble,
+        )
         for name, folder in (("proxy", args.reward), ("gold", args.gold))
-    }  # fmt: skip
+    }
     main_proc = int(os.environ.get("RANK", "0")) == 0
-    with stage_run("evaluate", {"evaluate": raw["evaluate"]}, tracking, main_process=main_proc,
-                   profile=str(raw.get("profile", "unknown"))) as run:  # fmt: skip
-        results, rows = evaluate_models(cfg, models, test, scorers, bench_data)
+    profile = str(raw.get("profile", "unknown"))
+    params = {"evaluate": raw["evaluate"]}
+    with stage_run("evaluate", params, tracking, main_process=main_proc, profile=profile) as run:
+        # every number first, then every file: a failure leaves the old outputs as they were
+        results, rows = evaluate_models(cfg, models, test, scorers, bench_data, args.only)
+        snaps = None
+        if curves_to:
+            snaps = snapshot_points(cfg, models, snapshots, test, scorers, args.only)
+        whole = expected(cfg, models, snapshots, snaps is not None)
+        piece = make_piece(args, raw, models, test, (results, rows, snaps, whole))
+        piece["mlflow_run_id"] = run.run_id
+        if args.piece_out:
+            write_json(args.piece_out, piece)
+            return
+        results, rows, curves = combine([piece], (cfg.bootstrap_samples, cfg.seed))
         results["test_prompts"] = len(test)
         results["mlflow_run_id"] = run.run_id
-        # every number first, then every file: a failure leaves the old outputs as they were
-        curves = (
-            overoptimisation(cfg, models, snapshots, test, scorers, results)
-            if args.overopt
-            else None
-        )
-        write_outputs(args, results, rows, curves, len(test), run)
+        write_outputs(args, results, rows, curves if args.overopt else None, len(test), run)
+
+
+def expected(cfg: EvaluateConfig, models: dict, snapshots: dict, curves: bool) -> dict:
+    """What one run over everything measures: every model, the table's best-of-n, and with
+    curves each snapshot method's and best-of-n's."""
+    n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
+    out = {"results": [*models, *(["best_of_n"] if cfg.best_of_n > 0 else [])], "curves": []}
+    if curves:
+        out["curves"] = [*snapshots, *([CURVE_PIECE] if n_max > 0 else [])]
+    return out
+
+
+def fingerprint(args: argparse.Namespace, raw: dict, models: dict, test: list[dict]) -> dict:
+    """What every piece of one evaluation shares: params, models, reward models, prompts."""
+    prompts = hashlib.sha256(json.dumps(test, sort_keys=True).encode()).hexdigest()
+    return {
+        "evaluate": raw["evaluate"],
+        "models": {name: str(path) for name, path in models.items()},
+        "reward": [str(args.reward), str(args.gold)],
+        "prompts_sha256": prompts,
+    }
+
+
+def make_piece(args, raw: dict, models: dict, test: list[dict], measured: tuple) -> dict:
+    """This run's numbers as a piece (``superhf.eval_pieces``): the models' blocks and rows,
+    the snapshot points and best-of-n curve it drew (``measured``: results, rows, snaps,
+    and what a whole run measures, ``expected``)."""
+    results, rows, snaps, whole = measured
+    drawn = [] if snaps is None else list(snaps["points"])
+    if snaps is not None and snaps["best_of_n"] is not None:
+        drawn.append(CURVE_PIECE)
+    return {
+        "format": PIECE_FORMAT,
+        "fingerprint": {**fingerprint(args, raw, models, test), "expected": whole},
+        "models": list(models),
+        "results": {n: r for n, r in results.items() if n != "samplers"},
+        "samplers": SAMPLERS,
+        "rows": rows,
+        "snapshots": snaps,
+        "curves_drawn": drawn,
+        "test_prompts": len(test),
+    }
 
 
 def resolve_models(cfg: EvaluateConfig, items: list[str], reward_dirs: list[str]) -> dict:
@@ -199,8 +307,9 @@ def held_out_prompts(cfg: EvaluateConfig, path: str) -> list[dict]:
     return test
 
 
-def write_outputs(args, results: dict, rows: list[dict], curves: dict | None, n_test: int,
-                  run) -> None:  # fmt: skip
+def write_outputs(
+    args, results: dict, rows: list[dict], curves: dict | None, n_test: int, run
+) -> None:
     """Every output file (each atomic), the MLflow metrics and artifacts, and the table."""
     write_json(args.metrics, results)
     table = table4(results)

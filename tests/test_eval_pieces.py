@@ -1,0 +1,133 @@
+"""Evaluate in pieces: ``--only ... --piece-out`` per piece, ``evaluate_merge`` combines
+them, and the combined outputs are those of one run over everything."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
+
+from superhf.errors import BadInputError
+from superhf.models import load_tokenizer, save_model
+from superhf.stages import evaluate, evaluate_merge
+from superhf.tiny import tiny_causal_lm
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """Tiny base, two trained methods (one with a snapshot), prompts and params."""
+    root = tmp_path_factory.mktemp("pieces")
+    policy, reward = make_tiny_models(root)
+    tok = load_tokenizer(policy)
+    for name, seed in (("superhf", 3), ("rlhf", 4)):
+        save_model(tiny_causal_lm(tok, seed=seed), tok, root / name, {"source": "tiny"})
+        (root / name / "superhf_meta.json").write_text(json.dumps({"step": 4, "reward_queries": 8}))
+    snaps = root / "superhf_snaps"
+    snaps.mkdir()
+    shutil.copytree(policy, snaps / "s2")
+    (snaps / "index.json").write_text(json.dumps([{"step": 2, "reward_queries": 4, "path": "s2"}]))
+    prompts = root / "test.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p, "dataset": "x"}) + "\n" for p in PROMPTS))
+    section = {
+        "generation": TINY_GEN,
+        "best_of_n": 2,
+        "best_of_n_curve": 2,
+        "bootstrap_samples": 20,
+        "samples_per_prompt": 2,
+        "score_cache": False,
+        "benchmarks": {"enabled": False},
+    }
+    params = write_params(root / "p.yaml", evaluate=section)
+    args = [
+        "--params",
+        str(params),
+        "--prompts",
+        str(prompts),
+        "--model",
+        f"base={policy}",
+        "--model",
+        f"superhf={root / 'superhf'}",
+        "--model",
+        f"rlhf={root / 'rlhf'}",
+        "--reward",
+        str(reward),
+        "--gold",
+        str(reward),
+        "--snapshots",
+        f"superhf={snaps}",
+    ]
+    return root, args
+
+
+def outputs(folder: Path) -> list[str]:
+    return [
+        "--metrics",
+        str(folder / "eval.json"),
+        "--table",
+        str(folder / "table4.md"),
+        "--completions",
+        str(folder / "c.jsonl"),
+        "--overopt",
+        str(folder / "o.json"),
+        "--overopt-plots",
+        str(folder / "overopt"),
+    ]
+
+
+def test_pieces_combine_into_the_outputs_of_one_run(setup) -> None:
+    root, args = setup
+    evaluate.main([*args, *outputs(root / "one")])
+    pieces = []
+    for i, only in enumerate([["base", "best_of_n"], ["superhf"], ["rlhf", "best_of_n_curve"]]):
+        pieces += ["--piece", str(root / f"piece{i}.json")]
+        picks = [x for name in only for x in ("--only", name)]
+        evaluate.main([*args, *picks, "--piece-out", pieces[-1]])
+    params = args[args.index("--params") + 1]
+    evaluate_merge.main(["--params", params, *pieces, *outputs(root / "merged")])
+    for name in (
+        "eval.json",
+        "table4.md",
+        "c.jsonl",
+        "o.json",
+        *(f"overopt/{m}.csv" for m in ("superhf", "rlhf", "best_of_n")),
+    ):
+        one, merged = (root / d / name for d in ("one", "merged"))
+        assert merged.read_text() == one.read_text(), name
+    ev = json.loads((root / "one" / "eval.json").read_text())
+    assert list(ev)[:5] == ["base", "superhf", "rlhf", "samplers", "best_of_n"]
+    curves = json.loads((root / "one" / "o.json").read_text())
+    assert [p["step"] for p in curves["superhf"]] == [0, 2, 4] and "rlhf" not in curves
+
+
+def test_pieces_refuse_overlaps_and_other_params(setup, tmp_path: Path) -> None:
+    root, args = setup
+    with pytest.raises(BadInputError, match="--only needs --piece-out"):
+        evaluate.main([*args, "--only", "base", *outputs(tmp_path)])
+    with pytest.raises(BadInputError, match="--only nobody"):
+        evaluate.main([*args, "--only", "nobody", "--piece-out", str(tmp_path / "x.json")])
+    piece = tmp_path / "base.json"
+    evaluate.main([*args, "--only", "base", "--piece-out", str(piece)])
+    params = args[args.index("--params") + 1]
+    with pytest.raises(BadInputError, match="'base' was evaluated in pieces 0 and 1"):
+        evaluate_merge.main(
+            [
+                "--params",
+                params,
+                "--piece",
+                str(piece),
+                "--piece",
+                str(piece),
+                *outputs(tmp_path / "m"),
+            ]
+        )
+    other = write_params(tmp_path / "q.yaml", evaluate={"bootstrap_samples": 7})
+    with pytest.raises(BadInputError, match="another evaluate section"):
+        evaluate_merge.main(
+            ["--params", str(other), "--piece", str(piece), *outputs(tmp_path / "m")]
+        )
+    with pytest.raises(BadInputError, match="no piece evaluated superhf, rlhf, best_of_n, curve"):
+        evaluate_merge.main(["--params", params, "--piece", str(piece), *outputs(tmp_path / "m")])
+    assert not (tmp_path / "m").exists()  # nothing written by a refused merge

@@ -1,0 +1,176 @@
+"""The hh study's tables (``superhf.study_tables``, ``python -m superhf.results --study``)
+rendered from a small synthetic metrics folder, and the committed results' tables equal
+what their metrics render."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from superhf.judges import heldout_report
+from superhf.results import main, readme_tables, render
+from superhf.study_stats import hierarchical_bootstrap, paired_difference
+from superhf.study_tables import interval_cell, model_array, render_study, seeds_array
+
+K, PROMPTS = 2, 12
+
+
+def completions(models: dict[str, float], seed: int) -> list[dict]:
+    """k samples of each prompt per model, evaluate's order; gold grows with length."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, shift in models.items():
+        for p in range(PROMPTS):
+            for j in range(K):
+                text = "word " * int(rng.integers(1, 30))
+                gold = 0.01 * len(text) + shift + float(rng.normal(0, 0.1))
+                rows.append(
+                    {
+                        "model": name,
+                        "prompt": f"p{p}",
+                        "dataset": "x",
+                        "completion": text,
+                        "proxy": gold + float(rng.normal(0, 0.2)),
+                        "gold": gold,
+                        "sample": j,
+                    }
+                )
+    return rows
+
+
+def write(folder: Path, name: str, obj) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if name.endswith(".jsonl"):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in obj))
+    else:
+        (folder / name).write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> tuple[Path, Path]:
+    """A main run (base, best-of-n, SuperHF, PPO) and a second seed of SuperHF."""
+    rng = np.random.default_rng(0)
+    pairs = [
+        {"chosen": "a" * int(rng.integers(1, 9)), "rejected": "b" * int(rng.integers(1, 9))}
+        for _ in range(40)
+    ]
+    scores = {
+        w: (list(rng.normal(0.3, 1, 40)), list(rng.normal(0, 1, 40))) for w in ("proxy", "gold")
+    }
+    rm = {
+        "proxy": {"train_pairs": 100},
+        "gold": {"train_pairs": 200},
+        "heldout": heldout_report(pairs, scores),
+    }
+    main_run, seed1 = tmp_path / "metrics", tmp_path / "seed1"
+    write(main_run, "reward_model.json", rm)
+    rows = completions({"base": 0.0, "best_of_n": 0.3, "superhf": 0.2, "rlhf": 0.1}, 1)
+    write(main_run, "eval_completions.jsonl", rows)
+    write(
+        main_run,
+        "eval.json",
+        {
+            "base": {"kl_to_base": 0.0, "kl_to_base_se": 0.0},
+            "best_of_n": {"kl_to_base_bound": 0.636, "n": 4},
+            "superhf": {"kl_to_base": 1.2, "kl_to_base_se": 0.1},
+            "rlhf": {"kl_to_base": 0.5, "kl_to_base_se": 0.05},
+        },
+    )
+    write(seed1, "eval_completions.jsonl", completions({"base": 0.0, "superhf": 0.25}, 2))
+    write(seed1, "eval.json", {"superhf": {"kl_to_base": 1.0, "kl_to_base_se": 0.1}})
+    return main_run, seed1
+
+
+def test_a_models_array_is_prompt_by_sample_in_evaluates_order() -> None:
+    rows = [{"model": "m", "v": 10 * p + j, "sample": j} for p in range(3) for j in range(2)]
+    assert model_array(rows, lambda r: r["v"]).tolist() == [[0, 1], [10, 11], [20, 21]]
+    with pytest.raises(ValueError, match="not 2 per prompt"):
+        model_array(rows[:-1], lambda r: r["v"])
+
+
+def test_study_tables_carry_the_statistics_of_the_rows(study) -> None:
+    main_run, seed1 = study
+    text = render_study(main_run, [("seed 1", seed1)])
+    rows = [json.loads(x) for x in (main_run / "eval_completions.jsonl").read_text().splitlines()]
+    more = [json.loads(x) for x in (seed1 / "eval_completions.jsonl").read_text().splitlines()]
+    mine = [[r for r in rs if r["model"] == "superhf"] for rs in (rows, more)]
+    gold = seeds_array(mine, lambda r: r["gold"])
+    assert gold.shape == (2, PROMPTS, K)
+    iv = hierarchical_bootstrap(gold)
+    assert f"| superhf | 2 x {PROMPTS} x {K} | " in text
+    assert (
+        interval_cell(iv.mean, iv.low, iv.high) in text.split("| superhf | 2 x")[1].split("\n")[0]
+    )
+    assert f"| base | 1 x {PROMPTS} x {K} | " in text  # the base: the main run only
+    assert "1.100 (sd 0.141 over 2 seeds)" in text and "<= 0.636 (bound)" in text
+    assert "| 0.500 +- 0.050 |" in text  # PPO: one run, its KL with its SE
+    base = seeds_array([[r for r in rows if r["model"] == "base"]], lambda r: r["gold"])
+    d = paired_difference(gold, base)
+    assert "| superhf - base | " in text and "| superhf - rlhf | " in text
+    assert interval_cell(d.mean, d.low, d.high, signed=True) in text
+    assert "gold, length-controlled" in text  # gold grows with length here
+    assert "| length only: shorter wins | - |" in text and "| proxy and gold agree | - |" in text
+    assert "| all | 96 |" in text  # correlation over every main-run sample: 4 x 12 x 2
+
+
+def test_missing_metrics_leave_their_tables_out(study, tmp_path: Path) -> None:
+    assert render_study(tmp_path / "empty") == ""
+    main_run, _ = study
+    (main_run / "eval_completions.jsonl").unlink()
+    text = render_study(main_run)
+    assert text.startswith("## Reward models on held-out pairs") and "Paired" not in text
+
+
+def test_a_readme_whose_tables_differ_from_the_metrics_is_caught(study) -> None:
+    main_run, seed1 = study
+    text = render_study(main_run, [("seed 1", seed1)])
+    readme = "# hh\n\nReading.\n\n# Tables\n\n(rendered)\n\n" + text.replace("## ", "### ")
+    assert readme_tables(readme) == text
+    assert readme_tables(readme.replace("| superhf | 2 x", "| superhf | 3 x")) != text
+
+
+HARMLESS = REPO / "results" / "harmless"
+HARMLESS_SEEDS = [
+    ("seed 0 (main run)", "metrics"),
+    ("seed 1", "seeds/superhf-seed1"),
+    ("seed 2", "seeds/superhf-seed2"),
+    ("seed 1", "seeds/rlhf-seed1"),
+    ("seed 2", "seeds/rlhf-seed2"),
+]
+
+
+def test_the_harmless_readme_tables_are_what_its_metrics_render() -> None:
+    """The committed tables (tables.md and the README's) against a fresh render: the
+    bootstrap, now numpy, draws the same resamples torch drew when they were written."""
+    seeds = [(name, HARMLESS / folder) for name, folder in HARMLESS_SEEDS]
+    text = render(HARMLESS / "metrics", seeds)
+    assert (HARMLESS / "tables.md").read_text() == text
+    assert readme_tables((HARMLESS / "README.md").read_text()) == text
+
+
+def test_results_and_figures_import_no_torch() -> None:
+    code = "import sys, superhf.results, superhf.figures; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cli_renders_the_study(study, tmp_path: Path) -> None:
+    main_run, seed1 = study
+    main(
+        [
+            "--study",
+            "--metrics",
+            str(main_run),
+            "--seed-run",
+            f"s1={seed1}",
+            "--out",
+            str(tmp_path / "t.md"),
+        ]
+    )
+    assert (tmp_path / "t.md").read_text() == render_study(main_run, [("s1", seed1)])
