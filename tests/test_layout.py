@@ -89,6 +89,7 @@ LAYOUT_CHECKED = [
     "src/superhf/config",
     "src/superhf/data.py",
     "src/superhf/data_extract.py",
+    "src/superhf/data_sources.py",
     "src/superhf/figures.py",
     "src/superhf/results.py",
     "src/superhf/stats.py",

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from superhf.config.prepare import PartsConfig, PrepareConfig
-from superhf.data import prompt_order, read_hub, read_local, read_raw_file
+from superhf.data import prompt_order
 from superhf.data_extract import Malformed, extract_pair, extract_prompt
+from superhf.data_sources import read_hub, read_local, read_raw_file
 from superhf.errors import BadInputError
 from superhf.paths import fixture_dir
 
