@@ -6,7 +6,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from superhf.config.prepare import PrepareConfig
-from superhf.data import extract_prompt
+from superhf.data_extract import extract_prompt
 from superhf.data_parts import assign_parts, run_parts
 from superhf.errors import BadInputError
 from superhf.profile import resolve

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from superhf import data
+from superhf import data, data_sources
 from superhf.config.base_policy import BasePolicyConfig
 from superhf.config.prepare import PrepareConfig
 from superhf.config.reward_model import RewardModelConfig
@@ -78,11 +78,11 @@ def test_hub_datasets_load_through_load_dataset(tmp_path: Path) -> None:
     cfg = PrepareConfig(source="hub", hh_rlhf_hub_id=str(hh), webgpt_hub_id=str(web),
                         test_size_per_dataset=2)  # fmt: skip
     assert cfg.webgpt_revision == "refs/convert/parquet"  # the branch that has no script
-    red = data.read_hub(cfg, "red_team")
+    red = data_sources.read_hub(cfg, "red_team")
     assert list(red) == ["train"] and red["train"] == [RED] * 6  # train only, array parsed
-    harmless = data.read_hub(cfg, "harmless_base")
+    harmless = data_sources.read_hub(cfg, "harmless_base")
     assert len(harmless["train"]) == len(harmless["test"]) == 6
-    web_rows = data.read_hub(cfg, "webgpt")["train"]
+    web_rows = data_sources.read_hub(cfg, "webgpt")["train"]
     assert len(web_rows) == 6 and web_rows[0]["question"]["full_text"] == "Why is the sky blue?"
     prompts, pairs, metrics = data.run(cfg)
     assert metrics["datasets"]["red_team"]["kept_test"] == 2
@@ -107,7 +107,7 @@ def test_every_dataset_id_and_revision_reaches_load_dataset(
     cfg = PrepareConfig(source="hub", hh_rlhf_hub_id="me/hh", hh_rlhf_revision="v1",
                         webgpt_hub_id="me/web", webgpt_revision="abc")  # fmt: skip
     for ds in cfg.datasets:
-        data.read_hub(cfg, ds)
+        data_sources.read_hub(cfg, ds)
     assert ("me/web", "abc", None) in calls
     assert ("me/hh", "v1", "red-team-attempts") in calls
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared
 
 from superhf import data as prepare
+from superhf import data_extract
 from superhf.config.prepare import PrepareConfig
 from superhf.stages import prepare as prepare_stage
 
@@ -35,8 +36,8 @@ def hh(q: str, a: str = "ok", b: str = "no") -> dict:
 
 def test_first_turn_rule() -> None:
     t = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: more\n\nAssistant: sure"
-    assert prepare.first_turn_prompt(t) == "\n\nHuman: hi\n\nAssistant:"
-    assert prepare.webgpt_prompt({"full_text": "Why?"}) == "\n\nHuman: Why?\n\nAssistant:"
+    assert data_extract.first_turn_prompt(t) == "\n\nHuman: hi\n\nAssistant:"
+    assert data_extract.webgpt_prompt({"full_text": "Why?"}) == "\n\nHuman: Why?\n\nAssistant:"
 
 
 @pytest.mark.parametrize(
@@ -50,8 +51,8 @@ def test_first_turn_rule() -> None:
     ],
 )
 def test_malformed_rows_raise(row) -> None:
-    with pytest.raises(prepare.Malformed):
-        prepare.extract_prompt("harmless_base", row)
+    with pytest.raises(data_extract.Malformed):
+        data_extract.extract_prompt("harmless_base", row)
 
 
 def test_pairs() -> None:
@@ -59,7 +60,7 @@ def test_pairs() -> None:
         "chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: good",
         "rejected": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: bad",
     }
-    pair = prepare.extract_pair("harmless_base", row)
+    pair = data_extract.extract_pair("harmless_base", row)
     assert pair == {
         "prompt": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:",
         "chosen": "good",
@@ -72,9 +73,9 @@ def test_pairs() -> None:
         "score_0": -1.0,
         "score_1": 1.0,
     }
-    assert prepare.extract_pair("webgpt", web)["chosen"] == "B"
-    assert prepare.extract_pair("webgpt", {**web, "score_1": -1.0}) is None  # tie dropped
-    assert prepare.extract_pair("red_team", {"transcript": "x"}) is None
+    assert data_extract.extract_pair("webgpt", web)["chosen"] == "B"
+    assert data_extract.extract_pair("webgpt", {**web, "score_1": -1.0}) is None  # tie dropped
+    assert data_extract.extract_pair("red_team", {"transcript": "x"}) is None
 
 
 def make_local(root: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from conftest import SHARED_DATA, needs_shared
 
 from superhf.config.reward_model import RewardModelConfig
-from superhf.data import extract_pair
+from superhf.data_extract import extract_pair
 from superhf.materialise import load_reward_backbone
 from superhf.models import save_model
 from superhf.reward import (

@@ -1,14 +1,15 @@
 """The data of stage ``prepare``: the paper's prompt datasets (section 5.1, Table 1) as
-train/test prompts, plus the preference pairs the reward model trains on."""
+train/test prompts, plus the preference pairs the reward model trains on.
+
+Rows come from ``data_sources`` (a local mirror or the hub); ``data_extract`` holds the rules
+that turn a row into its prompt and pair. Here each subset is split, filtered and capped.
+"""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import logging
 import random
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,189 +18,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from superhf.config.prepare import PrepareConfig
-from superhf.errors import BadInputError, MissingInputError
-from superhf.io import unique_keys
+from superhf.data_extract import Malformed, extract_pair, extract_prompt
+from superhf.data_sources import OWN_TEST_SPLIT, read_hub, read_local
+from superhf.errors import MissingInputError
 from superhf.paths import fixture_dir
 
 log = logging.getLogger(__name__)
 
-ASSISTANT = "\n\nAssistant:"
-HUMAN = "\n\nHuman:"
-
-# Where each subset lives in the hub repos (and in a local directory laid out like them).
-HH_SUBSETS = {
-    "red_team": "red-team-attempts",
-    "harmless_base": "harmless-base",
-    "helpful_base": "helpful-base",
-    "helpful_online": "helpful-online",
-    "helpful_rejection_sampled": "helpful-rejection-sampled",
-}
-OWN_TEST_SPLIT = {"harmless_base", "helpful_base", "helpful_online", "helpful_rejection_sampled"}
 MAX_REPORTED_MALFORMED = 5
 
 
-class Malformed(ValueError):
-    """A raw row that lacks a field, has the wrong type, or has no human turn."""
-
-
-# ----------------------------------------------------------------------------- extraction
-def first_turn_prompt(transcript: Any) -> str:
-    """hh-rlhf rule: the text up to the first ``\\n\\nAssistant:``, plus ``\\n\\nAssistant:``."""
-    if not isinstance(transcript, str):
-        raise Malformed(f"expected a string, got {type(transcript).__name__}")
-    cut = transcript.find(ASSISTANT)
-    if cut < 0:
-        raise Malformed("no '\\n\\nAssistant:' turn")
-    if "Human:" not in transcript[:cut]:
-        raise Malformed("no human turn before the first assistant turn")
-    return transcript[:cut] + ASSISTANT
-
-
-def webgpt_prompt(question: Any) -> str:
-    """webgpt rule: ``\\n\\nHuman: `` + question + ``\\n\\nAssistant:``."""
-    if not isinstance(question, dict) or not isinstance(question.get("full_text"), str):
-        raise Malformed("question.full_text missing or not a string")
-    text = question["full_text"].strip()
-    if not text:
-        raise Malformed("question.full_text is empty")
-    return f"{HUMAN} {text}{ASSISTANT}"
-
-
-def extract_prompt(dataset: str, row: Any) -> str:
-    if not isinstance(row, dict):
-        raise Malformed(f"row is a {type(row).__name__}, not an object")
-    if dataset == "webgpt":
-        return webgpt_prompt(row.get("question"))
-    key = "transcript" if dataset == "red_team" else "chosen"
-    if key not in row:
-        raise Malformed(f"missing field '{key}'")
-    return first_turn_prompt(row[key])
-
-
-def _split_last_turn(dialogue: Any) -> tuple[str, str]:
-    if not isinstance(dialogue, str):
-        raise Malformed(f"expected a string, got {type(dialogue).__name__}")
-    cut = dialogue.rfind(ASSISTANT)
-    if cut < 0 or "Human:" not in dialogue[:cut]:
-        raise Malformed("no human turn followed by an assistant turn")
-    return dialogue[: cut + len(ASSISTANT)], dialogue[cut + len(ASSISTANT) :].strip()
-
-
-def extract_pair(dataset: str, row: dict[str, Any]) -> dict[str, str] | None:
-    """A preference pair ``{prompt, chosen, rejected}`` or None when the row has none.
-
-    hh-rlhf: the shared dialogue up to the last assistant turn, and the two final replies.
-    webgpt: the question, and the two answers ordered by score (ties give None).
-    """
-    if dataset == "red_team":
-        return None
-    if dataset == "webgpt":
-        prompt = webgpt_prompt(row.get("question"))
-        a0, a1, s0, s1 = (row.get(k) for k in ("answer_0", "answer_1", "score_0", "score_1"))
-        if not (isinstance(a0, str) and isinstance(a1, str)):
-            raise Malformed("answer_0/answer_1 missing or not strings")
-        if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in (s0, s1)):
-            raise Malformed("score_0/score_1 missing or not numbers")
-        if s0 == s1 or not a0.strip() or not a1.strip():
-            return None
-        chosen, rejected = (a0, a1) if s0 > s1 else (a1, a0)
-        return {"prompt": prompt, "chosen": chosen.strip(), "rejected": rejected.strip()}
-    prompt, chosen = _split_last_turn(row.get("chosen"))
-    prompt_r, rejected = _split_last_turn(row.get("rejected"))
-    if prompt != prompt_r or not chosen or not rejected or chosen == rejected:
-        return None
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
-
-# ----------------------------------------------------------------------------- raw reading
-def read_raw_bytes(path: Path) -> bytes:
-    """The whole file (gunzipped); a truncated or corrupt gzip is an error naming the file.
-
-    We stop rather than keep the rows before the damage: a cut download would silently
-    change the dataset (and Table 1) by an amount nobody sees.
-    """
-    try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            return f.read()
-    except (EOFError, OSError, zlib.error) as exc:
-        raise BadInputError(f"{path} is truncated or corrupt ({exc}); download it again") from None
-
-
-def read_raw_file(path: Path) -> list[Any]:
-    """Rows of a .jsonl(.gz) or JSON-array file. A line that is not UTF-8, not JSON, or
-    repeats a key becomes a Malformed naming the file and line (counted and skipped)."""
-    data = read_raw_bytes(path)
-    if data.lstrip().startswith(b"["):
-        try:
-            return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
-        except ValueError as exc:  # a JSON array cannot be split into rows: the file fails
-            raise BadInputError(f"{path}: a JSON array that does not parse: {exc}") from None
-    rows: list[Any] = []
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys))
-        except UnicodeDecodeError as exc:
-            rows.append(Malformed(f"{path.name} line {lineno}: not UTF-8 ({exc.reason})"))
-        except json.JSONDecodeError as exc:
-            rows.append(Malformed(f"{path.name} line {lineno}: invalid JSON ({exc.msg})"))
-        except ValueError as exc:  # a duplicated key
-            rows.append(Malformed(f"{path.name} line {lineno}: {exc}"))
-    if not rows:
-        log.warning("prepare: %s holds no rows", path)
-    return rows
-
-
-def _split_files(folder: Path, split: str) -> list[Path]:
-    return sorted(p for p in folder.glob(f"*{split}*") if p.suffix in {".gz", ".jsonl", ".json"})
-
-
-def read_local(root: Path, dataset: str) -> dict[str, list[Any]]:
-    """Raw rows of one subset from a directory laid out like the hub repos."""
-    if dataset == "webgpt":
-        folder = root / "webgpt_comparisons"
-        splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
-    else:
-        folder = root / "hh-rlhf" / HH_SUBSETS[dataset]
-        if dataset in OWN_TEST_SPLIT:
-            splits = {s: _split_files(folder, s) for s in ("train", "test")}
-        else:
-            splits = {"train": sorted(p for p in folder.glob("*.json*") if p.is_file())}
-    if not folder.is_dir():
-        raise MissingInputError(f"subset '{dataset}' not found: no directory {folder}")
-    if not any(splits.values()):
-        raise MissingInputError(f"subset '{dataset}': no .jsonl/.json files in {folder}")
-    out = {}
-    for split, files in splits.items():
-        if not files:
-            log.warning("%s: no %s split in %s; it contributes no rows", dataset, split, folder)
-        out[split] = [row for path in files for row in read_raw_file(path)]
-    return out
-
-
-def read_hub(cfg: PrepareConfig, dataset: str) -> dict[str, list[Any]]:
-    """Raw rows of one subset via ``datasets.load_dataset`` (hub id, or a local hub-like dir).
-
-    The calls datasets 5 accepts (no loading scripts; ../shared/REFERENCE.md): webgpt from
-    its parquet conversion branch (``cfg.webgpt_revision``), hh-rlhf by ``data_dir=<subset>``
-    (red-team-attempts has a ``train`` split only; its file is one JSON array).
-    """
-    import datasets
-
-    if dataset == "webgpt":
-        rows = datasets.load_dataset(cfg.webgpt_hub_id, revision=cfg.webgpt_revision, split="train")
-        return {"train": list(rows)}
-    splits = ("train", "test") if dataset in OWN_TEST_SPLIT else ("train",)
-    sub = HH_SUBSETS[dataset]
-    loaded = datasets.load_dataset(cfg.hh_rlhf_hub_id, revision=cfg.hh_rlhf_revision, data_dir=sub)
-    missing = [s for s in splits if s not in loaded]
-    if len(missing) == len(splits):
-        raise FileNotFoundError(f"prepare: {cfg.hh_rlhf_hub_id}/{sub} has no split {splits}")
-    return {s: list(loaded[s]) if s in loaded else [] for s in splits}
-
-
-# ----------------------------------------------------------------------------- the stage
 @dataclass
 class SubsetResult:
     prompts: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "test": []})

@@ -2,8 +2,8 @@
 disjoint parts, plus the reward models' training pairs.
 
 Every row of the selected subsets (all their files) is pooled and grouped by its first-turn
-prompt (``data.extract_prompt``), across subsets too, so a prompt and every dialogue that
-starts with it land in one part. Groups in ``data.prompt_order`` (seeded hash order) fill
+prompt (``data_extract.extract_prompt``), across subsets too, so a prompt and every dialogue
+that starts with it land in one part. Groups in ``data.prompt_order`` (seeded hash order) fill
 eval, validation, policy and reward_heldout in that order, each up to its number of
 prompts; a group whose prompt is longer than ``max_prompt_chars`` skips the prompt parts.
 The remaining groups are reward_train. What is written where:
@@ -23,15 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from superhf.config.prepare import PartsConfig, PrepareConfig
-from superhf.data import (
-    Malformed,
-    extract_pair,
-    extract_prompt,
-    prompt_order,
-    read_hub,
-    read_local,
-    read_raw_file,
-)
+from superhf.data import prompt_order
+from superhf.data_extract import Malformed, extract_pair, extract_prompt
+from superhf.data_sources import read_hub, read_local, read_raw_file
 from superhf.errors import BadInputError
 from superhf.paths import fixture_dir
 
