@@ -35,8 +35,9 @@ from superhf.capabilities.suite import check_lm_eval, load_benchmarks
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
+from superhf.eval_curves import snapshot_points
 from superhf.eval_pieces import CURVE_PIECE, PIECE_FORMAT, combine
-from superhf.evaluation import SAMPLERS, evaluate_models, snapshot_points
+from superhf.evaluation import SAMPLERS, evaluate_models
 from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
