@@ -13,7 +13,7 @@ from superhf import eval_samples
 from superhf.errors import BadInputError
 from superhf.models import load_causal_lm, load_tokenizer, save_model
 from superhf.reward import RewardScorer
-from superhf.stages import evaluate, report
+from superhf.stages import evaluate, evaluate_inputs, report
 from superhf.stats import bootstrap_ci
 from superhf.text_diagnostics import repeated_ngram_rate, shared_tail_share
 
@@ -101,9 +101,9 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
 
 def test_bad_model_argument(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="NAME=PATH"):
-        evaluate.parse_models(["oops"])
+        evaluate_inputs.parse_models(["oops"])
     with pytest.raises(BadInputError, match="not a model folder"):
-        evaluate.parse_models([f"base={tmp_path}"])
+        evaluate_inputs.parse_models([f"base={tmp_path}"])
 
 
 def test_sequence_logprobs_match_one_row_at_a_time() -> None:
