@@ -136,7 +136,7 @@ def bench_evaluation(policy: Path, repeats: int) -> dict:
     from superhf.capabilities import tasks as bm
     from superhf.capabilities.suite import load_benchmarks
     from superhf.config.evaluate import EvaluateConfig
-    from superhf.evaluation import sequence_logprobs
+    from superhf.eval_samples import sequence_logprobs
     from superhf.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)

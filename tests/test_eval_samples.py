@@ -10,7 +10,7 @@ import json
 import pytest
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
-from superhf import evaluation
+from superhf import eval_samples, evaluation
 from superhf.config.evaluate import EvaluateConfig
 from superhf.models import load_tokenizer, save_model
 from superhf.overopt import kl_estimate
@@ -66,8 +66,10 @@ def test_the_interval_takes_the_prompt_as_the_unit() -> None:
 def test_two_samples_per_prompt_give_two_rows_and_prompt_level_numbers(models, monkeypatch):
     ms, scorers = models
     ratios: list[list[float]] = []
-    real = evaluation.log_ratios
-    monkeypatch.setattr(evaluation, "log_ratios", lambda *a: ratios.append(real(*a)) or ratios[-1])
+    real = eval_samples.log_ratios
+    monkeypatch.setattr(
+        eval_samples, "log_ratios", lambda *a: ratios.append(real(*a)) or ratios[-1]
+    )
     results, rows = evaluation.evaluate_models(config(2), ms, TEST, scorers, None)
     for name in ("base", "superhf", "best_of_n"):
         mine = [r for r in rows if r["model"] == name]

@@ -9,13 +9,13 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
-from superhf import evaluation
+from superhf import eval_samples
 from superhf.errors import BadInputError
-from superhf.evaluation import repeated_ngram_rate, shared_tail_share
 from superhf.models import load_causal_lm, load_tokenizer, save_model
 from superhf.reward import RewardScorer
-from superhf.stages import evaluate, report
+from superhf.stages import evaluate, evaluate_inputs, report
 from superhf.stats import bootstrap_ci
+from superhf.text_diagnostics import repeated_ngram_rate, shared_tail_share
 
 
 def test_bootstrap_interval_covers_the_mean() -> None:
@@ -101,9 +101,9 @@ def test_stage_end_to_end_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
 
 def test_bad_model_argument(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="NAME=PATH"):
-        evaluate.parse_models(["oops"])
+        evaluate_inputs.parse_models(["oops"])
     with pytest.raises(BadInputError, match="not a model folder"):
-        evaluate.parse_models([f"base={tmp_path}"])
+        evaluate_inputs.parse_models([f"base={tmp_path}"])
 
 
 def test_sequence_logprobs_match_one_row_at_a_time() -> None:
@@ -118,7 +118,7 @@ def test_sequence_logprobs_match_one_row_at_a_time() -> None:
     texts = [PROMPTS[0], PROMPTS[1] + " longer prompt here", PROMPTS[2]]
     eos = tok.eos_token_id
     comps = [tok(" Boil it.")["input_ids"] + [eos], tok(" No.")["input_ids"], [eos]]  # sampled ids
-    got = evaluation.sequence_logprobs(model, tok, texts, comps, bs=3)
+    got = eval_samples.sequence_logprobs(model, tok, texts, comps, bs=3)
     for text, c, lp in zip(texts, comps, got):
         p = tok(text, add_special_tokens=False)["input_ids"]
         with torch.no_grad():

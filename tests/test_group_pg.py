@@ -141,7 +141,7 @@ def test_resume_after_kill_gives_identical_weights(tmp_path: Path, stage: str) -
 def test_evaluate_skips_a_disabled_method_and_summary_keeps_every_trained_one(
     tiny, tmp_path
 ) -> None:
-    from superhf.stages.evaluate import parse_models, parse_snapshots
+    from superhf.stages.evaluate_inputs import parse_models, parse_snapshots
     from superhf.summary import headline
 
     policy, _ = tiny

@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
-from superhf import evaluation, generation
+from superhf import eval_curves, eval_samples, evaluation, generation
 from superhf.config.common import warping_keys
 from superhf.config.evaluate import EvaluateConfig
 from superhf.figures import overopt_figure
@@ -51,20 +51,20 @@ def test_a_negative_kl_estimate_is_kept_and_its_sqrt_is_signed() -> None:
     assert signed_sqrt(-0.04) == pytest.approx(-0.2) and signed_sqrt(0.09) == pytest.approx(0.3)
     assert kl_estimate([0.7]) == (0.7, None)  # one sample: no standard error
     cfg = EvaluateConfig.model_validate({"bootstrap_samples": 10})
-    pt = evaluation.curve_point(
+    pt = eval_curves.curve_point(
         cfg, "rlhf", 1, 8, (-0.04, 0.02, "estimate"), [0.1, 0.2], [0.0, 0.1]
     )
     assert (pt["kl"], pt["kl_se"], pt["kl_kind"]) == (-0.04, 0.02, "estimate")
     assert pt["sqrt_kl"] == pytest.approx(-0.2)
     with pytest.raises(ValueError, match="kl kind"):
-        evaluation.curve_point(cfg, "rlhf", 1, 8, (0.1, None, "guess"), [0.1], [0.1])
+        eval_curves.curve_point(cfg, "rlhf", 1, 8, (0.1, None, "guess"), [0.1], [0.1])
 
 
 def test_figure_draws_estimates_with_bars_and_the_bound_apart(tmp_path: Path) -> None:
     cfg = EvaluateConfig.model_validate({"bootstrap_samples": 10})
-    est = [evaluation.curve_point(cfg, "rlhf", s, 8 * s, (k, 0.05, "estimate"), [0.1, 0.3], [0.0, 0.2])
+    est = [eval_curves.curve_point(cfg, "rlhf", s, 8 * s, (k, 0.05, "estimate"), [0.1, 0.3], [0.0, 0.2])
            for s, k in ((0, 0.0), (1, -0.03), (2, 0.4))]  # fmt: skip
-    bon = [evaluation.curve_point(cfg, "best_of_n", n, 4 * n, (math.log(n) - (n - 1) / n, None,
+    bon = [eval_curves.curve_point(cfg, "best_of_n", n, 4 * n, (math.log(n) - (n - 1) / n, None,
            "upper_bound"), [0.1, 0.3], [0.0, 0.2], n=n) for n in (1, 2, 4)]  # fmt: skip
     overopt_figure({"rlhf": est, "best_of_n": bon}, tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 10_000
@@ -83,16 +83,18 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 
 def spy_samplers(monkeypatch) -> list[tuple[dict, list]]:
-    """(sampler settings, completions) of every sample_completions call of evaluation."""
+    """(sampler settings, completions) of every sample_completions call of evaluation (the
+    table's, the samples' and the curves' modules)."""
     calls: list[tuple[dict, list]] = []
-    real = evaluation.sample_completions
+    real = generation.sample_completions
 
     def spy(model, tok, texts, cfg, **kw):
         out = real(model, tok, texts, cfg, **kw)
         calls.append(({k: getattr(cfg, k) for k in ("top_p", "repetition_penalty")}, out))
         return out
 
-    monkeypatch.setattr(evaluation, "sample_completions", spy)
+    for module in (evaluation, eval_samples, eval_curves):
+        monkeypatch.setattr(module, "sample_completions", spy)
     return calls
 
 
@@ -152,7 +154,7 @@ def test_kl_and_curves_sample_the_unwarped_policy_and_the_table_keeps_its_sample
     assert "unwarped" in results["samplers"]["kl_and_curves"]
 
     calls.clear()
-    curves = evaluation.overoptimisation(
+    curves = eval_curves.overoptimisation(
         cfg, {"base": policy, "superhf": other}, {}, test, scorers, results
     )
     assert [c[0] for c in calls] == [unwarped]  # best-of-n's curve draws: the unwarped base
@@ -174,7 +176,7 @@ def test_final_curve_point_is_the_unwarped_measurement(models) -> None:
     results, _ = evaluation.evaluate_models(cfg, ms, test, scorers, None)
     (snaps := other.parent / "snaps").mkdir(exist_ok=True)
     (snaps / "index.json").write_text("[]")
-    pts = evaluation.overoptimisation(cfg, ms, {"superhf": snaps}, test, scorers, results)[
+    pts = eval_curves.overoptimisation(cfg, ms, {"superhf": snaps}, test, scorers, results)[
         "superhf"
     ]
     base, final = pts[0], pts[-1]

@@ -12,7 +12,7 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf.errors import UserError
 from superhf.models import load_causal_lm
-from superhf.stages import evaluate, report
+from superhf.stages import evaluate, evaluate_inputs, report
 from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
 from superhf.training import snapshot_due
@@ -96,9 +96,9 @@ def test_snapshots_without_overopt_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "index.json").write_text("[]")
     with pytest.raises(UserError, match="needs --overopt"):
-        evaluate.parse_snapshots([f"superhf={tmp_path / 's'}"], {"superhf": policy}, None)
+        evaluate_inputs.parse_snapshots([f"superhf={tmp_path / 's'}"], {"superhf": policy}, None)
     with pytest.raises(UserError, match="no --model rlhf"):
-        evaluate.parse_snapshots([f"rlhf={tmp_path / 's'}"], {"superhf": policy}, "o.json")
+        evaluate_inputs.parse_snapshots([f"rlhf={tmp_path / 's'}"], {"superhf": policy}, "o.json")
 
 
 def test_a_resumed_run_keeps_its_snapshots_and_a_fresh_one_starts_empty(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
-from superhf import evaluation, generation
+from superhf import eval_samples, evaluation, generation
 from superhf import ppo_trainer as rlhf
 from superhf import superhf_trainer as shf
 from superhf.config.evaluate import EvaluateConfig
@@ -199,13 +199,13 @@ def test_kl_diagnostic_scores_the_sampled_ids(tiny, monkeypatch) -> None:
     tok = load_tokenizer(policy)
     rec = Recorder(monkeypatch)
     scored: list[list[int]] = []
-    real = evaluation.sequence_logprobs
+    real = eval_samples.sequence_logprobs
 
     def spy(model, tok_, texts, ids, *a, **kw):
         scored.extend(list(x) for x in ids)
         return real(model, tok_, texts, ids, *a, **kw)
 
-    monkeypatch.setattr(evaluation, "sequence_logprobs", spy)
+    monkeypatch.setattr(eval_samples, "sequence_logprobs", spy)
     cfg = EvaluateConfig.model_validate(
         {"generation": {**TINY_GEN, "max_new_tokens": 6, "trim": "none"}, "best_of_n": 0,
          "bootstrap_samples": 10, "benchmarks": {"enabled": False}}
@@ -228,7 +228,7 @@ def test_sequence_logprobs_sums_the_given_ids(tiny) -> None:
     policy, _ = tiny
     tok, model = load_tokenizer(policy), load_causal_lm(policy).eval()
     prompt, ids = PROMPTS[0], [5, 17, 42]
-    got = evaluation.sequence_logprobs(model, tok, [prompt], [ids])[0]
+    got = eval_samples.sequence_logprobs(model, tok, [prompt], [ids])[0]
     p = tok(prompt, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logp = model(torch.tensor([p + ids])).logits[0].log_softmax(-1)

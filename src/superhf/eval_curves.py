@@ -1,0 +1,185 @@
+"""The over-optimisation curves' points that need models: every snapshot a training stage
+kept, scored as the final models are (``superhf.eval_samples.unwarped_point``: KL to the base
+and rewards of the unwarped policy), and best-of-n's pool curve from the unwarped base;
+``overoptimisation`` joins them with the models' own blocks into each method's curve
+(``superhf.eval_pieces``, which also holds a point's fields; the maths in ``superhf.overopt``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from superhf.config.common import unwarped
+from superhf.config.evaluate import EvaluateConfig
+from superhf.eval_pieces import CURVE_PIECE, KL_KINDS, curves_of
+from superhf.eval_pieces import curve_point as pure_curve_point
+from superhf.eval_samples import score_all, unwarped_point
+from superhf.generation import format_prompt, sample_completions
+from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
+from superhf.overopt import best_of_n_curve
+
+__all__ = ["KL_KINDS", "overoptimisation", "snapshot_points"]
+
+log = logging.getLogger(__name__)
+
+
+def read_snapshot_index(folder: str | Path) -> list[dict]:
+    """The snapshots a training stage kept (``index.json``: step, reward_queries, path)."""
+    index = Path(folder) / "index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index}: no snapshot index (run the training stage first)")
+    rows = json.loads(index.read_text())
+    for r in rows:
+        if not (Path(folder) / r["path"] / "config.json").is_file():
+            raise FileNotFoundError(f"{index}: snapshot {r['path']} has no config.json")
+    return rows
+
+
+def curve_point(
+    cfg: EvaluateConfig,
+    method: str,
+    step: int,
+    queries: int,
+    kl: tuple[float, float | None, str],
+    proxy: list[float] | dict,
+    gold: list[float] | dict,
+    **extra: Any,
+) -> dict:
+    """One point of an over-optimisation curve (``superhf.eval_pieces.curve_point``) with
+    the bootstrap of ``cfg``."""
+    boot = (cfg.bootstrap_samples, cfg.seed)
+    return pure_curve_point(method, step, queries, kl, (proxy, gold), boot, **extra)
+
+
+def score_snapshot(
+    cfg: EvaluateConfig, path: Path, base_model, base_tok, test: list[dict], scorers
+) -> dict[str, Any]:
+    """``unwarped_point`` of one snapshot on the test prompts, as for the final models."""
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    model = load_causal_lm(path, dtype=dtype).to(device).eval()
+    return unwarped_point(cfg, model, load_tokenizer(path), test, scorers, base_model, base_tok)
+
+
+def best_of_n_points(
+    cfg: EvaluateConfig, n_max: int, base_model, base_tok, test: list[dict], scorers
+) -> list[dict]:
+    """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
+    prompt from the unwarped base (the sampler of the trained methods' curves, so the KL
+    bound is relative to the same base; the seed of ``best_of_n``), on the first
+    ``best_of_n_curve_prompts`` test prompts; a pool of ``best_of_n_pool`` >= n_max draws per
+    prompt and the unbiased estimator over all n-subsets of it (``superhf.overopt``).
+    Reward-model queries: n proxy scores per test prompt. KL: the upper bound
+    log n - (n-1)/n."""
+    prompts = [t["prompt"] for t in test[: cfg.best_of_n_curve_prompts]]
+    gen = unwarped(cfg.generation)
+    texts = [format_prompt(p, base_tok, gen) for p in prompts]
+    torch.manual_seed(cfg.seed + 1)
+    pool = max(n_max, cfg.best_of_n_pool or n_max)
+    rows = [t for t in texts for _ in range(pool)]
+    comps = [c.text for c in sample_completions(base_model, base_tok, rows, gen)]
+    scores = score_all(scorers, [p for p in prompts for _ in range(pool)], comps)
+    per = {
+        w: [scores[w][i * pool : (i + 1) * pool] for i in range(len(prompts))]
+        for w in ("proxy", "gold")
+    }
+    curve = best_of_n_curve(per["proxy"], per["gold"], n_max, pool=pool)
+    return [
+        curve_point(
+            cfg,
+            "best_of_n",
+            c["n"],
+            c["n"] * len(prompts),
+            (c["kl"], None, "upper_bound"),
+            c["proxy"],
+            c["gold"],
+            n=c["n"],
+        )
+        for c in curve
+    ]
+
+
+def method_snapshots(
+    cfg: EvaluateConfig, method: str, folder: Path, base: tuple, test: list[dict], scorers
+) -> list[dict]:
+    """The curve points of every snapshot of ``method`` (``base``: model, tokenizer)."""
+    pts = []
+    for snap in read_snapshot_index(folder):
+        pt = score_snapshot(cfg, Path(folder) / snap["path"], *base, test, scorers)
+        pts.append(
+            curve_point(
+                cfg,
+                method,
+                snap["step"],
+                snap["reward_queries"],
+                (pt["kl"], pt["kl_se"], "estimate"),
+                pt["proxy"],
+                pt["gold"],
+            )
+        )
+        log.info(
+            "%s step %d: proxy %.3f gold %.3f KL %.3f",
+            method,
+            snap["step"],
+            pts[-1]["proxy_mean"],
+            pts[-1]["gold_mean"],
+            pt["kl"],
+        )
+    return pts
+
+
+def snapshot_points(
+    cfg: EvaluateConfig,
+    models: dict[str, Path],
+    snapshots: dict[str, Path],
+    test: list[dict],
+    scorers,
+    only: Collection[str] | None = None,
+) -> dict:
+    """What the curves need beyond the models' own blocks: each trained method's snapshot
+    points and final step (``superhf_meta.json``), and the best-of-n curve
+    (``best_of_n_points``; ``best_of_n_curve`` in ``only``): {points, finals, best_of_n}."""
+    out: dict[str, Any] = {"points": {}, "finals": {}, "best_of_n": None}
+    for method in snapshots:
+        if method not in models:
+            raise ValueError(f"snapshots given for {method!r} but no --model {method}=PATH")
+    methods = [m for m in snapshots if only is None or m in only]
+    n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
+    curve = n_max > 0 and (only is None or CURVE_PIECE in only)
+    if not methods and not curve:
+        return out
+    device, dtype = pick_device(), torch_dtype(cfg.precision)
+    base_model = load_causal_lm(models["base"], dtype=dtype).to(device).eval()
+    base = (base_model, load_tokenizer(models["base"]))
+    for method in methods:
+        folder = snapshots[method]
+        out["points"][method] = method_snapshots(cfg, method, folder, base, test, scorers)
+        meta = json.loads((models[method] / "superhf_meta.json").read_text())
+        out["finals"][method] = {k: meta[k] for k in ("step", "reward_queries")}
+    if curve:
+        out["best_of_n"] = best_of_n_points(cfg, n_max, *base, test, scorers)
+    return out
+
+
+def overoptimisation(
+    cfg: EvaluateConfig,
+    models: dict[str, Path],
+    snapshots: dict[str, Path],
+    test: list[dict],
+    scorers,
+    results: dict[str, Any],
+) -> dict[str, list[dict]]:
+    """Proxy and gold reward against KL to the base and reward-model queries, per method.
+
+    Each trained method's curve: the base (step 0), every snapshot in ``snapshots[method]``,
+    and the final model (its numbers from ``results``, already measured by
+    ``evaluate_models``), each from samples of the unwarped policy (``unwarped_point``).
+    Best-of-n: ``best_of_n_points``.
+    """
+    snaps = snapshot_points(cfg, models, snapshots, test, scorers)
+    return curves_of(results, snaps, (cfg.bootstrap_samples, cfg.seed))
