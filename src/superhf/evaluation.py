@@ -44,9 +44,10 @@ from superhf.core import (
 )
 from superhf.eval_pieces import CURVE_PIECE, KL_KINDS, curves_of
 from superhf.eval_pieces import curve_point as pure_curve_point
-from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
+from superhf.generation import Completion, distinct_n, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
 from superhf.overopt import best_of_n_curve, kl_estimate
+from superhf.prompting import format_prompt
 from superhf.reward import RewardScorer
 from superhf.stats import reward_block, summary, unit_means
 

@@ -37,12 +37,12 @@ from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
 from superhf.eval_pieces import CURVE_PIECE, PIECE_FORMAT, combine
 from superhf.evaluation import SAMPLERS, evaluate_models, snapshot_points
-from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
 from superhf.models import is_disabled, pick_device, torch_dtype
 from superhf.params import load_section, read_params
 from superhf.paths import cache_root
+from superhf.prompting import check_context
 from superhf.reward import RewardScorer
 from superhf.tables import table4
 from superhf.tracking import TrackingConfig, stage_run
