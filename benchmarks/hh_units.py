@@ -18,7 +18,8 @@ from superhf.config.reward_model import RewardModelConfig
 from superhf.data_parts import run_parts
 from superhf.materialise import load_reward_backbone
 from superhf.profile import resolve
-from superhf.reward import encode, train_reward_model
+from superhf.reward import encode
+from superhf.reward_training import train_reward_model
 
 
 def time_training(cfg, name, pairs, batch, max_length, steps) -> float:

@@ -90,8 +90,9 @@ def bench_generation(
     policy: Path, S: int, new_tokens: int, chat: bool, repeats: int, bandwidth: float
 ) -> dict:
     """Batched generation of S completions (ours) vs one prompt at a time with HF generate."""
-    from superhf.generation import format_prompt, generate
+    from superhf.generation import generate
     from superhf.models import load_causal_lm, load_tokenizer
+    from superhf.prompting import format_prompt
 
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
     cfg = gen_cfg(new_tokens, S, chat)
@@ -227,7 +228,7 @@ def bench_kernels(policy: Path, chat: bool, repeats: int) -> dict:
     one decode step's LM head."""
     from transformers import TopPLogitsWarper
 
-    from superhf.generation import RowsTimesWeightHead, TopPFromTopK
+    from superhf.decoding import RowsTimesWeightHead, TopPFromTopK
     from superhf.models import load_causal_lm
 
     model = load_causal_lm(policy)
@@ -239,8 +240,8 @@ def bench_kernels(policy: Path, chat: bool, repeats: int) -> dict:
         opt = torch.optim.AdamW(params, lr=1e-9, fused=fused)
         out[f"adamw_step_{name}_s"] = median_time(opt.step, repeats)
     out["adamw_fused_speedup"] = out["adamw_step_foreach_s"] / out["adamw_step_fused_s"]
-    from superhf.generation import format_prompt, tokenize_prompts
     from superhf.models import load_tokenizer
+    from superhf.prompting import format_prompt, tokenize_prompts
 
     tok, head = load_tokenizer(policy), model.get_output_embeddings()
     texts = [format_prompt(p, tok, gen_cfg(32, 8, chat)) for p in PROMPTS]

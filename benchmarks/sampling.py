@@ -62,7 +62,8 @@ def sampler_cfg(rows: int, sampler: str = "multinomial"):
 
 def one_shape(model, tok, n_prompts: int, per_prompt: int, repeats: int,
               sampler: str = "multinomial") -> dict:  # fmt: skip
-    from superhf.generation import format_prompt, generate_ids, tokenize_prompts
+    from superhf.generation import generate_ids
+    from superhf.prompting import format_prompt, tokenize_prompts
 
     cfg = sampler_cfg(n_prompts * per_prompt, sampler)
     texts = [format_prompt(p, tok, cfg) for p in PROMPTS[:n_prompts]]
@@ -114,15 +115,9 @@ def breakdown(model, tok, n_prompts: int, per_prompt: int) -> dict:
     """One decode, written out step by step as ``generate`` runs it (prefill shared once,
     then per step: forward of the last token, the processors, softmax + multinomial), each
     part timed; ``generate_ids``'s own time for the same rows is measured next to it."""
-    from superhf.generation import (
-        cache_kwarg,
-        decode_processors,
-        fast_cpu_head,
-        format_prompt,
-        generate_ids,
-        prefill_shared,
-        tokenize_prompts,
-    )
+    from superhf.decoding import decode_processors, fast_cpu_head
+    from superhf.generation import cache_kwarg, generate_ids, prefill_shared
+    from superhf.prompting import format_prompt, tokenize_prompts
 
     cfg = sampler_cfg(n_prompts * per_prompt)
     texts = [format_prompt(p, tok, cfg) for p in PROMPTS[:n_prompts]]

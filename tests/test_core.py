@@ -16,7 +16,9 @@ from superhf.core import (
     superhf_loss,
     tail_columns,
 )
-from superhf.generation import dialogue_messages, distinct_n, trim_completion
+from superhf.generation import distinct_n
+from superhf.prompting import dialogue_messages
+from superhf.trimming import trim_completion
 
 
 @pytest.mark.parametrize(
@@ -177,7 +179,7 @@ def test_position_ids_count_real_tokens_only() -> None:
 def test_top_p_from_top_k_keeps_what_transformers_keeps(seed: int, top_p: float, k: int) -> None:
     from transformers import TopPLogitsWarper
 
-    from superhf.generation import TopPFromTopK
+    from superhf.decoding import TopPFromTopK
 
     g = torch.Generator().manual_seed(seed)
     scores = torch.randn(5, 300, generator=g) * (0.5 + seed)  # flat to peaked rows
@@ -190,7 +192,7 @@ def test_top_p_from_top_k_keeps_what_transformers_keeps(seed: int, top_p: float,
 
 
 def test_rows_times_weight_head_is_the_same_linear_map() -> None:
-    from superhf.generation import RowsTimesWeightHead, fast_cpu_head
+    from superhf.decoding import RowsTimesWeightHead, fast_cpu_head
     from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
     for bias in (False, True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from helpers import PROMPTS, TINY_GEN
 
-from superhf import generation
+from superhf import decoding, generation, prompting
 from superhf.config.common import GenerationConfig
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
@@ -16,7 +16,7 @@ def test_draws_follow_the_softmax_and_never_a_masked_token() -> None:
     torch.manual_seed(0)
     logits = torch.tensor([2.0, -1.0, float("-inf"), 0.5, 0.0, float("-inf"), 1.0, -3.0])
     n = 200_000
-    out = generation.InverseCDFSample()(torch.zeros(n, 1, dtype=torch.long), logits.repeat(n, 1))
+    out = decoding.InverseCDFSample()(torch.zeros(n, 1, dtype=torch.long), logits.repeat(n, 1))
     assert torch.equal((out == 0).sum(1), torch.ones(n, dtype=torch.long))  # one token a row
     assert torch.isinf(out[out != 0]).all()
     freq = torch.bincount(out.argmax(1), minlength=len(logits)).double() / n
@@ -29,7 +29,7 @@ def test_draws_follow_the_softmax_and_never_a_masked_token() -> None:
 def test_u_rounding_up_to_the_total_takes_the_most_likely_token(monkeypatch) -> None:
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape))
     logits = torch.tensor([[0.0, 3.0, 1.0, float("-inf")]])
-    out = generation.InverseCDFSample()(torch.zeros(1, 1, dtype=torch.long), logits)
+    out = decoding.InverseCDFSample()(torch.zeros(1, 1, dtype=torch.long), logits)
     assert out.argmax().item() == 1
 
 
@@ -52,10 +52,10 @@ def test_generate_ids_first_token_has_the_processed_distribution() -> None:
     rows = [PROMPTS[0]] * 2000
     torch.manual_seed(1)
     drawn = [r[0] for r in generation.generate_ids(model, tok, rows, cfg)]
-    enc = generation.tokenize_prompts(tok, PROMPTS[:1], cfg.max_prompt_tokens)
+    enc = prompting.tokenize_prompts(tok, PROMPTS[:1], cfg.max_prompt_tokens)
     with torch.inference_mode():
         logits = model(**enc).logits[:, -1, :]
-    scores = generation.decode_processors(cfg)(enc["input_ids"], logits.clone())
+    scores = decoding.decode_processors(cfg)(enc["input_ids"], logits.clone())
     want = torch.softmax(scores.double(), -1)[0]
     freq = torch.bincount(torch.tensor(drawn), minlength=len(want)).double() / len(drawn)
     assert set(drawn) <= set(torch.nonzero(want).flatten().tolist())

@@ -16,7 +16,7 @@ from superhf.judges import (
     ranks,
     wilson,
 )
-from superhf.reward import relabel_pairs
+from superhf.reward_training import relabel_pairs
 
 
 def test_relabelling_swaps_exactly_where_the_gold_disagrees() -> None:

@@ -128,7 +128,7 @@ def test_sampling_matches_transformers_own_top_p() -> None:
     """Our top-p processor and CPU head must not change what a seeded sample draws."""
     from helpers import PROMPTS, TINY_GEN
 
-    from superhf import generation
+    from superhf import generation, prompting
     from superhf.config.common import GenerationConfig
     from superhf.tiny import tiny_causal_lm
 
@@ -138,7 +138,7 @@ def test_sampling_matches_transformers_own_top_p() -> None:
                               "repetition_penalty": 1.05, "batch_size": 8})  # fmt: skip
     torch.manual_seed(3)
     ours = generation.generate(model, tok, PROMPTS, cfg, share_prefill=False)
-    enc = generation.tokenize_prompts(tok, PROMPTS, cfg.max_prompt_tokens)
+    enc = prompting.tokenize_prompts(tok, PROMPTS, cfg.max_prompt_tokens)
     torch.manual_seed(3)
     with torch.inference_mode():
         seqs = model.generate(**enc, max_new_tokens=16, do_sample=True, top_p=0.8, top_k=0,

@@ -13,16 +13,8 @@ from superhf.config.reward_model import RewardModelConfig
 from superhf.data_extract import extract_pair
 from superhf.materialise import load_reward_backbone
 from superhf.models import save_model
-from superhf.reward import (
-    RewardScorer,
-    ScoreCache,
-    bradley_terry_loss,
-    encode,
-    last_human_turn,
-    model_hash,
-    pair_accuracy,
-    train_reward_model,
-)
+from superhf.reward import RewardScorer, ScoreCache, encode, last_human_turn, model_hash
+from superhf.reward_training import bradley_terry_loss, pair_accuracy, train_reward_model
 from superhf.stages import reward_model
 from superhf.tiny import tiny_reward_backbone, tiny_tokenizer  # noqa: I001
 
@@ -196,7 +188,7 @@ def test_stage_local_source_copies_a_model(tmp_path: Path, tiny_rm: Path) -> Non
 
 def test_split_pairs_gives_disjoint_halves_covering_every_pair() -> None:
     from superhf.config.reward_model import RewardModelConfig
-    from superhf.reward import split_pairs
+    from superhf.reward_training import split_pairs
 
     pairs = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(11)]
     proxy, gold = split_pairs(pairs, RewardModelConfig())
@@ -214,6 +206,7 @@ def test_stage_trains_and_scores_with_the_configured_input_format(tmp_path, monk
     """reward_model.input_format with source train: the format the model trains on is the
     one written to its meta (and so the one it is scored with); auto means text."""
     from superhf import reward as reward_mod
+    from superhf import reward_training
 
     seen: list[str] = []
     real = reward_mod.encode
@@ -222,7 +215,8 @@ def test_stage_trains_and_scores_with_the_configured_input_format(tmp_path, monk
         seen.append(input_format)
         return real(tok, prompts, comps, input_format, max_length)
 
-    monkeypatch.setattr(reward_mod, "encode", spy)
+    monkeypatch.setattr(reward_mod, "encode", spy)  # scoring
+    monkeypatch.setattr(reward_training, "encode", spy)  # training
     base = "  name: tiny\n  epochs: 1.0\n  batch_size: 4\n  max_length: 32\n"
     stage(tmp_path, base + "  input_format: pair\n", PREFS)
     assert set(seen) == {"pair"}

@@ -15,9 +15,9 @@ from superhf import superhf_trainer as shf
 from superhf.config.evaluate import EvaluateConfig
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
-from superhf.generation import cut_ids_at_trim, trim_completion, trim_point
 from superhf.models import load_tokenizer
 from superhf.reward import RewardScorer
+from superhf.trimming import cut_ids_at_trim, trim_completion, trim_point
 
 PREAMBLE = "A human user asks a question, and an AI assistant responds."
 

@@ -13,7 +13,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from superhf import generation
+from superhf import decoding, generation, prompting
 from superhf.config.common import GenerationConfig
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 
@@ -35,7 +35,7 @@ def test_kept_set_is_transformers_own(temperature: float, top_p: float, top_k: i
         theirs.append(TopPLogitsWarper(top_p))
     cfg = gen_cfg(temperature=temperature, top_p=top_p, top_k=top_k)
     want = theirs(ids, scores.clone())
-    got = generation.sampling_processors(cfg)(ids, scores.clone())
+    got = decoding.sampling_processors(cfg)(ids, scores.clone())
     assert torch.equal(torch.isinf(got), torch.isinf(want))
     assert torch.allclose(got[~torch.isinf(got)], want[~torch.isinf(want)])
     # the nucleus of the tempered distribution is another set than the untempered one's
@@ -53,7 +53,7 @@ def test_seeded_sample_is_transformers_own(temperature: float, top_k: int) -> No
                   repetition_penalty=1.05)  # fmt: skip
     torch.manual_seed(3)
     ours = generation.generate(model, tok, PROMPTS, cfg, share_prefill=False)
-    enc = generation.tokenize_prompts(tok, PROMPTS, cfg.max_prompt_tokens)
+    enc = prompting.tokenize_prompts(tok, PROMPTS, cfg.max_prompt_tokens)
     torch.manual_seed(3)
     with torch.inference_mode():
         seqs = model.generate(**enc, max_new_tokens=16, do_sample=True, top_p=0.8, top_k=top_k,
@@ -83,12 +83,12 @@ def test_repetition_penalty_is_transformers_own() -> None:
     ids = torch.randint(0, 300, (6, 40), generator=g)  # repeats within a row
     for penalty in (1.05, 0.8, 1.3):
         want = RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone())
-        got = generation.RepetitionPenalty(penalty)(ids, scores.clone())
+        got = decoding.RepetitionPenalty(penalty)(ids, scores.clone())
         assert torch.equal(got, want) and not torch.equal(got, scores)
     wide = ids.clone()
     wide[0, 0] = 305  # an id past the head's width: theirs skips it, so do we
     want = RepetitionPenaltyLogitsProcessor(1.1)(wide, scores.clone())
-    assert torch.equal(generation.RepetitionPenalty(1.1)(wide, scores.clone()), want)
+    assert torch.equal(decoding.RepetitionPenalty(1.1)(wide, scores.clone()), want)
 
 
 @pytest.mark.parametrize("ks", [(4,), (4, 16), (64, 1024)])
@@ -100,7 +100,7 @@ def test_top_p_tiers_keep_what_transformers_keeps(ks: tuple[int, ...], top_p: fl
     scores = torch.randn(6, 300, generator=g) * spread
     ids = torch.zeros(6, 1, dtype=torch.long)
     want = TopPLogitsWarper(top_p)(ids, scores.clone())
-    got = generation.TopPFromTopK(top_p, k=ks)(ids, scores.clone())
+    got = decoding.TopPFromTopK(top_p, k=ks)(ids, scores.clone())
     assert torch.equal(torch.isinf(got), torch.isinf(want))
     assert torch.equal(got[~torch.isinf(got)], scores[~torch.isinf(got)])
 
@@ -116,7 +116,7 @@ def test_our_processors_sample_what_generates_own_sample(do_sample: bool) -> Non
     torch.manual_seed(7)
     ours = generation.generate_ids(model, tok, texts, cfg, do_sample=do_sample,
                                    share_prefill=False, min_new_tokens=4)  # fmt: skip
-    enc = generation.tokenize_prompts(tok, texts, cfg.max_prompt_tokens)
+    enc = prompting.tokenize_prompts(tok, texts, cfg.max_prompt_tokens)
     torch.manual_seed(7)
     with torch.inference_mode():
         seqs = model.generate(**enc, max_new_tokens=12, min_new_tokens=4, do_sample=do_sample,

@@ -18,9 +18,10 @@ from superhf import ppo_trainer, superhf_trainer
 from superhf.config.common import GenerationConfig
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
-from superhf.generation import format_prompt, generate
+from superhf.generation import generate
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import FixedKLController
+from superhf.prompting import format_prompt
 from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer

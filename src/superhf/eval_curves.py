@@ -20,9 +20,10 @@ from superhf.config.evaluate import EvaluateConfig
 from superhf.eval_pieces import CURVE_PIECE, KL_KINDS, curves_of
 from superhf.eval_pieces import curve_point as pure_curve_point
 from superhf.eval_samples import score_all, unwarped_point
-from superhf.generation import format_prompt, sample_completions
+from superhf.generation import sample_completions
 from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
 from superhf.overopt import best_of_n_curve
+from superhf.prompting import format_prompt
 
 __all__ = ["KL_KINDS", "overoptimisation", "snapshot_points"]
 

@@ -26,8 +26,9 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import Completion, format_prompt, sample_completions
+from superhf.generation import Completion, sample_completions
 from superhf.overopt import kl_estimate
+from superhf.prompting import format_prompt
 from superhf.reward import RewardScorer
 from superhf.stats import summary, unit_means
 

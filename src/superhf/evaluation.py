@@ -33,8 +33,9 @@ from tqdm.auto import tqdm
 from superhf.capabilities.suite import run_benchmarks
 from superhf.config.evaluate import EvaluateConfig
 from superhf.eval_samples import draws, sample_scored, score_all, unwarped_point
-from superhf.generation import format_prompt, sample_completions
+from superhf.generation import sample_completions
 from superhf.models import load_causal_lm, load_tokenizer, pick_device, torch_dtype
+from superhf.prompting import format_prompt
 from superhf.stats import reward_block
 from superhf.text_diagnostics import diagnostics
 

@@ -4,7 +4,7 @@ For the held-out preference pairs: each model's accuracy with a Wilson interval,
 length-only baselines ("the longer answer wins", "the shorter answer wins"), and how often
 the two models prefer the same answer. For policy samples: the correlation of their scores
 (Pearson and Spearman, with a bootstrap interval). A tie counts one half everywhere, as in
-``superhf.reward.pair_accuracy``.
+``superhf.reward_training.pair_accuracy``.
 """
 
 from __future__ import annotations

@@ -24,13 +24,7 @@ from superhf.core import (
     tail_forward_inputs,
 )
 from superhf.errors import BadInputError
-from superhf.generation import (
-    Completion,
-    distinct_n,
-    format_prompt,
-    sample_completions,
-    trim_completion,
-)
+from superhf.generation import Completion, distinct_n, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import (
     AdaptiveKLController,
@@ -43,6 +37,7 @@ from superhf.ppo_core import (
     policy_loss,
     value_loss,
 )
+from superhf.prompting import format_prompt
 from superhf.reward import RewardScorer
 from superhf.sharding import full_parameters
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
@@ -55,6 +50,7 @@ from superhf.training import (
     prompts_per_step,
     seed_everything,
 )
+from superhf.trimming import trim_completion
 
 # A section class only named in annotations: imported for type checkers, not at run time,
 # so the stages that run this module do not depend on (rerun for) that section's config.

@@ -26,8 +26,9 @@ from superhf.core import (
     tail_columns,
     tail_forward_inputs,
 )
-from superhf.generation import Completion, distinct_n, format_prompt, sample_completions
+from superhf.generation import Completion, distinct_n, sample_completions
 from superhf.models import load_causal_lm, load_tokenizer
+from superhf.prompting import format_prompt
 from superhf.reward import RewardScorer
 from superhf.sharding import full_parameters
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop

@@ -120,7 +120,7 @@ def squad_prompt(r: dict) -> str:
 
 def squad(model, tok, rows: list[dict], max_new_tokens: int = 32, bs: int = 8) -> dict[str, float]:
     """Greedy generation to the first newline; EM and F1 against the best reference."""
-    from superhf.generation import tokenize_prompts
+    from superhf.prompting import tokenize_prompts
 
     device = next(model.parameters()).device
     preds = []

@@ -18,10 +18,10 @@ from typing import Any
 
 from superhf.cli import add_params_arg, stage_parser
 from superhf.errors import BadInputError
-from superhf.generation import check_context
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
 from superhf.model_check import check_model_folder
 from superhf.params import load_section, read_params
+from superhf.prompting import check_context
 from superhf.tracking import TrackingConfig, stage_run
 from superhf.training import discard_checkpoints, save_final
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from superhf.config.evaluate import EvaluateConfig
 from superhf.errors import BadInputError
 from superhf.eval_pieces import CURVE_PIECE
-from superhf.generation import check_context
 from superhf.io import read_jsonl
 from superhf.model_check import check_model_folder
 from superhf.models import is_disabled
+from superhf.prompting import check_context
 
 log = logging.getLogger(__name__)
 

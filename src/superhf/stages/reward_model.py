@@ -22,8 +22,8 @@ from superhf.judges import heldout_report
 from superhf.materialise import check_reward_sources, load_reward_backbone, materialise_pretrained
 from superhf.models import pick_device, save_model, torch_dtype
 from superhf.params import load_section
-from superhf.reward import (
-    RewardScorer,
+from superhf.reward import RewardScorer
+from superhf.reward_training import (
     length_baseline,
     pair_accuracy,
     relabel_pairs,
