@@ -30,7 +30,7 @@ from superhf.pg_core import (
     k1_sequence_kl,
     leave_one_out_advantages,
 )
-from superhf.ppo_trainer import response_ids, rollout_batch
+from superhf.ppo_rollout import response_ids, rollout_batch
 from superhf.reward import RewardScorer
 from superhf.superhf_trainer import sample_superbatch
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
