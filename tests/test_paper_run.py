@@ -18,9 +18,9 @@ from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
 from superhf.errors import BadInputError
 from superhf.generation import Completion, trim_completion
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.profile import resolve
-from superhf.training import prompts_per_step
 
 
 @pytest.fixture(scope="module")

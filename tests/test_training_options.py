@@ -15,6 +15,7 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
 from superhf import ppo_policy, ppo_rollout, ppo_trainer, ppo_update, superhf_trainer
+from superhf.checkpoints import Checkpointer
 from superhf.config.common import GenerationConfig
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
@@ -25,7 +26,7 @@ from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 from superhf.trainer_loop import Trainee
-from superhf.training import Checkpointer, build_optimizer, make_accelerator
+from superhf.training import build_optimizer, make_accelerator
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from accelerate.utils import gather_object
 from superhf.config.group_pg import GroupPGConfig
 from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, tail_forward_inputs
 from superhf.generation import distinct_n
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.pg_core import (
     clipped_pg_loss,
@@ -40,7 +41,6 @@ from superhf.training import (
     frozen_reference,
     make_accelerator,
     maybe_lora,
-    prompts_per_step,
     seed_everything,
 )
 

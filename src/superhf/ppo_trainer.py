@@ -20,6 +20,7 @@ import torch
 from accelerate.utils import gather_object
 
 from superhf.generation import distinct_n, format_prompt, sample_completions
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.ppo_core import AdaptiveKLController, FixedKLController
 from superhf.ppo_policy import PolicyWithValueHead
@@ -34,7 +35,6 @@ from superhf.training import (
     frozen_reference,
     make_accelerator,
     maybe_lora,
-    prompts_per_step,
     seed_everything,
 )
 
