@@ -35,18 +35,14 @@ import yaml
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import cli
+from superhf.checkpoints import Checkpointer, discard_checkpoints
 from superhf.config.common import OptimConfig
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.paths import fixture_dir, fixture_eval_dir
 from superhf.profile import resolve
 from superhf.reward import RewardScorer, model_hash
 from superhf.tiny import fixture_texts, tiny_causal_lm, tiny_tokenizer
-from superhf.training import (
-    Checkpointer,
-    build_optimizer,
-    discard_checkpoints,
-    make_accelerator,
-)
+from superhf.training import build_optimizer, make_accelerator
 
 ERROR, SKIPPED, RECOVERED = "error", "counted and skipped", "recovered"
 STAGES = ("prepare", "base_policy", "reward_model", "superhf", "rlhf", "evaluate", "report",

@@ -11,11 +11,11 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf.errors import UserError
+from superhf.loop_schedule import snapshot_due
 from superhf.models import load_causal_lm
 from superhf.stages import evaluate, evaluate_inputs, report
 from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
-from superhf.training import snapshot_due
 
 
 def test_snapshot_due() -> None:
@@ -102,7 +102,8 @@ def test_snapshots_without_overopt_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_resumed_run_keeps_its_snapshots_and_a_fresh_one_starts_empty(tmp_path: Path) -> None:
-    from superhf.training import make_accelerator, start_snapshots
+    from superhf.checkpoints import start_snapshots
+    from superhf.training import make_accelerator
 
     acc = make_accelerator("fp32")
     folder = tmp_path / "snaps"

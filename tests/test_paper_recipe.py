@@ -14,6 +14,7 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
 from superhf import ppo_trainer as rlhf
+from superhf import ppo_update
 from superhf import superhf_trainer as shf
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
@@ -87,9 +88,9 @@ def ppo_cfg(**kw) -> RLHFConfig:
 def test_advantages_are_whitened_per_batch_or_per_minibatch(tiny, tmp_path, monkeypatch, mode):
     policy, reward = tiny
     rows: list[int] = []
-    real = rlhf.masked_whiten
+    real = ppo_update.masked_whiten  # looked up in ppo_update at call time
     monkeypatch.setattr(
-        rlhf, "masked_whiten", lambda x, m, *a: rows.append(len(x)) or real(x, m, *a)
+        ppo_update, "masked_whiten", lambda x, m, *a: rows.append(len(x)) or real(x, m, *a)
     )
     rlhf.train(ppo_cfg(whiten_advantages=mode), policy, reward, PROMPTS, tmp_path / "ck")
     assert rows == ([8] if mode == "batch" else [2, 2, 2, 2])

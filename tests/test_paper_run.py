@@ -11,15 +11,17 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
+from superhf import ppo_policy, ppo_rollout
 from superhf import ppo_trainer as rlhf
 from superhf import superhf_trainer as shf
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
 from superhf.errors import BadInputError
 from superhf.generation import Completion
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.profile import resolve
-from superhf.training import prompts_per_step
+from superhf.trimming import trim_completion
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +69,18 @@ def test_ppo_step_sees_the_response_of_the_paper_run_or_ours(tiny, tmp_path, mon
     cfg = ppo_cfg(response=response)
     _, _, h, _, _ = rlhf.train(cfg, policy, None, PROMPTS, tmp_path / "ck", scorer=scorer)
     texts = [cfg.generation.preamble + p for p in scorer_prompts(scorer, response)]
-    queries = rlhf.query_ids(tok, texts, cfg.generation.max_prompt_tokens)
+    queries = ppo_rollout.query_ids(tok, texts, cfg.generation.max_prompt_tokens)
     rollouts = seen["rollouts"]
     lengths = seen["mask"].sum(1).tolist()
     prompts, comps = scorer.calls[0]
     if response == "upstream":
         assert lengths == [len(q) + len(c.sampled_ids) for q, c in zip(queries, rollouts)]
         assert prompts == [p + t for p, t in zip(scorer_prompts(scorer, response), texts)]
-        want = [rlhf.trim_completion(tok.decode(c.sampled_ids, skip_special_tokens=False), "paper")
+        want = [trim_completion(tok.decode(c.sampled_ids, skip_special_tokens=False), "paper")
                 for c in rollouts]  # fmt: skip
         assert comps == want
     else:
-        assert lengths == [len(rlhf.response_ids(c)) for c in rollouts]
+        assert lengths == [len(ppo_rollout.response_ids(c)) for c in rollouts]
         assert comps == [c.text for c in rollouts]
     assert h[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # the policy is its reference at step 0
 
@@ -97,18 +99,20 @@ def test_upstream_reward_input_keeps_special_tokens(tiny) -> None:
     ids = tok("Sure thing", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     c = Completion("Sure thing", ids, ids)
     cfg = ppo_cfg(response="upstream")
-    prompts, comps = rlhf.reward_inputs(cfg, tok, ["\n\nHuman: hi\n\nAssistant:"], ["Q"], [c])
+    prompts, comps = ppo_rollout.reward_inputs(
+        cfg, tok, ["\n\nHuman: hi\n\nAssistant:"], ["Q"], [c]
+    )
     assert prompts == ["\n\nHuman: hi\n\nAssistant:Q"] and comps == ["Sure thing" + tok.eos_token]
-    assert rlhf.reward_inputs(ppo_cfg(), tok, ["P"], ["Q"], [c]) == (["P"], ["Sure thing"])
-    assert rlhf.rollout_responses(cfg, tok, ["Q"], [c]) == [tok("Q")["input_ids"] + ids]
+    assert ppo_rollout.reward_inputs(ppo_cfg(), tok, ["P"], ["Q"], [c]) == (["P"], ["Sure thing"])
+    assert ppo_rollout.rollout_responses(cfg, tok, ["Q"], [c]) == [tok("Q")["input_ids"] + ids]
 
 
 def test_value_head_zero_or_trl_default_init_with_dropout(tiny) -> None:
     policy, _ = tiny
-    zero = rlhf.PolicyWithValueHead(load_causal_lm(policy), "zero")
+    zero = ppo_policy.PolicyWithValueHead(load_causal_lm(policy), "zero")
     assert not zero.value_head.weight.any() and zero.dropout.p == 0.0
     torch.manual_seed(0)
-    trl = rlhf.PolicyWithValueHead(load_causal_lm(policy), "trl")
+    trl = ppo_policy.PolicyWithValueHead(load_causal_lm(policy), "trl")
     assert trl.value_head.weight.abs().sum() > 0 and trl.dropout.p == 0.1
     ids = torch.tensor([[5, 6, 7, 8]])
     _, v1 = trl(ids, torch.ones_like(ids))
@@ -134,11 +138,11 @@ def test_paper_run_ppo_takes_1984_prompts_in_62_steps_with_the_schedule_over_the
 
 def test_rlhf_prompt_filter_counts_the_preamble(tiny, tmp_path) -> None:
     cfg = ppo_cfg(max_prompt_chars=len("Be kind." + PROMPTS[0]) + 1)
-    kept = rlhf.filter_prompts(cfg, PROMPTS)
+    kept = ppo_rollout.filter_prompts(cfg, PROMPTS)
     assert kept == [p for p in PROMPTS if len(p) <= len(PROMPTS[0])] and PROMPTS[0] in kept
     assert len(kept) < len(PROMPTS)
     with pytest.raises(BadInputError, match="max_prompt_chars"):
-        rlhf.filter_prompts(ppo_cfg(max_prompt_chars=5), PROMPTS)
+        ppo_rollout.filter_prompts(ppo_cfg(max_prompt_chars=5), PROMPTS)
     policy, _ = tiny
     scorer = SpyScorer()
     rlhf.train(cfg.model_copy(update={"num_prompts": 8}), policy, None, PROMPTS, tmp_path / "ck",

@@ -11,8 +11,8 @@ import pytest
 import superhf.config
 from superhf.config.superhf import SuperHFConfig
 from superhf.config.tracking import TrackingConfig
+from superhf.loop_schedule import prompts_per_step
 from superhf.params import ParamsError, Section, load_section, parse_section
-from superhf.training import prompts_per_step
 
 
 def sections() -> list[type[Section]]:
@@ -61,7 +61,7 @@ def test_prompts_per_step_uses_exactly_num_prompts() -> None:
 def test_step_prompts_give_each_process_its_own_slice_of_every_step() -> None:
     from types import SimpleNamespace
 
-    from superhf.training import checkpoint_due, prompt_schedule, sample_due, step_prompts
+    from superhf.loop_schedule import checkpoint_due, prompt_schedule, sample_due, step_prompts
 
     prompts = [f"p{i}" for i in range(7)]
     sizes = prompts_per_step(10, 2, 2, "rlhf")  # [2, 2, 1] per process

@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 
+from superhf import ppo_policy, ppo_rollout, ppo_update
 from superhf import ppo_trainer as rlhf
 from superhf.config.rlhf import RLHFConfig
 from superhf.models import load_causal_lm, load_tokenizer
@@ -90,13 +91,13 @@ def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
     c = cfg(batch_size=4, minibatch_size=4, ppo_epochs=2)
     texts = [" I can help with that.", " No.", " Boil it in water for ten minutes", " "]
     responses = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    ids, attn, mask = rlhf.rollout_batch(tok, PROMPTS, responses, 64)
+    ids, attn, mask = ppo_rollout.rollout_batch(tok, PROMPTS, responses, 64)
     scores = torch.tensor([0.5, -1.0, 2.0, 0.0])
     acc = make_accelerator("fp32")
     results = []
     for reuse in (True, False):
         torch.manual_seed(0)
-        model = rlhf.PolicyWithValueHead(load_causal_lm(policy)).train()
+        model = ppo_policy.PolicyWithValueHead(load_causal_lm(policy)).train()
         ref = load_causal_lm(policy).eval()
         # plain SGD: Adam would blow float noise in exactly-zero gradients (the key bias)
         # up to lr-sized steps and hide what is compared
@@ -104,7 +105,7 @@ def test_reusing_the_rollout_forward_gives_the_same_update(tiny) -> None:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         kl_ctl = {"kl_ctl": FixedKLController(0.2)}
         t = Trainee(c, acc, model, tok, opt, sched, scorer=None, ref=ref, extra=kl_ctl)
-        stats = rlhf.ppo_step(t, ids, attn, mask, scores, 0, reuse_forward=reuse)
+        stats = ppo_update.ppo_step(t, ids, attn, mask, scores, 0, reuse_forward=reuse)
         results.append((stats, {k: v.detach().clone() for k, v in model.named_parameters()}))
     (s1, p1), (s2, p2) = results
     assert any(not torch.equal(v, load_causal_lm(policy).state_dict().get(k[len("policy."):], v))

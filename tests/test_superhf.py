@@ -127,7 +127,8 @@ def test_nan_loss_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch) -> None
     saved = load_file(tmp_path / "ck" / "model.safetensors")
 
     # Checkpointer.load restores exactly those weights and says where to resume
-    from superhf.training import Checkpointer, build_optimizer, make_accelerator
+    from superhf.checkpoints import Checkpointer
+    from superhf.training import build_optimizer, make_accelerator
 
     acc = make_accelerator()
     model = load_causal_lm(policy)

@@ -14,7 +14,8 @@ import torch
 from helpers import PROMPTS, TINY_GEN, make_tiny_models, write_params
 from safetensors.torch import load_file
 
-from superhf import ppo_trainer, superhf_trainer
+from superhf import ppo_policy, ppo_rollout, ppo_trainer, ppo_update, superhf_trainer
+from superhf.checkpoints import Checkpointer
 from superhf.config.common import GenerationConfig
 from superhf.config.rlhf import RLHFConfig
 from superhf.config.superhf import SuperHFConfig
@@ -26,7 +27,7 @@ from superhf.stages import rlhf as rlhf_stage
 from superhf.stages import superhf as superhf_stage
 from superhf.tiny import tiny_causal_lm, tiny_tokenizer
 from superhf.trainer_loop import Trainee
-from superhf.training import Checkpointer, build_optimizer, make_accelerator
+from superhf.training import build_optimizer, make_accelerator
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +108,18 @@ def test_max_grad_norm_and_whitening_in_a_ppo_step(tiny) -> None:
     tok = load_tokenizer(policy)
     texts = ["I can help with that.", "No.", "Boil it in water for ten minutes", "Yes"]
     responses = [tok(r, add_special_tokens=False)["input_ids"] for r in texts]  # as if sampled
-    ids, attn, mask = ppo_trainer.rollout_batch(tok, PROMPTS, responses, 64)
+    ids, attn, mask = ppo_rollout.rollout_batch(tok, PROMPTS, responses, 64)
     acc = make_accelerator("fp32")
 
     def step(c, scores, lr=0.05):
         torch.manual_seed(0)
-        model = ppo_trainer.PolicyWithValueHead(load_causal_lm(policy)).train()
+        model = ppo_policy.PolicyWithValueHead(load_causal_lm(policy)).train()
         before = params_of(model)
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         ref, kl_ctl = load_causal_lm(policy).eval(), {"kl_ctl": FixedKLController(0.2)}
         t = Trainee(c, acc, model, tok, opt, sched, scorer=None, ref=ref, extra=kl_ctl)
-        ppo_trainer.ppo_step(t, ids, attn, mask, scores, 0)
+        ppo_update.ppo_step(t, ids, attn, mask, scores, 0)
         after = params_of(model)
         return after, float(torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in after)))
 

@@ -23,6 +23,7 @@ from accelerate.utils import gather_object
 from superhf.config.group_pg import GroupPGConfig
 from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, tail_forward_inputs
 from superhf.generation import distinct_n
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.pg_core import (
     clipped_pg_loss,
@@ -30,7 +31,7 @@ from superhf.pg_core import (
     k1_sequence_kl,
     leave_one_out_advantages,
 )
-from superhf.ppo_trainer import response_ids, rollout_batch
+from superhf.ppo_rollout import response_ids, rollout_batch
 from superhf.reward import RewardScorer
 from superhf.superhf_trainer import sample_superbatch
 from superhf.trainer_loop import Method, Trainee, run_fingerprint, run_loop
@@ -40,7 +41,6 @@ from superhf.training import (
     frozen_reference,
     make_accelerator,
     maybe_lora,
-    prompts_per_step,
     seed_everything,
 )
 

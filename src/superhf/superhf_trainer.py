@@ -27,6 +27,7 @@ from superhf.core import (
     tail_forward_inputs,
 )
 from superhf.generation import Completion, distinct_n, sample_completions
+from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.prompting import format_prompt
 from superhf.reward import RewardScorer
@@ -38,7 +39,6 @@ from superhf.training import (
     frozen_reference,
     make_accelerator,
     maybe_lora,
-    prompts_per_step,
     seed_everything,
 )
 

@@ -18,22 +18,18 @@ from typing import Any
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from superhf.checkpoints import Checkpointer, fingerprint, prompts_digest, resume, save_snapshot
 from superhf.core import ema
-from superhf.reward import model_hash
-from superhf.tracking import NullRun
-from superhf.training import (
-    Checkpointer,
+from superhf.loop_schedule import (
     checkpoint_due,
-    fingerprint,
-    log_row,
     prompt_schedule,
-    prompts_digest,
-    resume,
     sample_due,
-    save_snapshot,
     snapshot_due,
     step_prompts,
 )
+from superhf.reward import model_hash
+from superhf.tracking import NullRun
+from superhf.training import log_row
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superhf.checkpoints import discard_checkpoints, save_final
 from superhf.cli import add_params_arg, stage_parser
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json, write_jsonl
@@ -23,7 +24,6 @@ from superhf.model_check import check_model_folder
 from superhf.params import load_section, read_params
 from superhf.prompting import check_context
 from superhf.tracking import TrackingConfig, stage_run
-from superhf.training import discard_checkpoints, save_final
 
 log = logging.getLogger(__name__)
 
