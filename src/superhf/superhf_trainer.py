@@ -214,8 +214,8 @@ def training_rows(
 def _finetune(t: Trainee, texts: list[str], kept, step: int):
     """Fine-tune on the kept completions; every process runs the same number of minibatches.
     Each optimiser step's gradient is the mean over its group's real minibatches on all
-    processes (``accumulation_scales``); returns mean loss, NLL, KL and the number of
-    completion tokens trained on (targets, not prompts)."""
+    processes (``accumulation_scales``); returns mean loss, NLL, KL (over every process's
+    rows) and the number of completion tokens trained on (targets, not prompts)."""
     cfg, acc, tok = t.cfg, t.acc, t.tok
     rows = training_rows(tok, texts, kept, cfg.append_eos, cfg.keep_sampled_eos)
     mb = cfg.minibatch_size
@@ -253,7 +253,8 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
             t.sched.step()
             t.opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return mean(losses), mean(nlls), mean(kls), n_tokens
+    # KL over every process's kept rows (snapshot_kl/stop_kl: every process decides alike)
+    return mean(losses), mean(nlls), mean(gather_object(kls)), n_tokens
 
 
 def _minibatch_loss(t: Trainee, batch: dict):
