@@ -134,7 +134,12 @@ def test_grid_snapshots_stop_and_resume(tmp_path, monkeypatch, caplog) -> None:
     assert [m.get("kl_grid") for m in metas] == [None, 0.3, 0.5, 2.0]
     assert metas[3]["kl_train_ema"] == pytest.approx(ema(SCRIPT[:5])[-1])
     index = json.loads((full / "snap" / "index.json").read_text())
-    assert [r["step"] for r in index] == [2, 3, 4, 5]
+    assert [(r["step"], r.get("kl_grid")) for r in index] == [
+        (2, None),
+        (3, 0.3),
+        (4, 0.5),
+        (5, 2.0),
+    ]
     # the stopped run's outputs are complete: the final model is step 6's, six curve rows
     final = json.loads((full / "model" / "superhf_meta.json").read_text())
     assert (final["step"], final["reward_queries"]) == (6, 24)
