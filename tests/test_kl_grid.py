@@ -95,13 +95,14 @@ REAL_STEP = superhf_train.METHOD.step
 
 
 def scripted_kl(monkeypatch, fail_at: int | None = None) -> None:
-    """SuperHF's real step, its row's KL replaced by ``SCRIPT``; raise at ``fail_at``."""
+    """SuperHF's real step, its row's KL per completion replaced by ``SCRIPT``; raise at
+    ``fail_at``."""
 
     def step(t, prompts, i):
         if i == fail_at:
             raise RuntimeError("killed")
         row, cands = REAL_STEP(t, prompts, i)
-        return {**row, "kl": SCRIPT[i]}, cands
+        return {**row, "kl_seq": SCRIPT[i]}, cands  # SuperHF decides on kl_seq
 
     monkeypatch.setattr(superhf_train.METHOD, "step", step)
 
@@ -174,3 +175,37 @@ def test_a_run_resumed_past_its_stop_trains_no_further(monkeypatch) -> None:
     method = trainer_loop.Method("superhf", step, queries_per_prompt=lambda c: 1)
     got, _ = trainer_loop.run_loop(method, t, PROMPTS, [1] * 4, "fp", "ck", None)
     assert got == history
+
+
+def test_superhf_kl_per_completion_is_its_kl_per_token_times_its_tokens(tmp_path) -> None:
+    """SuperHF's ``kl_seq`` (the scale of snapshot_kl and stop_kl, as the other trainers'
+    ``kl``) is each kept completion's per-token KL summed over its predicted tokens: kept rows
+    of 1, 2 and 4 tokens, each alone in its minibatch, checked against the per-row ``kl``."""
+    from superhf.generation import Completion
+    from superhf.models import load_causal_lm, load_tokenizer
+    from superhf.training import build_optimizer, frozen_reference, make_accelerator
+
+    policy, _ = make_tiny_models(tmp_path / "m")
+    cfg = SuperHFConfig.model_validate({"minibatch_size": 1, "append_eos": False, "kl_coef": 0.1,
+                                        "optim": {"lr": 1e-2, "warmup_steps": 0}})  # fmt: skip
+    acc = make_accelerator()
+    tok, model = load_tokenizer(policy), load_causal_lm(policy).train()
+    opt, sched = build_optimizer(model, cfg.optim, 3)
+    ref = frozen_reference(model, False)
+    model, opt = acc.prepare(model, opt)
+    t = trainer_loop.Trainee(cfg, acc, model, tok, opt, sched, None, ref, {"measure_kl": True})
+    kept = [(0, Completion("x", ids, ids), 1.0) for ids in ([5], [5, 6], [5, 6, 7, 8])]
+    per_row: list[float] = []
+    real = superhf_train._minibatch_loss
+
+    def spy(*a):
+        out = real(*a)
+        per_row.extend(out[2].tolist())
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(superhf_train, "_minibatch_loss", spy)
+        _, _, kl, kl_seq, n_tokens = superhf_train._finetune(t, [PROMPTS[0]], kept, 0)
+    assert n_tokens == 7 and len(per_row) == 3 and per_row[2] > 0  # trained, so KL > 0
+    assert kl == pytest.approx(sum(per_row) / 3)
+    assert kl_seq == pytest.approx((per_row[0] * 1 + per_row[1] * 2 + per_row[2] * 4) / 3)

@@ -67,6 +67,8 @@ class Method:
     are kept when samples are due). ``queries_per_prompt(cfg)``: completions scored per
     prompt (reward-model queries). ``policy(trainee)``: the plain policy a snapshot saves.
     ``save_state``/``load_state``: a method's own loop state in the checkpoint.
+    ``kl_key``: the row key of the step's KL to the reference per completion (summed over
+    its tokens), the scale of ``snapshot_kl`` and ``stop_kl`` for every method.
     """
 
     stage: str
@@ -76,6 +78,7 @@ class Method:
     policy: Callable[[Trainee], Any] = lambda t: t.model
     save_state: Callable[[Trainee], dict] = lambda t: {}
     load_state: Callable[[Trainee, dict], None] = lambda t, state: None
+    kl_key: str = "kl"  # the row's KL per completion (snapshot_kl, stop_kl)
 
 
 def run_fingerprint(t: Trainee, policy_dir: str | Path, prompts: list[str]) -> str:
@@ -110,7 +113,9 @@ def run_loop(
     method.load_state(t, state)
     run = run or NullRun()
     n_steps = len(sizes)
-    if kl_stopped(kl_ema(history), cfg.stop_kl):  # resumed past the stop: train no further
+    if kl_stopped(
+        kl_ema(history, method.kl_key), cfg.stop_kl
+    ):  # resumed past the stop: train no further
         start = n_steps
     bar = tqdm(
         range(start, n_steps), desc=method.stage, disable=None if acc.is_main_process else True
@@ -120,7 +125,7 @@ def run_loop(
         row, candidates = method.step(t, batch_prompts, step)
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
-        smoothed = kl_ema(history)
+        smoothed = kl_ema(history, method.kl_key)
         # a stop makes this step the run's last: no snapshot or checkpoint, the final save
         end = step + 1 if kl_stop(smoothed, cfg.stop_kl) else n_steps
         if acc.is_main_process:
@@ -157,8 +162,8 @@ def queries(method: Method, t: Trainee, sizes: list[int], step: int) -> int:
     return sum(sizes[: step + 1]) * method.queries_per_prompt(t.cfg) * t.acc.num_processes
 
 
-def kl_ema(history: list[dict]) -> list[float]:
+def kl_ema(history: list[dict], key: str = "kl") -> list[float]:
     """The EMA (``superhf.core.ema``, as the reward's) of every step's training KL: what
     ``snapshot_kl`` and ``stop_kl`` compare with, so one noisy batch triggers neither.
     Every trainer's row holds the KL over all processes, so all processes agree."""
-    return ema([h["kl"] for h in history])
+    return ema([h[key] for h in history])
