@@ -1,9 +1,11 @@
 """The training loop's schedule: how many prompts each process takes at each step, the
 seeded order of the prompts, each process's share of a step, and after which steps
-samples, checkpoints and snapshots are due."""
+samples, checkpoints and snapshots are due (every so many steps, or when the smoothed KL to
+the reference reaches a grid value) and when the KL stops the run."""
 
 from __future__ import annotations
 
+import math
 import random
 
 from accelerate import Accelerator
@@ -71,3 +73,26 @@ def snapshot_due(every: int, step: int, n_steps: int) -> bool:
     """After ``step`` (0-based) of ``n_steps``: is a snapshot due? Never after the last step
     (the final model is the curve's last point) and never when ``every`` is 0."""
     return every > 0 and (step + 1) % every == 0 and step + 1 < n_steps
+
+
+def kl_crossings(kl_ema: list[float], grid: list[float]) -> list[float]:
+    """The grid values (ascending) the smoothed KL reaches for the first time at the last
+    step of ``kl_ema`` (the EMA of every step's KL so far): those above the highest EMA of
+    the earlier steps and at most the last one. A NaN (KL not measured) reaches nothing. A
+    function of the history alone, so a resumed run finds the same crossings."""
+    if not kl_ema or math.isnan(kl_ema[-1]):
+        return []
+    before = max((k for k in kl_ema[:-1] if not math.isnan(k)), default=-math.inf)
+    return [g for g in grid if before < g <= kl_ema[-1]]
+
+
+def kl_stop(kl_ema: list[float], stop_kl: float | None) -> bool:
+    """Does the run stop after the last step of ``kl_ema``: its smoothed KL reached
+    ``stop_kl`` (None: never)."""
+    return stop_kl is not None and bool(kl_ema) and kl_ema[-1] >= stop_kl
+
+
+def kl_stopped(kl_ema: list[float], stop_kl: float | None) -> bool:
+    """Did any step of ``kl_ema`` reach ``stop_kl``: a run resumed past its stop trains no
+    further."""
+    return stop_kl is not None and any(k >= stop_kl for k in kl_ema)

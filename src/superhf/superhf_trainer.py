@@ -98,7 +98,7 @@ def _superbatch(t: Trainee, batch_prompts: list[str], step: int):
     comp_texts = [c.text for c in completions]
     t_score = time.perf_counter()
     kept = keep_top_k(completions, rewards, P, S, cfg.top_k)
-    loss_v, nll_v, kl_v, n_tokens = _finetune(t, texts, kept, step)
+    loss_v, nll_v, kl_v, kl_seq_v, n_tokens = _finetune(t, texts, kept, step)
     t_train = time.perf_counter()
     row = {
         "step": step,
@@ -106,6 +106,7 @@ def _superbatch(t: Trainee, batch_prompts: list[str], step: int):
         "loss": loss_v,
         "nll": nll_v,
         "kl": kl_v,
+        "kl_seq": kl_seq_v,
         "lr": t.sched.get_last_lr()[0],
         "time_generate": t_gen - t0,
         "time_score": t_score - t_gen,
@@ -214,8 +215,8 @@ def training_rows(
 def _finetune(t: Trainee, texts: list[str], kept, step: int):
     """Fine-tune on the kept completions; every process runs the same number of minibatches.
     Each optimiser step's gradient is the mean over its group's real minibatches on all
-    processes (``accumulation_scales``); returns mean loss, NLL, KL and the number of
-    completion tokens trained on (targets, not prompts)."""
+    processes (``accumulation_scales``); returns mean loss, NLL, KL per token and KL per
+    completion (both over every process's rows) and the number of completion tokens trained on (targets, not prompts)."""
     cfg, acc, tok = t.cfg, t.acc, t.tok
     rows = training_rows(tok, texts, kept, cfg.append_eos, cfg.keep_sampled_eos)
     mb = cfg.minibatch_size
@@ -224,7 +225,7 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
     if n_mb == 0:
         return float("nan"), float("nan"), float("nan"), 0
     scales = accumulation_scales(per_process, cfg.gradient_accumulation)
-    losses, nlls, kls = [], [], []
+    losses, nlls, kls, kl_seqs = [], [], [], []
     n_tokens = 0
     filler = tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id
     for m in range(n_mb):
@@ -246,6 +247,8 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
             losses.append(loss.item())
             nlls += nll.tolist()
             kls += kl.tolist()
+            # per completion: the per-token KL times the completion's predicted tokens
+            kl_seqs += (kl * (batch["labels"][:, 1:] != IGNORE).sum(-1)).tolist()
         if (m + 1) % cfg.gradient_accumulation == 0 or m == n_mb - 1:
             if cfg.optim.max_grad_norm:
                 acc.clip_grad_norm_(t.model.parameters(), cfg.optim.max_grad_norm)
@@ -253,7 +256,9 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
             t.sched.step()
             t.opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return mean(losses), mean(nlls), mean(kls), n_tokens
+    # KL over every process's kept rows (snapshot_kl/stop_kl: every process decides alike)
+    kl, kl_seq = mean(gather_object(kls)), mean(gather_object(kl_seqs))
+    return mean(losses), mean(nlls), kl, kl_seq, n_tokens
 
 
 def _minibatch_loss(t: Trainee, batch: dict):
@@ -284,4 +289,6 @@ def _minibatch_loss(t: Trainee, batch: dict):
 
 
 # every completion of the superbatch is scored: S reward-model queries per prompt
-METHOD = Method("superhf", _step, queries_per_prompt=lambda cfg: cfg.superbatch_size)
+METHOD = Method(
+    "superhf", _step, queries_per_prompt=lambda cfg: cfg.superbatch_size, kl_key="kl_seq"
+)

@@ -4,12 +4,15 @@ A method file builds its models and optimiser into a ``Trainee`` and describes i
 ``Method`` (its stage name, its step, its reward-model queries per prompt); ``run_loop``
 does the rest the same way for all: the seeded prompt schedule, resume from a matching
 checkpoint, the EMA of the reward, MLflow rows, kept samples, snapshots for the
-over-optimisation curve (written before a checkpoint, so a kill between the two never leaves
-a checkpoint past a snapshot that was not written) and checkpoints.
+over-optimisation curve (every ``snapshot_every`` steps and where the EMA of the training KL
+first reaches a ``snapshot_kl`` value; written before a checkpoint, so a kill between the two
+never leaves a checkpoint past a snapshot that was not written), checkpoints, and the early
+stop once that EMA reaches ``stop_kl``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,9 @@ from superhf.checkpoints import Checkpointer, fingerprint, prompts_digest, resum
 from superhf.core import ema
 from superhf.loop_schedule import (
     checkpoint_due,
+    kl_crossings,
+    kl_stop,
+    kl_stopped,
     prompt_schedule,
     sample_due,
     snapshot_due,
@@ -30,6 +36,8 @@ from superhf.loop_schedule import (
 from superhf.reward import model_hash
 from superhf.tracking import NullRun
 from superhf.training import log_row
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class Method:
     are kept when samples are due). ``queries_per_prompt(cfg)``: completions scored per
     prompt (reward-model queries). ``policy(trainee)``: the plain policy a snapshot saves.
     ``save_state``/``load_state``: a method's own loop state in the checkpoint.
+    ``kl_key``: the row key of the step's KL to the reference per completion (summed over
+    its tokens), the scale of ``snapshot_kl`` and ``stop_kl`` for every method.
     """
 
     stage: str
@@ -68,6 +78,7 @@ class Method:
     policy: Callable[[Trainee], Any] = lambda t: t.model
     save_state: Callable[[Trainee], dict] = lambda t: {}
     load_state: Callable[[Trainee, dict], None] = lambda t, state: None
+    kl_key: str = "kl"  # the row's KL per completion (snapshot_kl, stop_kl)
 
 
 def run_fingerprint(t: Trainee, policy_dir: str | Path, prompts: list[str]) -> str:
@@ -102,6 +113,10 @@ def run_loop(
     method.load_state(t, state)
     run = run or NullRun()
     n_steps = len(sizes)
+    if kl_stopped(
+        kl_ema(history, method.kl_key), cfg.stop_kl
+    ):  # resumed past the stop: train no further
+        start = n_steps
     bar = tqdm(
         range(start, n_steps), desc=method.stage, disable=None if acc.is_main_process else True
     )
@@ -110,25 +125,45 @@ def run_loop(
         row, candidates = method.step(t, batch_prompts, step)
         row["reward_ema"] = ema([h["reward_mean"] for h in history] + [row["reward_mean"]])[-1]
         history.append(row)
+        smoothed = kl_ema(history, method.kl_key)
+        # a stop makes this step the run's last: no snapshot or checkpoint, the final save
+        end = step + 1 if kl_stop(smoothed, cfg.stop_kl) else n_steps
         if acc.is_main_process:
             log_row(run, method.stage, row, step)
             label, key = method.postfix
             bar.set_postfix({"reward": f"{row['reward_mean']:.3f}", label: f"{row[key]:.3f}"})
-            if sample_due(cfg.sample_every, step, n_steps):
+            if sample_due(cfg.sample_every, step, end):
                 samples += [{"step": step, **c} for c in candidates[:2]]
         # the snapshot first: a kill between the two never leaves a checkpoint past a
         # snapshot that was not written
-        if snapshot_due(cfg.snapshot_every, step, n_steps):  # over-optimisation curve
-            queries = sum(sizes[: step + 1]) * method.queries_per_prompt(cfg) * acc.num_processes
-            save_snapshot(
-                method.policy(t),
-                t.tok,
-                snapshot_dir,
-                step + 1,
-                acc,
-                {"stage": method.stage, "reward_queries": queries},
-            )
-        if checkpoint_due(cfg.checkpoint_every, step, n_steps):
+        crossed = kl_crossings(smoothed, cfg.snapshot_kl) if step + 1 < end else []
+        if crossed or snapshot_due(cfg.snapshot_every, step, end):  # over-optimisation curve
+            meta = {"stage": method.stage, "reward_queries": queries(method, t, sizes, step)}
+            if crossed:  # the highest grid value reached (several when the KL jumped)
+                meta |= {"kl_grid": crossed[-1], "kl_grid_crossed": crossed}
+                meta["kl_train_ema"] = smoothed[-1]
+            save_snapshot(method.policy(t), t.tok, snapshot_dir, step + 1, acc, meta)
+        if checkpoint_due(cfg.checkpoint_every, step, end):
             state = {"history": history, "samples": samples, **method.save_state(t)}
             ckpt.save(t.model, t.opt, t.sched, step + 1, state)
+        if end == step + 1 < n_steps:
+            if acc.is_main_process:
+                log.info(
+                    "%s: stopped after step %d of %d: the EMA of the training KL, %.4f, "
+                    "reached stop_kl %s",
+                    *(method.stage, step + 1, n_steps, smoothed[-1], cfg.stop_kl),
+                )
+            break
     return history, samples
+
+
+def queries(method: Method, t: Trainee, sizes: list[int], step: int) -> int:
+    """Reward-model queries of the whole run up to and including ``step``."""
+    return sum(sizes[: step + 1]) * method.queries_per_prompt(t.cfg) * t.acc.num_processes
+
+
+def kl_ema(history: list[dict], key: str = "kl") -> list[float]:
+    """The EMA (``superhf.core.ema``, as the reward's) of every step's training KL: what
+    ``snapshot_kl`` and ``stop_kl`` compare with, so one noisy batch triggers neither.
+    Every trainer's row holds the KL over all processes, so all processes agree."""
+    return ema([h[key] for h in history])

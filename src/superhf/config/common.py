@@ -1,11 +1,12 @@
 """What several params sections share: the sampler (``GenerationConfig`` and its on-policy
-variant, with the settings that warp the distribution), the optimiser and LoRA."""
+variant, with the settings that warp the distribution), the optimiser, LoRA and the
+training KL's snapshot grid and stop."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from superhf.params import Section
 
@@ -118,3 +119,26 @@ class LoraConfig(Section):
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="module names that get an adapter, or all-linear"
     )
+
+
+def _ascending_positive(grid: list[float]) -> list[float]:
+    """A KL grid is strictly ascending and positive (NaN is neither)."""
+    if not all(g > 0 for g in grid) or not all(b > a for a, b in zip(grid, grid[1:])):
+        raise ValueError("must be strictly ascending positive KL values in nats, e.g. [1, 2, 4]")
+    return grid
+
+
+# The training stages' KL grid (``snapshot_kl``) and stop (``stop_kl``), one definition for
+# every section: the EMA of the training KL is compared with them (superhf.trainer_loop).
+KLGrid = Annotated[list[float], AfterValidator(_ascending_positive)]
+SNAPSHOT_KL = (
+    "KL grid in nats (strictly ascending, positive): a policy snapshot is also saved after "
+    "the step where the EMA (alpha 0.9, as reward_ema) of the training KL to the reference "
+    "first reaches each value (one snapshot per step, never after the last step; its "
+    "superhf_meta.json holds kl_grid and kl_train_ema); [] = off"
+)
+STOP_KL = (
+    "stop training after the step where the EMA of the training KL to the reference reaches "
+    "this many nats (that step's model is the final model, the curve ends there); null = "
+    "run every step"
+)

@@ -7,7 +7,14 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from superhf.config.common import LoraConfig, OnPolicyGenerationConfig, OptimConfig
+from superhf.config.common import (
+    SNAPSHOT_KL,
+    STOP_KL,
+    KLGrid,
+    LoraConfig,
+    OnPolicyGenerationConfig,
+    OptimConfig,
+)
 from superhf.params import Section
 
 
@@ -80,6 +87,8 @@ class GroupPGConfig(Section):
         description="steps between policy snapshots (over-optimisation curve); 0 = off, the "
         "final model is always the last point",
     )
+    snapshot_kl: KLGrid = Field(default_factory=list, description=SNAPSHOT_KL)
+    stop_kl: float | None = Field(None, gt=0, description=STOP_KL)
     seed: int = Field(0, description="sampling, prompt order and minibatch order seed")
 
     @model_validator(mode="after")

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from superhf.config.common import LoraConfig, OnPolicyGenerationConfig, OptimConfig
+from superhf.config.common import (
+    SNAPSHOT_KL,
+    STOP_KL,
+    KLGrid,
+    LoraConfig,
+    OnPolicyGenerationConfig,
+    OptimConfig,
+)
 from superhf.params import Section
 
 
@@ -84,6 +91,8 @@ class RLHFConfig(Section):
         description="PPO steps between policy snapshots (over-optimisation curve); "
         "0 = off, the final model is always the last point",
     )
+    snapshot_kl: KLGrid = Field(default_factory=list, description=SNAPSHOT_KL)
+    stop_kl: float | None = Field(None, gt=0, description=STOP_KL)
     seed: int = Field(0, description="sampling, prompt order and minibatch order seed")
 
     @model_validator(mode="after")

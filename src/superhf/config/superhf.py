@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from superhf.config.common import GenerationConfig, LoraConfig, OptimConfig
+from superhf.config.common import (
+    SNAPSHOT_KL,
+    STOP_KL,
+    GenerationConfig,
+    KLGrid,
+    LoraConfig,
+    OptimConfig,
+)
 from superhf.params import Section
 
 
@@ -69,6 +76,8 @@ class SuperHFConfig(Section):
         description="superbatches between policy snapshots (over-optimisation curve; "
         "each is a full model on disk); 0 = off, the final model is always the last point",
     )
+    snapshot_kl: KLGrid = Field(default_factory=list, description=SNAPSHOT_KL)
+    stop_kl: float | None = Field(None, gt=0, description=STOP_KL)
     seed: int = Field(0, description="sampling, prompt order and initialisation seed")
 
     @model_validator(mode="after")
@@ -76,5 +85,9 @@ class SuperHFConfig(Section):
         if self.top_k > self.superbatch_size:
             raise ValueError(
                 f"top_k ({self.top_k}) must be <= superbatch_size ({self.superbatch_size})"
+            )
+        if (self.snapshot_kl or self.stop_kl) and not (self.measure_kl or self.kl_coef > 0):
+            raise ValueError(
+                "snapshot_kl and stop_kl need the training KL: measure_kl true (or kl_coef > 0)"
             )
         return self

@@ -88,7 +88,8 @@ def check_training_inputs(stage: str, cfg: Any, args: argparse.Namespace) -> lis
 
 
 def write_snapshot_index(folder: str | Path, n_steps: int) -> list[dict]:
-    """``folder/index.json``: the snapshots of this run (step, reward-model queries, path).
+    """``folder/index.json``: the snapshots of this run (step, reward-model queries, path;
+    ``kl_grid`` for a snapshot of the ``snapshot_kl`` grid).
 
     The folder always exists afterwards (a DVC output), empty of snapshots when
     ``snapshot_every`` is 0. Snapshots from a longer earlier run are left out.
@@ -104,6 +105,7 @@ def write_snapshot_index(folder: str | Path, n_steps: int) -> list[dict]:
                     "step": meta["step"],
                     "reward_queries": meta["reward_queries"],
                     "path": meta_path.parent.name,
+                    **({"kl_grid": meta["kl_grid"]} if "kl_grid" in meta else {}),
                 }
             )
     write_json(folder / "index.json", index)
@@ -130,7 +132,9 @@ def run_training_stage(spec: TrainingStage, argv: Iterable[str] | None, descript
     checkpoints. A section with ``enabled: false`` writes ``write_disabled``'s markers."""
     stage = spec.name
     ap = training_parser(stage, description)
-    ap.add_argument("--snapshots", default=None, help="folder for snapshot_every's snapshots")
+    ap.add_argument(
+        "--snapshots", default=None, help="folder for the snapshots (snapshot_every, snapshot_kl)"
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(stage, spec.config_cls, args.params)
