@@ -19,7 +19,10 @@ from pathlib import Path
 
 import torch
 
-from superhf import capabilities as B
+from superhf.capabilities.columns import PAPER_HHH
+from superhf.capabilities.loaders import load_hhh
+from superhf.capabilities.paper import PAPER_BATCH, paper_hhh_accuracy, paper_hhh_pairs
+from superhf.capabilities.scoring import HHH_CHUNK
 from superhf.config.base_policy import BasePolicyConfig
 from superhf.materialise import build_base_policy
 
@@ -28,24 +31,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--subset", choices=B.PAPER_HHH, required=True)
+    ap.add_argument("--subset", choices=PAPER_HHH, required=True)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval"))
-    ap.add_argument("--batch-size", type=int, default=B.PAPER_BATCH)
+    ap.add_argument("--batch-size", type=int, default=PAPER_BATCH)
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = [{"input": r["input"], "targets": {"choices": r["choices"], "labels": r["labels"]}}
-            for r in B.load_hhh(Path(args.data))[args.subset]]  # fmt: skip
+            for r in load_hhh(Path(args.data))[args.subset]]  # fmt: skip
     rows = [r for r in rows if len(r["targets"]["choices"]) == 2]  # the script's two-choice rows
     model, tok = build_base_policy(BasePolicyConfig())
     model.eval()
     t0 = time.perf_counter()
-    got = B.paper_hhh_accuracy(model, tok, B.paper_hhh_pairs(rows), args.batch_size)
+    got = paper_hhh_accuracy(model, tok, paper_hhh_pairs(rows), args.batch_size)
     seconds = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     longest = max(len(tok("\n\nHuman: " + r["input"] + "\n\nAssistant: " + c)["input_ids"])
                   for r in rows for c in r["targets"]["choices"])  # fmt: skip
     print(json.dumps({"subset": args.subset, "pairs": len(rows), "longest_tokens": longest,
-                      "batch_size": args.batch_size, "chunk": B.HHH_CHUNK, **got,
+                      "batch_size": args.batch_size, "chunk": HHH_CHUNK, **got,
                       "seconds": round(seconds, 1), "peak_rss_gib": round(peak_gb, 2)}))  # fmt: skip
 
 

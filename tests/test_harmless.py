@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, needs_shared
 
-from superhf import data
+from superhf import data, data_extract
 from superhf.config.prepare import PrepareConfig
 from superhf.profile import resolve
 
@@ -28,7 +28,7 @@ def write_gz(path: Path, rows: list) -> None:
 def test_split_by_prompt_keeps_prompt_groups_together_and_is_seeded() -> None:
     rows = [hh(f"q{i % 30}", a=f"a{i}") for i in range(90)]  # 30 prompts, 3 rows each
     a = data.split_by_prompt("harmless_base", rows, n_test=20, seed=0)
-    prompt = lambda r: data.extract_prompt("harmless_base", r)  # noqa: E731
+    prompt = lambda r: data_extract.extract_prompt("harmless_base", r)  # noqa: E731
     assert not {prompt(r) for r in a["train"]} & {prompt(r) for r in a["test"]}
     assert 20 <= len(a["test"]) < 23 and len(a["train"]) + len(a["test"]) == 90
     assert data.split_by_prompt("harmless_base", rows, 20, seed=0) == a

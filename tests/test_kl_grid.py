@@ -209,3 +209,34 @@ def test_superhf_kl_per_completion_is_its_kl_per_token_times_its_tokens(tmp_path
     assert n_tokens == 7 and len(per_row) == 3 and per_row[2] > 0  # trained, so KL > 0
     assert kl == pytest.approx(sum(per_row) / 3)
     assert kl_seq == pytest.approx((per_row[0] * 1 + per_row[1] * 2 + per_row[2] * 4) / 3)
+
+
+def test_a_superbatch_with_nothing_kept_gives_nan_kl_not_a_crash(tmp_path) -> None:
+    """No kept completion on any process (every one trimmed to empty): the step's loss and
+    both KLs are NaN (the EMA skips them), no exception."""
+    from superhf.models import load_causal_lm, load_tokenizer
+    from superhf.training import build_optimizer, make_accelerator
+
+    policy, _ = make_tiny_models(tmp_path / "m")
+    cfg = SuperHFConfig.model_validate({"minibatch_size": 1, "kl_coef": 0.1})
+    acc = make_accelerator()
+    tok, model = load_tokenizer(policy), load_causal_lm(policy).train()
+    opt, sched = build_optimizer(model, cfg.optim, 1)
+    t = trainer_loop.Trainee(cfg, acc, model, tok, opt, sched, None, None, {"measure_kl": True})
+    out = superhf_train._finetune(t, [PROMPTS[0]], [], 0)
+    assert len(out) == 5 and all(math.isnan(x) for x in out[:4]) and out[4] == 0
+
+
+def test_the_kl_grid_and_the_stop_are_not_part_of_the_resume_fingerprint(tmp_path) -> None:
+    """Changing snapshot_kl or stop_kl mid-run resumes the checkpoint (they decide what is
+    saved and when training ends, not what a step computes); any other key starts fresh."""
+    policy, _ = make_tiny_models(tmp_path / "m")
+    acc = SimpleNamespace(num_processes=1)
+
+    def fp(**kw) -> str:
+        cfg = SuperHFConfig.model_validate(kw)
+        t = SimpleNamespace(cfg=cfg, acc=acc, scorer=SimpleNamespace(hash="r"))
+        return trainer_loop.run_fingerprint(t, policy, PROMPTS)
+
+    assert fp() == fp(snapshot_kl=[1.0, 2.0], stop_kl=3.0)
+    assert fp() != fp(seed=1)

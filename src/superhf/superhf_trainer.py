@@ -216,14 +216,15 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
     """Fine-tune on the kept completions; every process runs the same number of minibatches.
     Each optimiser step's gradient is the mean over its group's real minibatches on all
     processes (``accumulation_scales``); returns mean loss, NLL, KL per token and KL per
-    completion (both over every process's rows) and the number of completion tokens trained on (targets, not prompts)."""
+    completion (both over every process's rows), and the number of completion tokens trained
+    on (targets, not prompts). Nothing kept on any process: NaNs and 0."""
     cfg, acc, tok = t.cfg, t.acc, t.tok
     rows = training_rows(tok, texts, kept, cfg.append_eos, cfg.keep_sampled_eos)
     mb = cfg.minibatch_size
     per_process = gather_object([math.ceil(len(rows) / mb)])
     n_mb = max(per_process)
     if n_mb == 0:
-        return float("nan"), float("nan"), float("nan"), 0
+        return float("nan"), float("nan"), float("nan"), float("nan"), 0
     scales = accumulation_scales(per_process, cfg.gradient_accumulation)
     losses, nlls, kls, kl_seqs = [], [], [], []
     n_tokens = 0

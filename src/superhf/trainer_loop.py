@@ -86,7 +86,8 @@ def run_fingerprint(t: Trainee, policy_dir: str | Path, prompts: list[str]) -> s
     (a hash: a resume after ``prepare`` changed them starts fresh), processes."""
     scorer_id = getattr(t.scorer, "hash", type(t.scorer).__name__)
     return fingerprint(
-        t.cfg.model_dump(),
+        # not the KL grid nor the stop: changing them mid-run keeps the checkpoint
+        t.cfg.model_dump(exclude={"snapshot_kl", "stop_kl"}),
         model_hash(policy_dir),
         scorer_id,
         prompts_digest(prompts),
@@ -113,9 +114,8 @@ def run_loop(
     method.load_state(t, state)
     run = run or NullRun()
     n_steps = len(sizes)
-    if kl_stopped(
-        kl_ema(history, method.kl_key), cfg.stop_kl
-    ):  # resumed past the stop: train no further
+    # resumed past the stop (stop_kl lowered since): train no further
+    if kl_stopped(kl_ema(history, method.kl_key), cfg.stop_kl):
         start = n_steps
     bar = tqdm(
         range(start, n_steps), desc=method.stage, disable=None if acc.is_main_process else True
@@ -138,23 +138,44 @@ def run_loop(
         # snapshot that was not written
         crossed = kl_crossings(smoothed, cfg.snapshot_kl) if step + 1 < end else []
         if crossed or snapshot_due(cfg.snapshot_every, step, end):  # over-optimisation curve
-            meta = {"stage": method.stage, "reward_queries": queries(method, t, sizes, step)}
-            if crossed:  # the highest grid value reached (several when the KL jumped)
-                meta |= {"kl_grid": crossed[-1], "kl_grid_crossed": crossed}
-                meta["kl_train_ema"] = smoothed[-1]
-            save_snapshot(method.policy(t), t.tok, snapshot_dir, step + 1, acc, meta)
+            n = queries(method, t, sizes, step)
+            snapshot(method, t, snapshot_dir, step, n_queries=n, crossed=crossed, kl=smoothed[-1])
         if checkpoint_due(cfg.checkpoint_every, step, end):
             state = {"history": history, "samples": samples, **method.save_state(t)}
             ckpt.save(t.model, t.opt, t.sched, step + 1, state)
         if end == step + 1 < n_steps:
-            if acc.is_main_process:
-                log.info(
-                    "%s: stopped after step %d of %d: the EMA of the training KL, %.4f, "
-                    "reached stop_kl %s",
-                    *(method.stage, step + 1, n_steps, smoothed[-1], cfg.stop_kl),
-                )
+            log_stop(method, acc, step, n_steps, smoothed[-1], cfg.stop_kl)
             break
     return history, samples
+
+
+def snapshot(
+    method: Method,
+    t: Trainee,
+    snapshot_dir: str | Path | None,
+    step: int,
+    *,
+    n_queries: int,
+    crossed: list[float],
+    kl: float,
+) -> None:
+    """Save the policy after ``step`` for the over-optimisation curve (``n_queries``: the
+    run's reward-model queries so far); ``crossed``: the ``snapshot_kl`` values the smoothed
+    training KL ``kl`` reached at this step (the highest is the snapshot's ``kl_grid``;
+    several when the KL jumped)."""
+    meta = {"stage": method.stage, "reward_queries": n_queries}
+    if crossed:
+        meta |= {"kl_grid": crossed[-1], "kl_grid_crossed": crossed, "kl_train_ema": kl}
+    save_snapshot(method.policy(t), t.tok, snapshot_dir, step + 1, t.acc, meta)
+
+
+def log_stop(method: Method, acc, step: int, n_steps: int, kl: float, stop_kl: float) -> None:
+    """One info line: the run stopped after ``step`` because its smoothed KL reached stop_kl."""
+    if acc.is_main_process:
+        log.info(
+            "%s: stopped after step %d of %d: the EMA of the training KL, %.4f, reached stop_kl %s",
+            *(method.stage, step + 1, n_steps, kl, stop_kl),
+        )
 
 
 def queries(method: Method, t: Trainee, sizes: list[int], step: int) -> int:
