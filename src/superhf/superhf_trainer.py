@@ -258,7 +258,8 @@ def _finetune(t: Trainee, texts: list[str], kept, step: int):
             t.opt.zero_grad(set_to_none=True)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     # KL over every process's kept rows (snapshot_kl/stop_kl: every process decides alike)
-    kl, kl_seq = mean(gather_object(kls)), mean(gather_object(kl_seqs))
+    pairs = gather_object(list(zip(kls, kl_seqs)))  # one collective for both KLs
+    kl, kl_seq = mean([k for k, _ in pairs]), mean([k for _, k in pairs])
     return mean(losses), mean(nlls), kl, kl_seq, n_tokens
 
 
