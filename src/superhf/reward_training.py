@@ -5,8 +5,10 @@ Scoring itself (:class:`RewardScorer`, the input encoding) is in ``reward``.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ from superhf.reward import RewardScorer, encode
 # so the stages that run this module do not depend on (rerun for) that section's config.
 if TYPE_CHECKING:
     from superhf.config.reward_model import RewardModelConfig
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- maths
@@ -68,6 +72,7 @@ def train_reward_model(
     model.train()
     losses: list[float] = []
     order: list[int] = []
+    every, start = max(1, total // 20), time.perf_counter()  # a log line each ~5% of steps
     for _ in tqdm(range(total), desc="reward model", disable=None):
         if not order:
             order = torch.randperm(len(pairs), generator=gen).tolist()
@@ -86,8 +91,21 @@ def train_reward_model(
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if len(losses) % every == 0 or len(losses) == total:
+            log_progress(losses, total, time.perf_counter() - start, every)
     model.eval()
     return losses
+
+
+def log_progress(losses: list[float], total: int, elapsed: float, window: int) -> None:
+    """One line a long run can be watched by: step, mean loss of the last ``window`` steps,
+    seconds per step so far and the time left at that pace."""
+    done = len(losses)
+    recent = losses[-window:]
+    per_step = elapsed / done
+    mean, left_min = sum(recent) / len(recent), per_step * (total - done) / 60
+    msg = "reward model step %d/%d: loss %.4f (mean of last %d), %.1f s/step, ~%.0f min left"
+    log.info(msg, done, total, mean, len(recent), per_step, left_min)
 
 
 # ----------------------------------------------------------------------------- pairs

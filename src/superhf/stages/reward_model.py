@@ -78,6 +78,7 @@ def main(argv: Iterable[str] | None = None) -> None:
             dtype=torch_dtype(cfg.mixed_precision),
         )
         metrics[which]["parameters"] = scorer.model.num_parameters()
+        log.info("scoring %d held-out pairs with the %s", len(test), which)
         scores[which] = score_pairs(scorer, test) if test else ([], [])
         metrics[which]["test_accuracy"] = pair_accuracy(*scores[which]) if test else None
     metrics["length_baseline_accuracy"] = length_baseline(test) if test else None
@@ -102,6 +103,7 @@ def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path],
         pairs = shares[which]
         if which == "proxy" and cfg.proxy_labels == "gold":
             scorer = RewardScorer(outs["gold"], batch_size=cfg.score_batch_size, device=device)
+            log.info("relabelling the proxy's %d pairs by the gold", len(pairs))
             pairs, swapped = relabel_pairs(pairs, *score_pairs(scorer, pairs))
             metrics["relabelled"] = {
                 "pairs": len(pairs),
