@@ -125,6 +125,7 @@ def test_missing_metrics_leave_their_tables_out(study, tmp_path: Path) -> None:
     (main_run / "eval_completions.jsonl").unlink()
     text = render_study(main_run)
     assert text.startswith("## Reward models on held-out pairs") and "Paired" not in text
+    assert "## Data" not in text and "## Reward models: training" not in text
 
 
 def test_a_readme_whose_tables_differ_from_the_metrics_is_caught(study) -> None:
@@ -174,3 +175,45 @@ def test_cli_renders_the_study(study, tmp_path: Path) -> None:
         ]
     )
     assert (tmp_path / "t.md").read_text() == render_study(main_run, [("s1", seed1)])
+
+
+DATA = {
+    "split": "parts",
+    "distinct_prompts": 30,
+    "datasets": {"harmless_base": {"rows": 20}, "helpful_base": {"rows": 14}},
+    "parts": {
+        name: {"prompts": n, "rows_harmless_base": n + 1, "rows_helpful_base": n, **pairs}
+        for name, n, pairs in [
+            ("reward_train", 9, {"pairs": 18}),
+            ("reward_heldout", 5, {"pairs": 10}),
+            ("policy", 4, {}),
+            ("validation", 3, {}),
+            ("eval", 2, {}),
+        ]
+    },
+    "extra_policy_prompts": {"red_team": {"read": 7, "dropped_repeat_or_overlap": 2, "kept": 5}},
+}
+RM_TRAINED = {
+    "name": "minilm",
+    "proxy": {"train_pairs": 6, "steps": 3, "loss_first_quarter": 0.7, "loss_last_quarter": 0.5,
+              "backbone": "minilm", "parameters": 22_713_601},
+    "gold": {"train_pairs": 12, "steps": 6, "loss_first_quarter": 0.69, "loss_last_quarter": 0.6,
+             "backbone": "smollm2-135m-instruct", "parameters": 134_515_584},
+    "relabelled": {"pairs": 6, "swapped": 2, "share_swapped": 2 / 6},
+}  # fmt: skip
+
+
+def test_the_study_inputs_tables_show_the_split_and_the_training(tmp_path: Path) -> None:
+    write(tmp_path, "data.json", DATA)
+    write(tmp_path, "reward_model.json", RM_TRAINED)
+    text = render_study(tmp_path)
+    assert text.startswith("## Data: hh-rlhf split by first prompt")
+    assert "| reward_train: reward models' training pairs | 9 | 10 | 9 | 18 |" in text
+    assert "| eval: evaluation prompts | 2 | 3 | 2 | - |" in text
+    assert "| all (30 distinct first prompts) | - | 20 | 14 | - |" in text
+    assert "| policy, extra: red_team | +5 (7 read, 2 dropped) |" in text
+    assert "## Reward models: training" in text and "on held-out pairs" not in text  # no heldout
+    assert "| proxy | minilm | 22.7M | 6 | gold's (2 of 6 swapped, 33.3%) | 3 | 0.7000 -> 0.5000 |" in text  # fmt: skip
+    assert "| gold | smollm2-135m-instruct | 134.5M | 12 | human | 6 | 0.6900 -> 0.6000 |" in text
+    write(tmp_path, "data.json", {**DATA, "split": "random"})  # the paper's split: no parts
+    assert "## Data" not in render_study(tmp_path)

@@ -22,6 +22,7 @@ import numpy as np
 
 from superhf.io import read_json, read_jsonl
 from superhf.judges import policy_correlation
+from superhf.study_inputs import data_table, reward_training_table
 from superhf.study_stats import (
     hierarchical_bootstrap,
     length_fit,
@@ -255,7 +256,12 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
     training seeds."""
     folder = Path(metrics)
     parts = []
+    data = _load(folder / "data.json")
+    if data and data.get("split") == "parts":
+        parts.append(("Data: hh-rlhf split by first prompt", data_table(data)))
     rm = _load(folder / "reward_model.json")
+    if rm and any("steps" in (rm.get(w) or {}) for w in ("proxy", "gold")):
+        parts.append(("Reward models: training", reward_training_table(rm)))
     if rm and rm.get("heldout"):
         parts.append(("Reward models on held-out pairs (human labels)", heldout_table(rm)))
     parts += study_sections(folder, seeds)
