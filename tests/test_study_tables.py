@@ -217,3 +217,11 @@ def test_the_study_inputs_tables_show_the_split_and_the_training(tmp_path: Path)
     assert "| gold | smollm2-135m-instruct | 134.5M | 12 | human | 6 | 0.6900 -> 0.6000 |" in text
     write(tmp_path, "data.json", {**DATA, "split": "random"})  # the paper's split: no parts
     assert "## Data" not in render_study(tmp_path)
+
+
+def test_the_hh_readme_tables_are_what_its_metrics_render() -> None:
+    hh = REPO / "results" / "hh"
+    text = render_study(hh / "metrics")
+    assert text.startswith("## Data: hh-rlhf split by first prompt")
+    assert (hh / "tables.md").read_text() == text
+    assert readme_tables((hh / "README.md").read_text()) == text
