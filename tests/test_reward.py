@@ -230,3 +230,31 @@ def test_stage_trains_and_scores_with_the_configured_input_format(tmp_path, monk
     seen.clear()
     stage(tmp_path, base, PREFS)  # auto
     assert set(seen) == {"text"} and RewardScorer(tmp_path / "r").input_format == "text"
+
+
+def test_train_top_layers_trains_only_the_top_blocks_and_the_head() -> None:
+    from superhf.errors import BadInputError
+    from superhf.reward_training import train_top_layers, transformer_blocks
+
+    tok = tiny_tokenizer(cls=True)
+    model = tiny_reward_backbone(tok, seed=0)  # BERT, 2 blocks
+    total = sum(p.numel() for p in model.parameters())
+    assert train_top_layers(model, None) == total
+    with pytest.raises(BadInputError, match="reward_model.gold_recipe.train_layers: 3 is more"):
+        train_top_layers(model, 3)
+    blocks = transformer_blocks(model)
+    assert blocks is model.bert.encoder.layer
+    trainable = train_top_layers(model, 1)
+    expect = total - sum(p.numel() for p in model.bert.embeddings.parameters())
+    expect -= sum(p.numel() for p in blocks[0].parameters())
+    assert trainable == expect
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pairs = [{"prompt": p, "chosen": c, "rejected": "no"} for p, c in TEXTS]
+    train_reward_model(model, tok, pairs, epochs=4, lr=1e-2, batch_size=2, max_length=48)
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(
+        k.startswith(("bert.encoder.layer.1.", "bert.pooler.", "classifier.")) for k in moved
+    )
+    assert any(k.startswith("bert.encoder.layer.1.") for k in moved)
+    assert any(k.startswith("classifier.") for k in moved)

@@ -215,6 +215,9 @@ def test_the_study_inputs_tables_show_the_split_and_the_training(tmp_path: Path)
     assert "## Reward models: training" in text and "on held-out pairs" not in text  # no heldout
     assert "| proxy | minilm | 22.7M | 6 | gold's (2 of 6 swapped, 33.3%) | 3 | 0.7000 -> 0.5000 |" in text  # fmt: skip
     assert "| gold | smollm2-135m-instruct | 134.5M | 12 | human | 6 | 0.6900 -> 0.6000 |" in text
+    trained_top = {**RM_TRAINED, "gold": {**RM_TRAINED["gold"], "trainable_parameters": 21_241_728}}
+    write(tmp_path, "reward_model.json", trained_top)  # gold_recipe.train_layers
+    assert "| smollm2-135m-instruct | 134.5M (21.2M trained) | 12 |" in render_study(tmp_path)
     write(tmp_path, "data.json", {**DATA, "split": "random"})  # the paper's split: no parts
     assert "## Data" not in render_study(tmp_path)
 

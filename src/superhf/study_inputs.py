@@ -42,7 +42,8 @@ def data_table(data: dict[str, Any]) -> str:
 
 
 def reward_training_table(rm: dict[str, Any]) -> str:
-    """The proxy and the gold: backbone, parameters, training pairs and their labels, steps,
+    """The proxy and the gold: backbone, parameters (and how many were trained, where
+    fewer than all), training pairs and their labels, steps,
     and the mean Bradley-Terry loss over the first and the last quarter of the steps."""
     lines = [
         "| model | backbone | parameters | training pairs | labels | steps | loss: first quarter "
@@ -61,6 +62,9 @@ def reward_training_table(rm: dict[str, Any]) -> str:
                 f"{relabelled['share_swapped']:.1%})"
             )
         params = f"{m['parameters'] / 1e6:.1f}M" if "parameters" in m else "n/a"
+        trainable = m.get("trainable_parameters")
+        if trainable and "parameters" in m and trainable < m["parameters"]:
+            params += f" ({trainable / 1e6:.1f}M trained)"
         loss = f"{m['loss_first_quarter']:.4f} -> {m['loss_last_quarter']:.4f}"
         backbone = m.get("backbone", rm.get("name", "n/a"))
         lines.append(

@@ -30,6 +30,7 @@ from superhf.reward_training import (
     score_pairs,
     split_pairs,
     train_reward_model,
+    train_top_layers,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def recipe(cfg: RewardModelConfig, which: str) -> dict:
         "epochs": pick("epochs"),
         "batch_size": pick("batch_size"),
         "max_length": pick("max_length"),
+        "train_layers": g.train_layers if g else None,
         "seed": cfg.gold_seed if which == "gold" else cfg.seed,
     }
 
@@ -137,6 +139,7 @@ def train_one(cfg: RewardModelConfig, which: str, pairs: list[dict], out: Path, 
     train_fmt = "text" if cfg.input_format in ("auto", "upstream") else cfg.input_format
     fmt = "upstream" if cfg.input_format == "upstream" else train_fmt
     model, tok = load_reward_backbone(cfg, r["seed"], name=r["backbone"])
+    trainable = train_top_layers(model, r["train_layers"])
     losses = train_reward_model(
         model,
         tok,
@@ -168,6 +171,7 @@ def train_one(cfg: RewardModelConfig, which: str, pairs: list[dict], out: Path, 
         "loss_first_quarter": sum(losses[:q]) / q,
         "loss_last_quarter": sum(losses[-q:]) / q,
         "backbone": r["backbone"],
+        "trainable_parameters": trainable,
     }
 
 
