@@ -1,0 +1,86 @@
+"""Choosing a sweep's setting without looking at gold (issue 24): each setting's curve of
+snapshots, evaluated on the validation prompts, is cut at a KL budget, and the setting whose
+best snapshot within the budget has the highest **proxy** reward wins. Pure: only each
+point's ``step``, ``kl`` and ``proxy_mean`` are read, so no gold number can sway the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def best_within(points: Sequence[Mapping[str, Any]], kl_budget: float) -> dict | None:
+    """The point with the highest proxy mean among those whose KL is within ``kl_budget``
+    (the earliest step on a tie); None when none is."""
+    best = None
+    for p in sorted(points, key=lambda p: p["step"]):
+        kl, proxy = p["kl"], p["proxy_mean"]
+        if kl is None or proxy is None or math.isnan(kl) or math.isnan(proxy) or kl > kl_budget:
+            continue
+        if best is None or proxy > best["proxy_mean"]:
+            best = {"step": p["step"], "kl": kl, "proxy_mean": proxy}
+    return best
+
+
+def select_setting(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], kl_budget: float
+) -> tuple[str | None, list[dict]]:
+    """(winning setting, one row per setting in the given order: its best point within the
+    budget, or None). A tie goes to the setting listed first."""
+    rows = [{"setting": name, "best": best_within(pts, kl_budget)} for name, pts in curves.items()]
+    scored = [r for r in rows if r["best"] is not None]
+    if not scored:
+        return None, rows
+    top = max(r["best"]["proxy_mean"] for r in scored)
+    return next(r["setting"] for r in scored if r["best"]["proxy_mean"] == top), rows
+
+
+def sweep_table(rows: Sequence[Mapping[str, Any]], winner: str | None, kl_budget: float) -> str:
+    """The committed sweep table: each setting's best snapshot within the budget."""
+    lines = [
+        f"| setting | best step within KL <= {kl_budget:g} | KL | proxy (validation) | chosen |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = r["best"]
+        cells = f"{b['step']} | {b['kl']:.3f} | {b['proxy_mean']:.4f}" if b else "- | - | -"
+        lines.append(f"| {r['setting']} | {cells} | {'yes' if r['setting'] == winner else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m superhf.sweep_select",
+        description="Choose a sweep's setting by proxy reward on the validation prompts within "
+        "a KL budget (never by gold); print the sweep table",
+    )
+    ap.add_argument(
+        "--setting",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("NAME", "FILE"),
+        help="a setting and its evaluate overoptimisation.json on the validation prompts (repeat)",
+    )
+    ap.add_argument("--method", required=True, help="the curve's key in each file, e.g. superhf")
+    ap.add_argument("--kl-budget", type=float, required=True, help="nats (evaluate's KL)")
+    args = ap.parse_args(argv)
+    curves = {}
+    for name, file in args.setting:
+        if not Path(file).is_file():
+            raise SystemExit(f"sweep_select: --setting {name}: no file {file}")
+        curve = json.loads(Path(file).read_text()).get(args.method)
+        if not curve:
+            raise SystemExit(f"sweep_select: {file} has no '{args.method}' curve")
+        curves[name] = curve
+    winner, rows = select_setting(curves, args.kl_budget)
+    print(sweep_table(rows, winner, args.kl_budget), end="")
+
+
+if __name__ == "__main__":
+    main()

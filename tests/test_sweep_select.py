@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from superhf.sweep_select import best_within, main, select_setting, sweep_table
+
+
+def pt(step: int, kl: float, proxy: float, gold: float = 0.0) -> dict:
+    return {"step": step, "kl": kl, "proxy_mean": proxy, "gold_mean": gold}
+
+
+CURVES = {
+    "lr=1e-5": [pt(0, 0.0, 0.0), pt(8, 1.0, 0.2), pt(16, 3.0, 0.9)],  # 0.9 is over budget
+    "lr=3e-5": [pt(0, 0.0, 0.0), pt(8, 1.5, 0.3), pt(16, 2.0, 0.25)],
+    "lr=1e-4": [pt(0, 0.0, 0.0), pt(8, 2.5, 0.5)],  # never within the budget but at step 0
+}
+
+
+def test_the_best_point_within_the_budget_is_a_plain_loop() -> None:
+    for pts in CURVES.values():
+        for budget in (0.0, 1.0, 1.5, 2.0, 10.0):
+            inside = [p for p in pts if p["kl"] <= budget]
+            expect = max(inside, key=lambda p: (p["proxy_mean"], -p["step"]))
+            got = best_within(pts, budget)
+            assert (got["step"], got["proxy_mean"]) == (expect["step"], expect["proxy_mean"])
+    assert best_within([pt(4, 3.0, 1.0)], 2.0) is None
+    assert best_within([pt(4, float("nan"), 1.0), pt(8, 1.0, 0.1)], 2.0)["step"] == 8
+
+
+def test_the_setting_is_chosen_by_proxy_within_the_budget_and_never_by_gold() -> None:
+    winner, rows = select_setting(CURVES, kl_budget=2.0)
+    assert winner == "lr=3e-5"
+    assert [r["best"]["step"] for r in rows] == [8, 8, 0]
+    assert select_setting(CURVES, kl_budget=10.0)[0] == "lr=1e-5"  # 0.9 now within
+    flipped = copy.deepcopy(CURVES)  # gold says the opposite: the choice does not move
+    for pts in flipped.values():
+        for p in pts:
+            p["gold_mean"] = -10 * p["proxy_mean"]
+    assert select_setting(flipped, kl_budget=2.0) == (winner, rows)
+    table = sweep_table(rows, winner, 2.0)
+    assert "| lr=3e-5 | 8 | 1.500 | 0.3000 | yes |" in table
+    assert "| lr=1e-4 | 0 | 0.000 | 0.0000 |  |" in table
+    assert select_setting({"a": [pt(4, 3.0, 1.0)]}, 2.0)[0] is None
+
+
+def test_the_command_reads_each_settings_curve_file(tmp_path: Path, capsys) -> None:
+    args = []
+    for name, pts in CURVES.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"superhf": pts, "rlhf": []}))
+        args += ["--setting", name, f"{tmp_path / name}.json"]
+    main([*args, "--method", "superhf", "--kl-budget", "2"])
+    assert "| lr=3e-5 | 8 | 1.500 | 0.3000 | yes |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="has no 'rlhf' curve"):
+        main([*args, "--method", "rlhf", "--kl-budget", "2"])
+    with pytest.raises(SystemExit, match="--setting a: no file nofile"):
+        main(["--setting", "a", "nofile", "--method", "superhf", "--kl-budget", "2"])
