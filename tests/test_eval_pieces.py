@@ -131,3 +131,9 @@ def test_pieces_refuse_overlaps_and_other_params(setup, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="no piece evaluated superhf, rlhf, best_of_n, curve"):
         evaluate_merge.main(["--params", params, "--piece", str(piece), *outputs(tmp_path / "m")])
     assert not (tmp_path / "m").exists()  # nothing written by a refused merge
+    # a study in progress merges what it has: here only the base
+    evaluate_merge.main(
+        ["--params", params, "--piece", str(piece), "--partial", *outputs(tmp_path / "p")]
+    )
+    merged = json.loads((tmp_path / "p" / "eval.json").read_text())
+    assert "base" in merged and not {"superhf", "rlhf", "best_of_n"} & merged.keys()

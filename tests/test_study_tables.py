@@ -222,6 +222,25 @@ def test_the_study_inputs_tables_show_the_split_and_the_training(tmp_path: Path)
     assert "## Data" not in render_study(tmp_path)
 
 
+def test_gold_recipes_tried_are_one_row_each_in_file_order(tmp_path: Path) -> None:
+    heldout = {
+        "gold": {"accuracy": 0.6, "ci_low": 0.5, "ci_high": 0.7, "n": 9},
+        "proxy": {"accuracy": 0.55, "ci_low": 0.45, "ci_high": 0.65, "n": 9},
+        "agreement": {"agreement": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 9},
+    }
+    top = {**RM_TRAINED["gold"], "trainable_parameters": 21_241_728}
+    write(tmp_path / "gold_recipes", "2-top.json", {**RM_TRAINED, "gold": top, "heldout": heldout})
+    write(tmp_path / "gold_recipes", "1-all.json", {**RM_TRAINED, "heldout": heldout})
+    text = render_study(tmp_path)
+    assert "## Gold recipes tried" in text
+    one, two = (line for line in text.splitlines() if line.startswith(("| 1-all", "| 2-top")))
+    assert one == (
+        "| 1-all | 134.5M / 134.5M | 6 | 0.6900 -> 0.6000 | 0.600 [0.500, 0.700] | "
+        "0.550 [0.450, 0.650] | 0.800 [0.700, 0.900] | 33.3% |"
+    )
+    assert two.startswith("| 2-top | 21.2M / 134.5M | 6 |")
+
+
 def test_the_hh_readme_tables_are_what_its_metrics_render() -> None:
     hh = REPO / "results" / "hh"
     text = render_study(hh / "metrics")

@@ -135,10 +135,12 @@ def check_complete(pieces: Sequence[dict]) -> None:
         raise BadInputError(f"no piece evaluated {', '.join(missing)}")
 
 
-def merge(pieces: Sequence[dict]) -> dict:
-    """The pieces as one piece, models in ``--model`` order (then the table's best-of-n)."""
+def merge(pieces: Sequence[dict], partial: bool = False) -> dict:
+    """The pieces as one piece, models in ``--model`` order (then the table's best-of-n);
+    ``partial`` merges what they hold without requiring every model and curve."""
     check_pieces(pieces)
-    check_complete(pieces)
+    if not partial:
+        check_complete(pieces)
     blocks = {name: r for p in pieces for name, r in p["results"].items()}
     order = [*pieces[0]["models"], "samplers", "best_of_n"]
     rows = {name: [] for name in order}
@@ -154,10 +156,12 @@ def merge(pieces: Sequence[dict]) -> dict:
     }
 
 
-def combine(pieces: Sequence[dict], boot: tuple[int, int]) -> tuple[dict, list, dict | None]:
+def combine(
+    pieces: Sequence[dict], boot: tuple[int, int], partial: bool = False
+) -> tuple[dict, list, dict | None]:
     """(results, rows, curves) of one run from its pieces; curves None when no piece drew
-    any (no ``--overopt``)."""
-    one = merge(pieces)
+    any (no ``--overopt``). ``partial``: see ``merge``."""
+    one = merge(pieces, partial)
     results = dict(one["results"])
     results["samplers"] = one["samplers"]
     if "best_of_n" in results:  # after samplers, where a single run puts it

@@ -22,7 +22,7 @@ import numpy as np
 
 from superhf.io import read_json, read_jsonl
 from superhf.judges import policy_correlation
-from superhf.study_inputs import data_table, reward_training_table
+from superhf.study_inputs import data_table, gold_recipes_table, reward_training_table
 from superhf.study_stats import (
     hierarchical_bootstrap,
     length_fit,
@@ -264,6 +264,10 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
         parts.append(("Reward models: training", reward_training_table(rm)))
     if rm and rm.get("heldout"):
         parts.append(("Reward models on held-out pairs (human labels)", heldout_table(rm)))
+    recipes = {f.stem: _load(f) for f in sorted((folder / "gold_recipes").glob("*.json"))}
+    if recipes:
+        title = "Gold recipes tried (held-out pairs, human labels, 95% Wilson)"
+        parts.append((title, gold_recipes_table(recipes)))
     parts += study_sections(folder, seeds)
     overopt = _load(folder / "overoptimisation.json")
     if overopt:

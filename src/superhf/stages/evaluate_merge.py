@@ -33,6 +33,12 @@ def parser():
     ap.add_argument("--metrics", required=True, help="output JSON of every number")
     ap.add_argument("--table", required=True, help="output Markdown of Table 4")
     ap.add_argument("--completions", required=True, help="output JSONL of scored completions")
+    ap.add_argument(
+        "--partial",
+        action="store_true",
+        help="merge what the pieces hold, though some model or curve of the run is missing "
+        "(a study in progress; the outputs then hold only those)",
+    )
     ap.add_argument("--overopt", help="output JSON of the over-optimisation curves")
     ap.add_argument("--overopt-plots", help="output folder: one CSV per method, for DVC plots")
     return ap
@@ -55,7 +61,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     tracking = load_section("tracking", TrackingConfig, args.params)
     raw = {**read_params(args.params), "_path": args.params}
     pieces = read_pieces(args.piece, raw)
-    results, rows, curves = combine(pieces, (cfg.bootstrap_samples, cfg.seed))
+    results, rows, curves = combine(pieces, (cfg.bootstrap_samples, cfg.seed), args.partial)
     if args.overopt and curves is None:
         raise BadInputError("--overopt: no piece drew a curve (pieces made without curves)")
     main_proc = int(os.environ.get("RANK", "0")) == 0
