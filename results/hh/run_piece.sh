@@ -26,7 +26,7 @@ case $PIECE in
       --prompts data/prompts/test.jsonl --model base=models/base \
       --reward models/reward --gold models/reward_gold \
       --only base --only best_of_n --piece-out "$OUT/pieces/base.json"
-    python -m superhf.stages.evaluate_merge --params params.yaml --piece "$OUT/pieces/base.json" \
+    python -m superhf.stages.evaluate_merge --params params.yaml --piece "$OUT/pieces/base.json" --partial \
       --metrics "$OUT/metrics/eval.json" --table "$OUT/metrics/table4.md" \
       --completions "$OUT/metrics/eval_completions.jsonl"
     ;;
