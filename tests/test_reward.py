@@ -258,3 +258,21 @@ def test_train_top_layers_trains_only_the_top_blocks_and_the_head() -> None:
     )
     assert any(k.startswith("bert.encoder.layer.1.") for k in moved)
     assert any(k.startswith("classifier.") for k in moved)
+
+
+def test_train_top_layers_on_a_llama_head_keeps_the_top_blocks_norm_and_score() -> None:
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from superhf.reward_training import train_top_layers
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                      num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
+                      num_labels=1, pad_token_id=0)  # fmt: skip
+    model = LlamaForSequenceClassification(cfg)  # the hh gold's class (SmolLM2)
+    train_top_layers(model, 2)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert all(
+        n.startswith(("model.layers.2.", "model.layers.3.", "model.norm.", "score.")) for n in names
+    )
+    assert any(n.startswith("model.layers.2.") for n in names) and "score.weight" in names
+    assert not model.model.embed_tokens.weight.requires_grad
