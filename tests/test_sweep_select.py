@@ -56,5 +56,18 @@ def test_the_command_reads_each_settings_curve_file(tmp_path: Path, capsys) -> N
     assert "| lr=3e-5 | 8 | 1.500 | 0.3000 | yes |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="has no 'rlhf' curve"):
         main([*args, "--method", "rlhf", "--kl-budget", "2"])
+    (tmp_path / "bad.json").write_text(json.dumps({"superhf": [{"step": 0, "kl": 0.0}]}))
+    with pytest.raises(SystemExit, match=r"bad.json: point 0 lacks \['proxy_mean'\]"):
+        main(
+            [
+                "--setting",
+                "a",
+                str(tmp_path / "bad.json"),
+                "--method",
+                "superhf",
+                "--kl-budget",
+                "2",
+            ]
+        )
     with pytest.raises(SystemExit, match="--setting a: no file nofile"):
         main(["--setting", "a", "nofile", "--method", "superhf", "--kl-budget", "2"])

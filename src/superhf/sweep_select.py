@@ -74,9 +74,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, file in args.setting:
         if not Path(file).is_file():
             raise SystemExit(f"sweep_select: --setting {name}: no file {file}")
-        curve = json.loads(Path(file).read_text()).get(args.method)
+        data = json.loads(Path(file).read_text())
+        curve = data.get(args.method) if isinstance(data, dict) else None
         if not curve:
             raise SystemExit(f"sweep_select: {file} has no '{args.method}' curve")
+        for i, point in enumerate(curve):
+            missing = {"step", "kl", "proxy_mean"} - set(point)
+            if missing:
+                raise SystemExit(f"sweep_select: {file}: point {i} lacks {sorted(missing)}")
         curves[name] = curve
     winner, rows = select_setting(curves, args.kl_budget)
     print(sweep_table(rows, winner, args.kl_budget), end="")
