@@ -2,23 +2,22 @@
 completions (base samples, 2 per prompt): within-prompt proxy-gold agreement and each
 reward's correlation with completion length. Run: python results/hh/reading_checks.py"""
 
-import json
 from pathlib import Path
 from statistics import correlation
 
-from superhf.judges import wilson
+from superhf.io import read_jsonl
+from superhf.judges import agreement
 
-completions = Path(__file__).parent / "metrics/eval_completions.jsonl"
-rows = [json.loads(line) for line in completions.read_text().splitlines()]
-base = [r for r in rows if r["model"] == "base"]
+base = [r for r in read_jsonl(Path(__file__).parent / "metrics/eval_completions.jsonl")
+        if r["model"] == "base"]  # fmt: skip
 by_prompt: dict[str, list[dict]] = {}
 for r in base:
     by_prompt.setdefault(r["prompt"], []).append(r)
-pairs = [(a, b) for a, b in by_prompt.values()]
-hits = sum((a["proxy"] > b["proxy"]) == (a["gold"] > b["gold"]) for a, b in pairs)
-agree, (low, high) = hits / len(pairs), wilson(hits, len(pairs))
+a, b = zip(*by_prompt.values())  # each prompt's sample 0 and sample 1
+both = agreement(*[([r[k] for r in a], [r[k] for r in b]) for k in ("proxy", "gold")])
 print(
-    f"base: proxy and gold agree on the better of a prompt's 2 samples: {agree:.3f} [{low:.3f}, {high:.3f}] of {len(pairs)}"
+    "base: proxy and gold agree on the better of a prompt's 2 samples: "
+    f"{both['agreement']:.3f} [{both['ci_low']:.3f}, {both['ci_high']:.3f}] of {both['n']}"
 )
 length = [len(r["completion"]) for r in base]
 for key in ("proxy", "gold"):

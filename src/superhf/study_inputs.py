@@ -72,27 +72,3 @@ def reward_training_table(rm: dict[str, Any]) -> str:
             f"| {loss} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def gold_recipes_table(recipes: dict[str, dict[str, Any]]) -> str:
-    """Each gold recipe tried (name -> its run's ``reward_model.json``): the gold's trained
-    parameters, steps, loss, held-out human-label accuracy [95% Wilson], and the proxy it
-    labelled: its accuracy, its agreement with the gold, the share of its labels swapped."""
-    lines = [
-        "| gold recipe | trained / all parameters | steps | loss: first quarter -> last "
-        "quarter | gold accuracy | proxy accuracy | agreement | proxy labels swapped |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    ci = lambda r, k="accuracy": f"{r[k]:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"  # noqa: E731
-    for name, rm in recipes.items():
-        gold, held = rm["gold"], rm["heldout"]
-        trained = gold.get("trainable_parameters", gold["parameters"])
-        params = f"{trained / 1e6:.1f}M / {gold['parameters'] / 1e6:.1f}M"
-        loss = f"{gold['loss_first_quarter']:.4f} -> {gold['loss_last_quarter']:.4f}"
-        swapped = rm.get("relabelled", {}).get("share_swapped")
-        lines.append(
-            f"| {name} | {params} | {gold['steps']} | {loss} | {ci(held['gold'])} | "
-            f"{ci(held['proxy'])} | {ci(held['agreement'], 'agreement')} | "
-            + (f"{swapped:.1%} |" if swapped is not None else "- |")
-        )
-    return "\n".join(lines) + "\n"

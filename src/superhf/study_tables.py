@@ -22,7 +22,7 @@ import numpy as np
 
 from superhf.io import read_json, read_jsonl
 from superhf.judges import policy_correlation
-from superhf.study_inputs import data_table, gold_recipes_table, reward_training_table
+from superhf.study_inputs import data_table, reward_training_table
 from superhf.study_stats import (
     hierarchical_bootstrap,
     length_fit,
@@ -91,6 +91,29 @@ def heldout_table(rm: dict[str, Any]) -> str:
         a = h["agreement"]
         cell = interval_cell(a["agreement"], a["ci_low"], a["ci_high"])
         lines.append(f"| proxy and gold agree | - | {cell} | {a['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def gold_recipes_table(recipes: dict[str, dict[str, Any]]) -> str:
+    """Each gold recipe tried (name -> its run's ``reward_model.json``): the gold's training,
+    held-out accuracy, and the proxy it labelled (accuracy, agreement, labels swapped)."""
+    lines = [
+        "| gold recipe | trained / all parameters | steps | loss: first quarter -> last "
+        "quarter | gold accuracy | proxy accuracy | agreement | proxy labels swapped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ci = lambda r, k="accuracy": interval_cell(r[k], r["ci_low"], r["ci_high"])  # noqa: E731
+    for name, rm in recipes.items():
+        gold, held = rm["gold"], rm["heldout"]
+        trained = gold.get("trainable_parameters", gold["parameters"])
+        params = f"{trained / 1e6:.1f}M / {gold['parameters'] / 1e6:.1f}M"
+        loss = f"{gold['loss_first_quarter']:.4f} -> {gold['loss_last_quarter']:.4f}"
+        swapped = rm.get("relabelled", {}).get("share_swapped")
+        lines.append(
+            f"| {name} | {params} | {gold['steps']} | {loss} | {ci(held['gold'])} | "
+            f"{ci(held['proxy'])} | {ci(held['agreement'], 'agreement')} | "
+            + (f"{swapped:.1%} |" if swapped is not None else "- |")
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -34,10 +34,8 @@ def select_setting(
     budget, or None). A tie goes to the setting listed first."""
     rows = [{"setting": name, "best": best_within(pts, kl_budget)} for name, pts in curves.items()]
     scored = [r for r in rows if r["best"] is not None]
-    if not scored:
-        return None, rows
-    top = max(r["best"]["proxy_mean"] for r in scored)
-    return next(r["setting"] for r in scored if r["best"]["proxy_mean"] == top), rows
+    win = max(scored, key=lambda r: r["best"]["proxy_mean"], default=None)  # first on a tie
+    return (win["setting"] if win else None), rows
 
 
 def sweep_table(rows: Sequence[Mapping[str, Any]], winner: str | None, kl_budget: float) -> str:
