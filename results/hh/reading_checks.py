@@ -3,10 +3,9 @@ completions (base samples, 2 per prompt): within-prompt proxy-gold agreement and
 reward's correlation with completion length. Run: python results/hh/reading_checks.py"""
 
 from pathlib import Path
-from statistics import correlation
 
 from superhf.io import read_jsonl
-from superhf.judges import agreement
+from superhf.judges import agreement, correlation
 
 base = [r for r in read_jsonl(Path(__file__).parent / "metrics/eval_completions.jsonl")
         if r["model"] == "base"]  # fmt: skip
@@ -21,4 +20,6 @@ print(
 )
 length = [len(r["completion"]) for r in base]
 for key in ("proxy", "gold"):
-    print(f"base: r({key}, length in chars) = {correlation([r[key] for r in base], length):.3f}")
+    c = correlation([r[key] for r in base], length)  # 95% bootstrap over the samples
+    print(f"base: r({key}, length in chars) = {c['pearson']:.3f} "
+          f"[{c['pearson_ci_low']:.3f}, {c['pearson_ci_high']:.3f}] over {c['n']} samples")  # fmt: skip
