@@ -215,7 +215,7 @@ def test_every_stage_depends_on_the_code_it_runs_and_no_other() -> None:
 STAGE_CONFIG = {
     "prepare": {"prepare"},
     "base_policy": {"base_policy"},
-    "reward_model": {"reward_model"},
+    "reward_model": {"reward_model", "common"},  # common: policy_pairs.generation
     "superhf": {"superhf", "common", "tracking"},
     "rlhf": {"rlhf", "common", "tracking"},
     "rloo": {"group_pg", "common", "tracking"},

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from superhf.config.common import GenerationConfig
 from superhf.params import Section
 
 
@@ -31,6 +32,35 @@ class GoldRecipeConfig(Section):
         description="train only the top N transformer blocks (and the final norm and the "
         "reward head), the embeddings and lower blocks frozen; null = every weight. Frozen "
         "blocks run forward only: N = 6 of SmolLM2's 30 makes a step ~2.5x cheaper",
+    )
+
+
+class PolicyPairsConfig(Section):
+    """Proxy training pairs made of the base policy's own samples, ordered by the gold
+    (Gao et al. 2022): for ``proxy_labels: gold``. The stage then needs --base and --prompts."""
+
+    prompts: int = Field(
+        0,
+        ge=0,
+        description="policy prompts (a seeded subset of --prompts) whose two base-policy "
+        "samples, ordered by the gold, become proxy training pairs; 0 = off",
+    )
+    heldout_share: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of these pairs held out: the proxy's agreement with the gold on "
+        "the policy's samples (metrics policy_pairs.proxy_heldout), never trained on",
+    )
+    keep_hh_pairs: bool = Field(
+        True,
+        description="true: the proxy trains on its (relabelled) share of the preference pairs "
+        "and these; false: on these alone (Gao et al.'s setup)",
+    )
+    seed: int = Field(0, description="seed of the prompt subset, the sampling and the hold-out")
+    generation: GenerationConfig = Field(
+        default_factory=lambda: GenerationConfig(),
+        description="how the base policy samples (the profile sets the trained policies' sampler)",
     )
 
 
@@ -101,9 +131,25 @@ class RewardModelConfig(Section):
         "reward by construction. The gold is trained first",
     )
 
+    policy_pairs: PolicyPairsConfig = Field(
+        default_factory=lambda: PolicyPairsConfig(),
+        description="for train with proxy_labels gold: proxy pairs of the base policy's "
+        "samples ordered by the gold (off unless prompts > 0)",
+    )
+
     mixed_precision: Literal["fp32", "bf16"] = Field(
         "fp32",
         description="reward-model training (bf16 autocast, fp32 weights) and the stage's "
         "test-pair scoring (bf16 weights) on the picked device (the GPU when there is one)",
     )
     score_batch_size: int = Field(64, gt=0, description="pairs per forward when scoring")
+
+    @model_validator(mode="after")
+    def _policy_pairs_need_gold_labels(self) -> RewardModelConfig:
+        if self.policy_pairs.prompts and (self.source != "train" or self.proxy_labels != "gold"):
+            raise ValueError(
+                "policy_pairs.prompts > 0 needs source: train and proxy_labels: gold (the gold "
+                f"orders the policy's samples); got source {self.source!r}, proxy_labels "
+                f"{self.proxy_labels!r}"
+            )
+        return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,10 +19,18 @@ from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config.reward_model import RewardModelConfig
 from superhf.errors import BadInputError
 from superhf.io import atomic_path, read_jsonl, write_json
-from superhf.judges import heldout_report
+from superhf.judges import accuracy, heldout_report, length_baselines
 from superhf.materialise import check_reward_sources, load_reward_backbone, materialise_pretrained
-from superhf.models import pick_device, save_model, torch_dtype
+from superhf.models import (
+    check_model_dir,
+    load_causal_lm,
+    load_tokenizer,
+    pick_device,
+    save_model,
+    torch_dtype,
+)
 from superhf.params import load_section
+from superhf.policy_pairs import judged_pairs, pick_prompts, sample_two, split_heldout
 from superhf.reward import RewardScorer
 from superhf.reward_training import (
     length_baseline,
@@ -48,6 +57,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="output folder for the proxy reward model")
     ap.add_argument("--gold-out", required=True, help="output folder for the gold reward model")
     ap.add_argument("--metrics", required=True, help="output JSON: pair accuracies and losses")
+    ap.add_argument(
+        "--base", help="the base policy's folder (read only with policy_pairs.prompts > 0)"
+    )
+    ap.add_argument(
+        "--prompts",
+        help="policy prompts, one {prompt} per line (read only with policy_pairs.prompts > 0)",
+    )
     return ap
 
 
@@ -67,7 +83,8 @@ def main(argv: Iterable[str] | None = None) -> None:
             raise BadInputError(
                 f"{args.preferences}/train.jsonl has {len(train)} pairs; training needs 2 or more"
             )
-        metrics |= train_both(cfg, train, outs, device)
+        policy = read_policy_inputs(cfg, args)
+        metrics |= train_both(cfg, train, outs, device, policy)
     else:
         metrics |= materialise_both(cfg, outs)
     scores = {}
@@ -93,10 +110,64 @@ def main(argv: Iterable[str] | None = None) -> None:
     )
 
 
-def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path], device) -> dict:
+def read_policy_inputs(cfg: RewardModelConfig, args: argparse.Namespace) -> dict | None:
+    """The base policy's folder and the policy prompts, checked before any training, when
+    ``policy_pairs.prompts`` > 0 (else None)."""
+    if not cfg.policy_pairs.prompts:
+        return None
+    if not args.base or not args.prompts:
+        raise BadInputError(
+            "reward_model.policy_pairs.prompts > 0 needs --base (the base policy) and "
+            "--prompts (the policy prompts)"
+        )
+    rows = read_jsonl(args.prompts, fields=("prompt",))
+    if len(rows) < 2:
+        raise BadInputError(f"{args.prompts} has {len(rows)} prompts; policy_pairs needs 2 or more")
+    return {"base": check_model_dir(args.base), "rows": rows}
+
+
+def make_policy_pairs(cfg: RewardModelConfig, policy: dict, gold: RewardScorer, device):
+    """(training pairs, held-out pairs, metrics): two base-policy samples on each of
+    ``policy_pairs.prompts`` policy prompts, ordered by the gold (``superhf.policy_pairs``)."""
+    pp = cfg.policy_pairs
+    prompts = pick_prompts(policy["rows"], pp.prompts, pp.seed)
+    tok = load_tokenizer(policy["base"])
+    model = load_causal_lm(policy["base"]).to(device).eval()
+    log.info("sampling two base-policy completions on each of %d prompts", len(prompts))
+    t0 = time.perf_counter()
+    first, second = sample_two(model, tok, prompts, pp.generation, pp.seed)
+    del model
+    t1 = time.perf_counter()
+    log.info("scoring %d base-policy samples with the gold", 2 * len(prompts))
+    s1, s2 = gold.score(prompts, first), gold.score(prompts, second)
+    t2 = time.perf_counter()
+    pairs, dropped = judged_pairs(prompts, first, second, s1, s2)
+    train, heldout = split_heldout(pairs, pp.heldout_share, pp.seed)
+    metrics = {
+        "prompts": len(prompts),
+        "pairs": len(pairs),
+        "dropped": dropped,
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
+        "gold_longer_wins": length_baselines(heldout + train)["longer_wins"],
+        "sampling_s": round(t1 - t0, 1),
+        "gold_scoring_s": round(t2 - t1, 1),
+    }
+    return train, heldout, metrics
+
+
+def train_both(
+    cfg: RewardModelConfig,
+    train: list[dict],
+    outs: dict[str, Path],
+    device,
+    policy: dict | None = None,
+) -> dict:
     """Train the proxy and the gold model on their shares of ``train`` (``split_pairs``),
     save each atomically to ``outs[which]``; returns their training metrics. With
-    ``proxy_labels: gold`` the gold is trained first and the proxy's pairs relabelled by it."""
+    ``proxy_labels: gold`` the gold is trained first and the proxy's pairs relabelled by it;
+    with ``policy`` (``read_policy_inputs``) the proxy also trains on pairs of the base
+    policy's samples ordered by the gold, and is scored on those held out."""
     shares = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
     metrics = {}
     order = ("gold", "proxy") if cfg.proxy_labels == "gold" else ("proxy", "gold")
@@ -111,8 +182,18 @@ def train_both(cfg: RewardModelConfig, train: list[dict], outs: dict[str, Path],
                 "swapped": swapped,
                 "share_swapped": swapped / len(pairs),
             }
+            if policy:
+                extra, heldout, metrics["policy_pairs"] = make_policy_pairs(
+                    cfg, policy, scorer, device
+                )
+                pairs = (pairs if cfg.policy_pairs.keep_hh_pairs else []) + extra
         metrics[which] = train_one(cfg, which, pairs, outs[which], device)
-    return {w: metrics[w] for w in ("proxy", "gold", "relabelled") if w in metrics}
+    if policy and heldout:
+        proxy = RewardScorer(outs["proxy"], batch_size=cfg.score_batch_size, device=device)
+        held = metrics["policy_pairs"]["proxy_heldout"] = accuracy(*score_pairs(proxy, heldout))
+        log.info("proxy agrees with the gold on %.3f of held-out policy pairs", held["accuracy"])
+    keys = ("proxy", "gold", "relabelled", "policy_pairs")
+    return {w: metrics[w] for w in keys if w in metrics}
 
 
 def recipe(cfg: RewardModelConfig, which: str) -> dict:
