@@ -247,3 +247,21 @@ def test_the_hh_readme_tables_are_what_its_metrics_render() -> None:
     assert text.startswith("## Data: hh-rlhf split by first prompt")
     assert (hh / "tables.md").read_text() == text
     assert readme_tables((hh / "README.md").read_text()) == text
+
+
+def test_the_proxys_policy_pairs_are_one_row_with_their_held_out_accuracy(tmp_path: Path) -> None:
+    acc = lambda a, n: {"accuracy": a, "ci_low": a - 0.1, "ci_high": a + 0.1, "n": n}  # noqa: E731
+    pp = {
+        "prompts": 10, "pairs": 8, "dropped": {"same_text": 1, "empty": 0, "tie": 1},
+        "train_pairs": 6, "heldout_pairs": 2, "gold_longer_wins": acc(0.625, 8),
+        "proxy_heldout": acc(0.5, 2),
+    }  # fmt: skip
+    write(tmp_path, "reward_model.json", {**RM_TRAINED, "policy_pairs": pp})
+    text = render_study(tmp_path)
+    assert "## The proxy's pairs of base-policy samples, ordered by the gold" in text
+    assert (
+        "| 10 | 8 (1 same text, 0 empty, 1 tie) | 6 / 2 | 0.625 [0.525, 0.725] | "
+        "0.500 [0.400, 0.600] (n=2) |"
+    ) in text
+    write(tmp_path, "reward_model.json", RM_TRAINED)  # policy_pairs off: no table
+    assert "base-policy samples" not in render_study(tmp_path)

@@ -94,6 +94,25 @@ def heldout_table(rm: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def policy_pairs_table(pp: dict[str, Any]) -> str:
+    """The proxy's pairs of base-policy samples (``reward_model.policy_pairs``): how many
+    were made and dropped, and the proxy's accuracy on the held-out ones (gold labels)."""
+    dropped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in pp["dropped"].items())
+    lines = [
+        "| policy prompts | pairs (dropped) | train / held out | gold prefers the longer | "
+        "proxy on held-out policy pairs [95% Wilson] |",
+        "|---|---|---|---|---|",
+    ]
+    longer, held = pp["gold_longer_wins"], pp.get("proxy_heldout")
+    cell = lambda a: interval_cell(a["accuracy"], a["ci_low"], a["ci_high"])  # noqa: E731
+    lines.append(
+        f"| {pp['prompts']} | {pp['pairs']} ({dropped or 'none'}) | "
+        f"{pp['train_pairs']} / {pp['heldout_pairs']} | {cell(longer)} | "
+        + (f"{cell(held)} (n={held['n']}) |" if held else "- |")
+    )
+    return "\n".join(lines) + "\n"
+
+
 def gold_recipes_table(recipes: dict[str, dict[str, Any]]) -> str:
     """Each gold recipe tried (name -> its run's ``reward_model.json``): the gold's training,
     held-out accuracy, and the proxy it labelled (accuracy, agreement, labels swapped)."""
@@ -287,6 +306,9 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
         parts.append(("Reward models: training", reward_training_table(rm)))
     if rm and rm.get("heldout"):
         parts.append(("Reward models on held-out pairs (human labels)", heldout_table(rm)))
+    if rm and rm.get("policy_pairs"):
+        title = "The proxy's pairs of base-policy samples, ordered by the gold"
+        parts.append((title, policy_pairs_table(rm["policy_pairs"])))
     recipes = {f.stem: _load(f) for f in sorted((folder / "gold_recipes").glob("*.json"))}
     if recipes:
         title = "Gold recipes tried (held-out pairs, human labels, 95% Wilson)"
