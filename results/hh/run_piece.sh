@@ -5,8 +5,11 @@
 # /usr/bin/time -v, start and end).
 #   bash results/hh/run_piece.sh reward_models   # piece 1: data, base policy, reward models
 #   bash results/hh/run_piece.sh eval_base       # piece 7a: base and best-of-4 on the eval prompts
+#   bash results/hh/run_piece.sh sweep superhf lr2e-5_kl0   # pieces 2-3: one sweep setting
+#     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots and the
+#     base evaluated on the validation prompts, the curve in results/hh/sweep/
 set -euo pipefail
-PIECE=${1:?usage: run_piece.sh reward_models|eval_base}
+PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING}
 OUT=results/hh
 mkdir -p "$OUT/metrics" "$OUT/pieces" "$OUT/times"
 grep -q '^profile: hh$' params.yaml || { echo "run_piece.sh: params.yaml is not the hh profile" >&2; exit 2; }
@@ -30,7 +33,43 @@ case $PIECE in
       --metrics "$OUT/metrics/eval.json" --table "$OUT/metrics/table4.md" \
       --completions "$OUT/metrics/eval_completions.jsonl"
     ;;
-  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base)" >&2; exit 2 ;;
+  sweep)
+    METHOD=${2:?usage: run_piece.sh sweep METHOD SETTING}
+    SETTING=${3:?usage: run_piece.sh sweep METHOD SETTING}
+    # the setting's overrides, one -S each; refused before any work if the setting is unknown
+    mapfile -t OVERRIDES < <(python - "$METHOD" "$SETTING" <<'PY'
+import sys, yaml
+method, setting = sys.argv[1:]
+sweep = yaml.safe_load(open("results/hh/sweep_settings.yaml"))
+if setting not in (sweep.get(method) or {}).get("settings", {}):
+    sys.exit(f"run_piece.sh: no setting {setting!r} of {method!r} in results/hh/sweep_settings.yaml")
+for k, v in {**sweep[method]["common"], **sweep[method]["settings"][setting]}.items():
+    print("-S"); print(f"{k}={v}")
+PY
+)
+    [ "${#OVERRIDES[@]}" -gt 0 ] || exit 2   # the message came from python above
+    PIECE=sweep-$METHOD-$SETTING
+    python -m superhf.profile hh > /dev/null   # every setting starts from the committed profile
+    timed dvc exp run --name "hh-$METHOD-$SETTING" "${OVERRIDES[@]}" "$METHOD"
+    mkdir -p "$OUT/sweep" "$OUT/times"
+    cp params.yaml "$OUT/sweep/$METHOD-$SETTING.params.yaml"
+    cp "metrics/${METHOD}_curve.csv" "$OUT/sweep/$METHOD-$SETTING.train_curve.csv"
+    /usr/bin/time -v -o "$OUT/times/$PIECE-evaluate.txt" \
+      python -m superhf.stages.evaluate --params params.yaml \
+      --prompts data/prompts/val.jsonl --model base=models/base --model "$METHOD=models/$METHOD" \
+      --snapshots "$METHOD=models/${METHOD}_snapshots" \
+      --reward models/reward --gold models/reward_gold \
+      --only base --only "$METHOD" --piece-out "$OUT/sweep/$METHOD-$SETTING.piece.json"
+    TMP=$(mktemp -d)
+    python -m superhf.stages.evaluate_merge --params params.yaml --partial \
+      --piece "$OUT/sweep/$METHOD-$SETTING.piece.json" --metrics "$TMP/eval.json" \
+      --table "$TMP/table4.md" --completions "$TMP/completions.jsonl" \
+      --overopt "$OUT/sweep/$METHOD-$SETTING.overopt.json"
+    rm -r "$TMP"
+    python -m superhf.profile hh > /dev/null
+    exit 0
+    ;;
+  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep)" >&2; exit 2 ;;
 esac
 cp params.yaml "$OUT/params.yaml"
 cp dvc.lock "$OUT/dvc.lock"
