@@ -22,7 +22,14 @@ import numpy as np
 
 from superhf.io import read_json, read_jsonl
 from superhf.judges import policy_correlation
-from superhf.study_inputs import data_table, reward_training_table
+from superhf.study_inputs import (
+    data_table,
+    gold_recipes_table,
+    heldout_table,
+    interval_cell,
+    policy_pairs_table,
+    reward_training_table,
+)
 from superhf.study_stats import (
     hierarchical_bootstrap,
     length_fit,
@@ -33,11 +40,6 @@ from superhf.study_stats import (
 UNSEEDED = ("base", "best_of_n")  # measured once: no training seed moves them
 LENGTH = "length (chars)"
 Key = Callable[[dict], float]
-
-
-def interval_cell(mean: float, low: float, high: float, signed: bool = False) -> str:
-    f = "+.3f" if signed else ".3f"
-    return f"{mean:{f}} [{low:{f}}, {high:{f}}]"
 
 
 def kl_text(kl: float, se: float | None = None, kind: str | None = None) -> str:
@@ -69,70 +71,6 @@ def curves_table(overopt: dict[str, Any]) -> str:
                 f"{_point_interval(p, 'proxy')} | "
                 f"{_point_interval(p, 'gold')} |"
             )
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- reward models
-def heldout_table(rm: dict[str, Any]) -> str:
-    """Held-out pair accuracy (human labels) of the proxy and the gold with Wilson
-    intervals, the length-only baselines and the two models' agreement."""
-    h = rm["heldout"]
-    lines = ["| on held-out pairs | train pairs | accuracy [95% Wilson] | n |", "|---|---|---|---|"]
-    for which in ("proxy", "gold"):
-        if which in h:
-            a = h[which]
-            train = rm.get(which, {}).get("train_pairs", "pretrained")
-            cell = interval_cell(a["accuracy"], a["ci_low"], a["ci_high"])
-            lines.append(f"| {which} | {train} | {cell} | {a['n']} |")
-    for name, a in h.get("length_baselines", {}).items():
-        cell = interval_cell(a["accuracy"], a["ci_low"], a["ci_high"])
-        lines.append(f"| length only: {name.replace('_', ' ')} | - | {cell} | {a['n']} |")
-    if "agreement" in h:
-        a = h["agreement"]
-        cell = interval_cell(a["agreement"], a["ci_low"], a["ci_high"])
-        lines.append(f"| proxy and gold agree | - | {cell} | {a['n']} |")
-    return "\n".join(lines) + "\n"
-
-
-def policy_pairs_table(pp: dict[str, Any]) -> str:
-    """The proxy's pairs of base-policy samples (``reward_model.policy_pairs``): how many
-    were made and dropped, and the proxy's accuracy on the held-out ones (gold labels)."""
-    dropped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in pp["dropped"].items())
-    lines = [
-        "| policy prompts | pairs (dropped) | train / held out | gold prefers the longer | "
-        "proxy on held-out policy pairs [95% Wilson] |",
-        "|---|---|---|---|---|",
-    ]
-    longer, held = pp["gold_longer_wins"], pp.get("proxy_heldout")
-    cell = lambda a: interval_cell(a["accuracy"], a["ci_low"], a["ci_high"])  # noqa: E731
-    lines.append(
-        f"| {pp['prompts']} | {pp['pairs']} ({dropped or 'none'}) | "
-        f"{pp['train_pairs']} / {pp['heldout_pairs']} | {cell(longer)} | "
-        + (f"{cell(held)} (n={held['n']}) |" if held else "- |")
-    )
-    return "\n".join(lines) + "\n"
-
-
-def gold_recipes_table(recipes: dict[str, dict[str, Any]]) -> str:
-    """Each gold recipe tried (name -> its run's ``reward_model.json``): the gold's training,
-    held-out accuracy, and the proxy it labelled (accuracy, agreement, labels swapped)."""
-    lines = [
-        "| gold recipe | trained / all parameters | steps | loss: first quarter -> last "
-        "quarter | gold accuracy | proxy accuracy | agreement | proxy labels swapped |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    ci = lambda r, k="accuracy": interval_cell(r[k], r["ci_low"], r["ci_high"])  # noqa: E731
-    for name, rm in recipes.items():
-        gold, held = rm["gold"], rm["heldout"]
-        trained = gold.get("trainable_parameters", gold["parameters"])
-        params = f"{trained / 1e6:.1f}M / {gold['parameters'] / 1e6:.1f}M"
-        loss = f"{gold['loss_first_quarter']:.4f} -> {gold['loss_last_quarter']:.4f}"
-        swapped = rm.get("relabelled", {}).get("share_swapped")
-        lines.append(
-            f"| {name} | {params} | {gold['steps']} | {loss} | {ci(held['gold'])} | "
-            f"{ci(held['proxy'])} | {ci(held['agreement'], 'agreement')} | "
-            + (f"{swapped:.1%} |" if swapped is not None else "- |")
-        )
     return "\n".join(lines) + "\n"
 
 
