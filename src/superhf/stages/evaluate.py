@@ -162,11 +162,11 @@ def fingerprint(args: argparse.Namespace, raw: dict, models: dict, test: list[di
 
 def make_piece(args, raw: dict, models: dict, test: list[dict], measured: tuple) -> dict:
     """This run's numbers as a piece (``superhf.eval_pieces``): the models' blocks and rows,
-    the snapshot points and best-of-n curve it drew (``measured``: results, rows, snaps,
-    and what a whole run measures, ``expected``)."""
+    the snapshot points and the range of the best-of-n pool it drew (``measured``: results,
+    rows, snaps, and what a whole run measures, ``expected``)."""
     results, rows, snaps, whole = measured
     drawn = [] if snaps is None else list(snaps["points"])
-    if snaps is not None and snaps["best_of_n"] is not None:
+    if snaps is not None and snaps["best_of_n"]:
         drawn.append(CURVE_PIECE)
     return {
         "format": PIECE_FORMAT,
