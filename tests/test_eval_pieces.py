@@ -1,6 +1,6 @@
 """Evaluate in pieces: ``--only ... --piece-out`` per piece, ``evaluate_merge`` combines
 them, and the combined outputs are those of one run over everything; the best-of-n pool in
-ranges of its prompts joins into the curve of one run."""
+ranges of its prompts (``--curve-prompts``) joins into the curve of one run."""
 
 from __future__ import annotations
 
@@ -144,6 +144,58 @@ def test_pieces_refuse_overlaps_and_other_params(setup, tmp_path: Path) -> None:
     )
     merged = json.loads((tmp_path / "p" / "eval.json").read_text())
     assert "base" in merged and not {"superhf", "rlhf", "best_of_n"} & merged.keys()
+
+
+def test_the_pool_in_ranges_of_prompts_merges_into_the_curve_of_one_run(setup, one_run) -> None:
+    """Prompts 3:4, the models, then prompts 0:3 (out of order): the merged curve is the
+    plain run's, byte for byte (and so a piece over all prompts', see the test above)."""
+    root, args = setup
+    only = [
+        ["--only", CURVE_PIECE, "--curve-prompts", "3:4"],
+        [x for name in ("base", "best_of_n", "superhf", "rlhf") for x in ("--only", name)],
+        ["--only", CURVE_PIECE, "--curve-prompts", "0:3"],
+    ]
+    pieces = []
+    for i, picks in enumerate(only):
+        pieces += ["--piece", str(root / f"range{i}.json")]
+        evaluate.main([*args, *picks, "--piece-out", pieces[-1]])
+    ranges = json.loads((root / "range0.json").read_text())["snapshots"]["best_of_n"]
+    assert [(r["start"], r["stop"], r["of"]) for r in ranges] == [(3, 4, 4)]
+    params = args[args.index("--params") + 1]
+    evaluate_merge.main(["--params", params, *pieces, *outputs(root / "ranges")])
+    for name in ("eval.json", *OVEROPT_FILES):
+        assert (root / "ranges" / name).read_text() == (one_run / name).read_text(), name
+    bon = json.loads((one_run / "o.json").read_text())["best_of_n"]
+    assert [p["prompts"] for p in bon] == [4, 4] and "missing_prompts" not in bon[0]
+    # prompts 0:3 alone: refused as a whole, merged with --partial as a curve short of 3:4
+    with pytest.raises(BadInputError, match=r"curve of best_of_n_curve \(prompts 3:4\)"):
+        evaluate_merge.main(["--params", params, *pieces[2:], *outputs(root / "short")])
+    evaluate_merge.main(["--params", params, *pieces[2:], "--partial", *outputs(root / "short")])
+    short = json.loads((root / "short" / "o.json").read_text())["best_of_n"]
+    assert [(p["prompts"], p["missing_prompts"]) for p in short] == [(3, [[3, 4]])] * 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (
+            ["--curve-prompts", "0:2"],
+            "--curve-prompts needs --only best_of_n_curve and --piece-out",
+        ),
+        (["--only", "base", "--curve-prompts", "0:2"], "--curve-prompts needs --only"),
+        (["--only", CURVE_PIECE, "--curve-prompts", "2:2"], "--curve-prompts 2:2: an empty range"),
+        (["--only", CURVE_PIECE, "--curve-prompts", "3:1"], "--curve-prompts 3:1: an empty range"),
+        (["--only", CURVE_PIECE, "--curve-prompts", "0-2"], "--curve-prompts expects START:STOP"),
+        (["--only", CURVE_PIECE, "--curve-prompts=-1:2"], "--curve-prompts expects START"),
+        (["--only", CURVE_PIECE, "--curve-prompts", "2:5"], "--curve-prompts 2:5: the curve has 4"),
+    ],
+)
+def test_curve_prompts_refused_before_any_model_loads(setup, tmp_path, monkeypatch, extra, error):
+    root, args = setup
+    monkeypatch.setattr(evaluate, "RewardScorer", lambda *a, **k: pytest.fail("a model loaded"))
+    piece = [] if extra[0] == "--curve-prompts" else ["--piece-out", str(tmp_path / "x.json")]
+    with pytest.raises(BadInputError, match=error):
+        evaluate.main([*args, *extra, *piece, *outputs(tmp_path)])
 
 
 def pool_piece(start: int, values: list[float], fmt: int = PIECE_FORMAT) -> dict:
