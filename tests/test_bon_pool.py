@@ -1,4 +1,5 @@
-"""Best-of-n in evaluate: a pool of draws larger than n, on the first k test prompts."""
+"""Best-of-n in evaluate: a pool of draws larger than n, on the first k test prompts, each
+prompt drawn in its own seeded call, so a range of prompts draws what a whole run does."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
 from superhf import eval_curves
 from superhf.config.evaluate import EvaluateConfig
+from superhf.eval_pieces import pool_curve
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.reward import RewardScorer
 
 
-def test_best_of_n_points_draw_the_pool_on_the_first_prompts(tmp_path: Path, monkeypatch) -> None:
+def test_best_of_n_pool_draws_the_pool_on_the_first_prompts(tmp_path: Path, monkeypatch) -> None:
     policy, reward = make_tiny_models(tmp_path)
     scorer = RewardScorer(reward)
     drawn: list[int] = []
@@ -21,9 +23,19 @@ def test_best_of_n_points_draw_the_pool_on_the_first_prompts(tmp_path: Path, mon
                         lambda m, t, rows, g: drawn.append(len(rows)) or real(m, t, rows, g))  # fmt: skip
     cfg = EvaluateConfig(best_of_n_pool=6, best_of_n_curve_prompts=3, generation=TINY_GEN)
     test = [{"prompt": p, "dataset": "x"} for p in PROMPTS]
-    model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
-    pts = eval_curves.best_of_n_points(cfg, 4, model, tok, test, {"proxy": scorer, "gold": scorer})
-    assert drawn == [3 * 6]  # 3 prompts x a pool of 6, not 4 prompts x 4
+    base = load_causal_lm(policy).eval(), load_tokenizer(policy)
+    scorers = {"proxy": scorer, "gold": scorer}
+    whole = eval_curves.best_of_n_pool(cfg, 4, base, test, scorers)
+    assert drawn == [6, 6, 6]  # 3 prompts x a pool of 6, one call each; not 4 prompts x 4
+    assert (whole["start"], whole["stop"], whole["of"]) == (0, 3, 3)
+    pts = pool_curve([whole], (20, 0))
     assert [p["n"] for p in pts] == [1, 2, 4]
     assert [p["reward_queries"] for p in pts] == [3, 6, 12]
+    assert [p["prompts"] for p in pts] == [3, 3, 3] and "missing_prompts" not in pts[0]
     assert pts[0]["proxy_mean"] <= pts[1]["proxy_mean"] <= pts[2]["proxy_mean"]
+    # a prompt's draws are its own: prompt 1 alone, then 2, draw what the whole run drew
+    ranges = [eval_curves.best_of_n_pool(cfg, 4, base, test, scorers, r) for r in ((1, 2), (2, 3))]
+    for r in ranges:
+        for c, w in zip(r["curve"], whole["curve"]):
+            assert c["proxy"] == w["proxy"][r["start"] : r["stop"]]
+            assert c["gold"] == w["gold"][r["start"] : r["stop"]]

@@ -157,7 +157,8 @@ def test_kl_and_curves_sample_the_unwarped_policy_and_the_table_keeps_its_sample
     curves = eval_curves.overoptimisation(
         cfg, {"base": policy, "superhf": other}, {}, test, scorers, results
     )
-    assert [c[0] for c in calls] == [unwarped]  # best-of-n's curve draws: the unwarped base
+    # best-of-n's curve draws: the unwarped base, one seeded call per prompt
+    assert [c[0] for c in calls] == [unwarped] * len(PROMPTS)
     bon = curves["best_of_n"]
     assert [(p["kl_kind"], p["kl_se"]) for p in bon] == [("upper_bound", None)] * 2
     assert bon[-1]["kl"] == pytest.approx(math.log(2) - 0.5)

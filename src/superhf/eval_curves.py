@@ -1,6 +1,7 @@
 """The over-optimisation curves' points that need models: every snapshot a training stage
 kept, scored as the final models are (``superhf.eval_samples.unwarped_point``: KL to the base
-and rewards of the unwarped policy), and best-of-n's pool curve from the unwarped base;
+and rewards of the unwarped policy), and best-of-n's pool from the unwarped base (a range
+of its prompts at a time, each prompt seeded by itself);
 ``overoptimisation`` joins them with the models' own blocks into each method's curve
 (``superhf.eval_pieces``, which also holds a point's fields; the maths in ``superhf.overopt``).
 """
@@ -17,7 +18,7 @@ import torch
 
 from superhf.config.common import unwarped
 from superhf.config.evaluate import EvaluateConfig
-from superhf.eval_pieces import CURVE_PIECE, KL_KINDS, curves_of
+from superhf.eval_pieces import CURVE_PIECE, KL_KINDS, curves_of, pool_range
 from superhf.eval_pieces import curve_point as pure_curve_point
 from superhf.eval_samples import score_all, unwarped_point
 from superhf.generation import sample_completions
@@ -67,42 +68,49 @@ def score_snapshot(
     return unwarped_point(cfg, model, load_tokenizer(path), test, scorers, base_model, base_tok)
 
 
-def best_of_n_points(
-    cfg: EvaluateConfig, n_max: int, base_model, base_tok, test: list[dict], scorers
-) -> list[dict]:
-    """Best-of-n without training for n = 1, 2, 4, ..., ``n_max``: ``n_max`` draws per test
-    prompt from the unwarped base (the sampler of the trained methods' curves, so the KL
-    bound is relative to the same base; the seed of ``best_of_n``), on the first
-    ``best_of_n_curve_prompts`` test prompts; a pool of ``best_of_n_pool`` >= n_max draws per
-    prompt and the unbiased estimator over all n-subsets of it (``superhf.overopt``).
-    Reward-model queries: n proxy scores per test prompt. KL: the upper bound
-    log n - (n-1)/n."""
-    prompts = [t["prompt"] for t in test[: cfg.best_of_n_curve_prompts]]
+def pool_seed(seed: int, prompt: int) -> int:
+    """The torch seed of the pool of test prompt ``prompt`` (its index among the test
+    prompts): ``seed + 1 + prompt``, so a prompt's draws are the same whichever range of
+    prompts a run draws (prompt 0 keeps the table's best-of-n seed, ``seed + 1``)."""
+    return seed + 1 + prompt
+
+
+def best_of_n_pool(
+    cfg: EvaluateConfig,
+    n_max: int,
+    base: tuple,
+    test: list[dict],
+    scorers,
+    prompts: tuple[int, int] | None = None,
+) -> dict:
+    """Best-of-n without training for n = 1, 2, 4, ..., ``n_max`` on the test prompts
+    ``prompts`` (start, stop; None = all of the first ``best_of_n_curve_prompts``): a pool
+    of ``best_of_n_pool`` >= n_max draws per prompt from the unwarped base (``base``: model,
+    tokenizer; the sampler of the trained methods' curves, so the KL bound is relative to
+    the same base), and per n each prompt's expected proxy and gold over all n-subsets of
+    its pool (``superhf.overopt``), as a range for ``superhf.eval_pieces.pool_curve``.
+
+    Each prompt is drawn in its own seeded call (``pool_seed``) and scored in its own call,
+    so its values do not depend on the other prompts of the range: ranges drawn apart join
+    into the curve of one run. Reward-model queries: n proxy scores per prompt. KL: the
+    upper bound log n - (n-1)/n."""
+    model, tok = base
+    curve_prompts = test[: cfg.best_of_n_curve_prompts]
+    start, stop = prompts or (0, len(curve_prompts))
     gen = unwarped(cfg.generation)
-    texts = [format_prompt(p, base_tok, gen) for p in prompts]
-    torch.manual_seed(cfg.seed + 1)
     pool = max(n_max, cfg.best_of_n_pool or n_max)
-    rows = [t for t in texts for _ in range(pool)]
-    comps = [c.text for c in sample_completions(base_model, base_tok, rows, gen)]
-    scores = score_all(scorers, [p for p in prompts for _ in range(pool)], comps)
-    per = {
-        w: [scores[w][i * pool : (i + 1) * pool] for i in range(len(prompts))]
-        for w in ("proxy", "gold")
-    }
+    per: dict[str, list[list[float]]] = {"proxy": [], "gold": []}
+    for i in range(start, stop):
+        prompt = curve_prompts[i]["prompt"]
+        torch.manual_seed(pool_seed(cfg.seed, i))
+        rows = [format_prompt(prompt, tok, gen)] * pool
+        comps = [c.text for c in sample_completions(model, tok, rows, gen)]
+        scores = score_all(scorers, [prompt] * pool, comps)
+        for w in per:
+            per[w].append(scores[w])
+        log.info("best-of-n pool: prompt %d drawn (prompts %d:%d)", i, start, stop)
     curve = best_of_n_curve(per["proxy"], per["gold"], n_max, pool=pool)
-    return [
-        curve_point(
-            cfg,
-            "best_of_n",
-            c["n"],
-            c["n"] * len(prompts),
-            (c["kl"], None, "upper_bound"),
-            c["proxy"],
-            c["gold"],
-            n=c["n"],
-        )
-        for c in curve
-    ]
+    return pool_range(start, len(curve_prompts), curve)
 
 
 def method_snapshots(
@@ -141,10 +149,12 @@ def snapshot_points(
     test: list[dict],
     scorers,
     only: Collection[str] | None = None,
+    curve_prompts: tuple[int, int] | None = None,
 ) -> dict:
     """What the curves need beyond the models' own blocks: each trained method's snapshot
-    points and final step (``superhf_meta.json``), and the best-of-n curve
-    (``best_of_n_points``; ``best_of_n_curve`` in ``only``): {points, finals, best_of_n}."""
+    points and final step (``superhf_meta.json``), and the best-of-n pool of the test
+    prompts ``curve_prompts`` (start, stop; None = all) as a list of one range
+    (``best_of_n_pool``; ``best_of_n_curve`` in ``only``): {points, finals, best_of_n}."""
     out: dict[str, Any] = {"points": {}, "finals": {}, "best_of_n": None}
     for method in snapshots:
         if method not in models:
@@ -163,7 +173,7 @@ def snapshot_points(
         meta = json.loads((models[method] / "superhf_meta.json").read_text())
         out["finals"][method] = {k: meta[k] for k in ("step", "reward_queries")}
     if curve:
-        out["best_of_n"] = best_of_n_points(cfg, n_max, *base, test, scorers)
+        out["best_of_n"] = [best_of_n_pool(cfg, n_max, base, test, scorers, curve_prompts)]
     return out
 
 
@@ -180,7 +190,7 @@ def overoptimisation(
     Each trained method's curve: the base (step 0), every snapshot in ``snapshots[method]``,
     and the final model (its numbers from ``results``, already measured by
     ``evaluate_models``), each from samples of the unwarped policy (``unwarped_point``).
-    Best-of-n: ``best_of_n_points``.
+    Best-of-n: ``best_of_n_pool`` over every prompt of its curve.
     """
     snaps = snapshot_points(cfg, models, snapshots, test, scorers)
     return curves_of(results, snaps, (cfg.bootstrap_samples, cfg.seed))

@@ -17,6 +17,12 @@ a ``--model`` name, ``best_of_n`` for the table's best-of-n row, ``best_of_n_cur
 best-of-n pool curve; a method's snapshots come with its name) and ``--piece-out FILE``
 writes that piece's numbers and completions instead of the outputs; then
 ``python -m superhf.stages.evaluate_merge`` combines the pieces into the outputs of one run.
+The best-of-n pool splits by its prompts: ``--only best_of_n_curve --curve-prompts 0:32``
+draws the pools of test prompts 0 to 31 alone (each prompt seeded by itself), and the merge
+joins the ranges into the curve one run draws, point for point:
+
+    python -m superhf.stages.evaluate <the arguments above, without the outputs> \
+        --only best_of_n_curve --curve-prompts 0:32 --piece-out pieces/bon_curve_0.json
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from superhf.paths import cache_root
 from superhf.reward import RewardScorer
 from superhf.stages.evaluate_inputs import (
     check_piece_args,
+    curve_range,
     held_out_prompts,
     parse_snapshots,
     resolve_models,
@@ -83,6 +90,12 @@ def parser() -> argparse.ArgumentParser:
         f"(the table's row) or {CURVE_PIECE} (the pool curve); needs --piece-out",
     )
     ap.add_argument(
+        "--curve-prompts",
+        metavar="START:STOP",
+        help=f"with --only {CURVE_PIECE}: draw the pool of only these test prompts (from "
+        "START up to STOP, of the curve's best_of_n_curve_prompts); needs --piece-out",
+    )
+    ap.add_argument(
         "--piece-out",
         help="output JSON of this piece (numbers and completions) in place of the outputs; "
         "python -m superhf.stages.evaluate_merge combines pieces",
@@ -105,6 +118,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     snapshots = parse_snapshots(args.snapshots, models, curves_to, disabled)
     bench_data = load_benchmarks(cfg)
     test = held_out_prompts(cfg, args.prompts)
+    curve_prompts = curve_range(cfg, args.curve_prompts, len(test))
     cache = cache_root() / "scores" if cfg.score_cache else None
     device, dtype = pick_device(), torch_dtype(cfg.precision)
     scorers = {
@@ -126,7 +140,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         results, rows = evaluate_models(cfg, models, test, scorers, bench_data, args.only)
         snaps = None
         if curves_to:
-            snaps = snapshot_points(cfg, models, snapshots, test, scorers, args.only)
+            snaps = snapshot_points(cfg, models, snapshots, test, scorers, args.only, curve_prompts)
         whole = expected(cfg, models, snapshots, snaps is not None)
         piece = make_piece(args, raw, models, test, (results, rows, snaps, whole))
         piece["mlflow_run_id"] = run.run_id
@@ -162,11 +176,11 @@ def fingerprint(args: argparse.Namespace, raw: dict, models: dict, test: list[di
 
 def make_piece(args, raw: dict, models: dict, test: list[dict], measured: tuple) -> dict:
     """This run's numbers as a piece (``superhf.eval_pieces``): the models' blocks and rows,
-    the snapshot points and best-of-n curve it drew (``measured``: results, rows, snaps,
-    and what a whole run measures, ``expected``)."""
+    the snapshot points and the range of the best-of-n pool it drew (``measured``: results,
+    rows, snaps, and what a whole run measures, ``expected``)."""
     results, rows, snaps, whole = measured
     drawn = [] if snaps is None else list(snaps["points"])
-    if snaps is not None and snaps["best_of_n"] is not None:
+    if snaps is not None and snaps["best_of_n"]:
         drawn.append(CURVE_PIECE)
     return {
         "format": PIECE_FORMAT,

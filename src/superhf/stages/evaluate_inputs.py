@@ -1,6 +1,6 @@
 """The evaluate stage's inputs, each checked before any model loads (a bad one fails fast):
-the ``--model`` and ``--snapshots`` arguments, ``--only`` with ``--piece-out``, the policy
-and reward-model folders, and the held-out test prompts."""
+the ``--model`` and ``--snapshots`` arguments, ``--only`` and ``--curve-prompts`` with
+``--piece-out``, the policy and reward-model folders, and the held-out test prompts."""
 
 from __future__ import annotations
 
@@ -68,16 +68,52 @@ def parse_snapshots(
 
 
 def check_piece_args(args: argparse.Namespace, models: dict) -> None:
-    """--only names exist and come with --piece-out; without it, every output is named."""
+    """--only names exist and come with --piece-out, so does --curve-prompts (with --only
+    best_of_n_curve, and a range START:STOP); without --piece-out, every output is named."""
     if args.only and not args.piece_out:
         raise BadInputError("--only needs --piece-out (a piece's numbers go to their own file)")
     for name in args.only or ():
         if name not in models and name not in ("best_of_n", CURVE_PIECE):
             raise BadInputError(f"--only {name}: not a --model name, best_of_n or {CURVE_PIECE}")
+    if args.curve_prompts is not None:
+        if CURVE_PIECE not in (args.only or ()) or not args.piece_out:
+            raise BadInputError(
+                f"--curve-prompts needs --only {CURVE_PIECE} and --piece-out (a range of the "
+                "pool is a piece; evaluate_merge joins the ranges)"
+            )
+        parse_range(args.curve_prompts)
     if not args.piece_out:
         for opt in ("metrics", "table", "completions"):
             if getattr(args, opt) is None:
                 raise BadInputError(f"--{opt} is required (or --piece-out for a piece)")
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """--curve-prompts START:STOP: test prompt indices START up to STOP (not included)."""
+    start, sep, stop = text.partition(":")
+    if not sep or not start.strip().isdigit() or not stop.strip().isdigit():
+        raise BadInputError(f"--curve-prompts expects START:STOP (two integers), got {text!r}")
+    if int(start) >= int(stop):
+        raise BadInputError(f"--curve-prompts {text}: an empty range (START must be < STOP)")
+    return int(start), int(stop)
+
+
+def curve_range(cfg: EvaluateConfig, text: str | None, n_test: int) -> tuple[int, int] | None:
+    """The prompts (start, stop) of the best-of-n pool that --curve-prompts names (None: all
+    of them), within the curve's prompts: the first ``best_of_n_curve_prompts`` of the
+    ``n_test`` test prompts."""
+    if text is None:
+        return None
+    if (cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve) == 0:
+        raise BadInputError("--curve-prompts: the best-of-n curve is off (best_of_n_curve: 0)")
+    start, stop = parse_range(text)
+    total = min(n_test, cfg.best_of_n_curve_prompts or n_test)
+    if stop > total:
+        raise BadInputError(
+            f"--curve-prompts {text}: the curve has {total} prompts (the first "
+            f"best_of_n_curve_prompts of {n_test} test prompts); STOP must be <= {total}"
+        )
+    return start, stop
 
 
 def resolve_models(cfg: EvaluateConfig, items: list[str], reward_dirs: list[str]) -> dict:

@@ -1,10 +1,12 @@
 """Combine the pieces of an evaluation (``evaluate --only ... --piece-out FILE``) into the
 outputs one ``evaluate`` run writes: eval.json, Table 4, the scored completions and the
 over-optimisation curves. Every piece must come from the same params, models and prompts
-(checked); no model or curve may be in two pieces.
+(checked); no model or snapshot curve may be in two pieces, and no prompt of the best-of-n
+pool (drawn in ranges of its prompts, ``evaluate --curve-prompts``: the ranges are joined).
 
     python -m superhf.stages.evaluate_merge --params params.yaml \
-        --piece pieces/base.json --piece pieces/superhf.json --piece pieces/bon_curve.json \
+        --piece pieces/base.json --piece pieces/superhf.json \
+        --piece pieces/bon_curve_0.json --piece pieces/bon_curve_1.json \
         --metrics metrics/eval.json --table metrics/table4.md \
         --completions metrics/eval_completions.jsonl \
         --overopt metrics/overoptimisation.json --overopt-plots metrics/overopt
@@ -37,7 +39,8 @@ def parser():
         "--partial",
         action="store_true",
         help="merge what the pieces hold, though some model or curve of the run is missing "
-        "(a study in progress; the outputs then hold only those)",
+        "(a study in progress; the outputs then hold only those; a best-of-n curve short of "
+        "some prompts is written with its points' missing_prompts)",
     )
     ap.add_argument("--overopt", help="output JSON of the over-optimisation curves")
     ap.add_argument("--overopt-plots", help="output folder: one CSV per method, for DVC plots")
