@@ -50,9 +50,11 @@ PY
     [ "${#OVERRIDES[@]}" -gt 0 ] || exit 2   # the message came from python above
     PIECE=sweep-$METHOD-$SETTING
     python -m superhf.profile hh > /dev/null   # every setting starts from the committed profile
-    timed dvc exp run --name "hh-$METHOD-$SETTING" "${OVERRIDES[@]}" "$METHOD"
+    trap 'python -m superhf.profile hh > /dev/null' EXIT   # and leaves it, even on a failure
+    timed dvc exp run --name "hh-$METHOD-$SETTING-$(date -u +%Y%m%dT%H%M%S)" "${OVERRIDES[@]}" "$METHOD"
     mkdir -p "$OUT/sweep" "$OUT/times"
     cp params.yaml "$OUT/sweep/$METHOD-$SETTING.params.yaml"
+    cp dvc.lock "$OUT/sweep/$METHOD-$SETTING.dvc.lock"
     cp "metrics/${METHOD}_curve.csv" "$OUT/sweep/$METHOD-$SETTING.train_curve.csv"
     /usr/bin/time -v -o "$OUT/times/$PIECE-evaluate.txt" \
       python -m superhf.stages.evaluate --params params.yaml \
@@ -66,7 +68,6 @@ PY
       --table "$TMP/table4.md" --completions "$TMP/completions.jsonl" \
       --overopt "$OUT/sweep/$METHOD-$SETTING.overopt.json"
     rm -r "$TMP"
-    python -m superhf.profile hh > /dev/null
     exit 0
     ;;
   *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep)" >&2; exit 2 ;;
