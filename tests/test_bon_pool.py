@@ -39,3 +39,16 @@ def test_best_of_n_pool_draws_the_pool_on_the_first_prompts(tmp_path: Path, monk
         for c, w in zip(r["curve"], whole["curve"]):
             assert c["proxy"] == w["proxy"][r["start"] : r["stop"]]
             assert c["gold"] == w["gold"][r["start"] : r["stop"]]
+
+
+def test_each_pool_prompt_draws_with_its_own_seed(monkeypatch) -> None:
+    seeds: list[int] = []
+    monkeypatch.setattr(eval_curves.torch, "manual_seed", seeds.append)
+    monkeypatch.setattr(eval_curves, "sample_completions", lambda m, t, rows, g: [])
+    monkeypatch.setattr(eval_curves, "format_prompt", lambda p, tok, g: p)
+    monkeypatch.setattr(eval_curves, "score_all", lambda s, p, c: {"proxy": [0.0] * 2, "gold": [0.0] * 2})  # fmt: skip
+    monkeypatch.setattr(eval_curves, "best_of_n_curve", lambda *a, **k: [{"proxy": [0.0] * 2}])
+    cfg = EvaluateConfig(seed=5, best_of_n_pool=2, best_of_n_curve_prompts=4, generation=TINY_GEN)
+    test = [{"prompt": p, "dataset": "x"} for p in PROMPTS]
+    eval_curves.best_of_n_pool(cfg, 2, (None, None), test, {}, (1, 3))
+    assert seeds == [5 + 1 + 1, 5 + 1 + 2]  # prompt i: seed + 1 + i, whatever its range
