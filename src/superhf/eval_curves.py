@@ -160,7 +160,7 @@ def snapshot_points(
         if method not in models:
             raise ValueError(f"snapshots given for {method!r} but no --model {method}=PATH")
     methods = [m for m in snapshots if only is None or m in only]
-    n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
+    n_max = cfg.curve_n_max
     curve = n_max > 0 and (only is None or CURVE_PIECE in only)
     if not methods and not curve:
         return out

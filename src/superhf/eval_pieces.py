@@ -217,10 +217,10 @@ def check_complete(pieces: Sequence[dict]) -> None:
     missing = [n for n in expected["results"] if n not in got]
     drawn = {c for p in pieces for c in p["curves_drawn"]}
     missing += [f"curve of {c}" for c in expected["curves"] if c not in drawn]
-    ranges = [r for r, _ in pool_ranges(pieces)]
-    if CURVE_PIECE in drawn and pool_gaps(ranges):
-        gaps = ", ".join(f"{a}:{b}" for a, b in pool_gaps(ranges))
-        missing.append(f"curve of {CURVE_PIECE} (prompts {gaps})")
+    gaps = pool_gaps([r for r, _ in pool_ranges(pieces)])
+    if CURVE_PIECE in drawn and gaps:
+        where = ", ".join(f"{a}:{b}" for a, b in gaps)
+        missing.append(f"curve of {CURVE_PIECE} (prompts {where})")
     if missing:
         raise BadInputError(f"no piece evaluated {', '.join(missing)}")
 

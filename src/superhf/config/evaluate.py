@@ -112,3 +112,9 @@ class EvaluateConfig(Section):
         "intervals take the prompt as the unit (its samples averaged first); 1 = the old "
         "single draw, bit for bit",
     )
+
+    @property
+    def curve_n_max(self) -> int:
+        """The best-of-n curve's largest n: ``best_of_n_curve``, or ``best_of_n`` when null
+        (0: no curve)."""
+        return self.best_of_n if self.best_of_n_curve is None else self.best_of_n_curve

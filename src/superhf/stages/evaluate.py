@@ -156,7 +156,7 @@ def main(argv: Iterable[str] | None = None) -> None:
 def expected(cfg: EvaluateConfig, models: dict, snapshots: dict, curves: bool) -> dict:
     """What one run over everything measures: every model, the table's best-of-n, and with
     curves each snapshot method's and best-of-n's."""
-    n_max = cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve
+    n_max = cfg.curve_n_max
     out = {"results": [*models, *(["best_of_n"] if cfg.best_of_n > 0 else [])], "curves": []}
     if curves:
         out["curves"] = [*snapshots, *([CURVE_PIECE] if n_max > 0 else [])]

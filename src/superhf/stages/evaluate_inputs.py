@@ -104,7 +104,7 @@ def curve_range(cfg: EvaluateConfig, text: str | None, n_test: int) -> tuple[int
     ``n_test`` test prompts."""
     if text is None:
         return None
-    if (cfg.best_of_n if cfg.best_of_n_curve is None else cfg.best_of_n_curve) == 0:
+    if cfg.curve_n_max == 0:
         raise BadInputError("--curve-prompts: the best-of-n curve is off (best_of_n_curve: 0)")
     start, stop = parse_range(text)
     total = min(n_test, cfg.best_of_n_curve_prompts or n_test)

@@ -149,7 +149,7 @@ def make_policy_pairs(cfg: RewardModelConfig, policy: dict, gold: RewardScorer, 
         "dropped": dropped,
         "train_pairs": len(train),
         "heldout_pairs": len(heldout),
-        "gold_longer_wins": length_baselines(heldout + train)["longer_wins"],
+        "gold_longer_wins": length_baselines(pairs)["longer_wins"],
         "sampling_s": round(t1 - t0, 1),
         "gold_scoring_s": round(t2 - t1, 1),
     }
