@@ -13,15 +13,34 @@ PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING}
 OUT=results/hh
 mkdir -p "$OUT/metrics" "$OUT/pieces" "$OUT/times"
 grep -q '^profile: hh$' params.yaml || { echo "run_piece.sh: params.yaml is not the hh profile" >&2; exit 2; }
+same_inputs() { # the data, base and reward models this checkout holds are the study's (results/hh/dvc.lock)
+  [ -f "$OUT/dvc.lock" ] || { echo "run_piece.sh: no $OUT/dvc.lock: run the reward_models piece first" >&2; exit 2; }
+  [ -f dvc.lock ] || { echo "run_piece.sh: no dvc.lock here: run the reward_models piece first" >&2; exit 2; }
+  python - "$OUT/dvc.lock" dvc.lock <<'PY'
+import sys, yaml
+def outs(path):
+    stages = yaml.safe_load(open(path))["stages"]
+    return {s: {o["path"]: o.get("md5") for o in stages.get(s, {}).get("outs", [])}
+            for s in ("prepare", "base_policy", "reward_model")}
+study, here = (outs(p) for p in sys.argv[1:])
+for stage in study:
+    if here[stage] != study[stage]:
+        sys.exit(f"run_piece.sh: stage {stage}'s outputs in dvc.lock differ from the study's "
+                 f"({sys.argv[1]}): pieces built on other data or reward models must not mix; "
+                 "rebuild them bit for bit (run_piece.sh reward_models) or start a new study")
+PY
+}
 timed() { # command... : run it timed, its time report beside the results
   local log=$OUT/times/$PIECE.txt
   echo "start $(date -u +%FT%TZ) commit $(git rev-parse HEAD)" > "$log"
   /usr/bin/time -v -a -o "$log" "$@"
   echo "end $(date -u +%FT%TZ)" >> "$log"
 }
+[ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in
   reward_models)
     timed dvc repro prepare base_policy reward_model
+    [ ! -f "$OUT/dvc.lock" ] || same_inputs   # a rebuild must match the study's hashes, bit for bit
     cp metrics/data.json metrics/reward_model.json "$OUT/metrics/"
     ;;
   eval_base)
