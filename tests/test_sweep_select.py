@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from superhf.sweep_select import best_within, main, select_setting, sweep_table
+from superhf.sweep_select import best_within, main, select_setting, sweep_report, sweep_table
 
 
 def pt(step: int, kl: float, proxy: float, gold: float = 0.0) -> dict:
@@ -71,3 +72,28 @@ def test_the_command_reads_each_settings_curve_file(tmp_path: Path, capsys) -> N
         )
     with pytest.raises(SystemExit, match="--setting a: no file nofile"):
         main(["--setting", "a", "nofile", "--method", "superhf", "--kl-budget", "2"])
+
+
+def test_the_report_chooses_only_once_every_setting_has_run(tmp_path: Path, capsys) -> None:
+    settings = {"kl_budget": 2, "superhf": {"settings": {n: {} for n in CURVES}}, "rlhf": {}}
+    settings["rlhf"] = {"settings": {"a": {}}}  # no file: the method is left out
+    for name, pts in list(CURVES.items())[:2]:
+        (tmp_path / f"superhf-{name}.overopt.json").write_text(json.dumps({"superhf": pts}))
+    text = sweep_report(settings, tmp_path)
+    assert text.startswith("## superhf\n\nNot run yet: lr=1e-4; no choice until they have.")
+    assert "yes" not in text and "rlhf" not in text
+    (tmp_path / "superhf-lr=1e-4.overopt.json").write_text(
+        json.dumps({"superhf": CURVES["lr=1e-4"]})
+    )
+    text = sweep_report(settings, tmp_path)
+    assert "Not run yet" not in text
+    assert "| lr=3e-5 | 8 | 1.500 | 0.3000 | yes |" in text
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    main(["--report", str(tmp_path / "s.yaml"), str(tmp_path)])
+    assert capsys.readouterr().out == text
+
+
+def test_the_committed_hh_sweep_table_is_what_its_curves_render() -> None:
+    hh = Path(__file__).resolve().parents[1] / "results" / "hh"
+    settings = yaml.safe_load((hh / "sweep_settings.yaml").read_text())
+    assert (hh / "sweep.md").read_text() == sweep_report(settings, hh / "sweep")

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 
 def best_within(points: Sequence[Mapping[str, Any]], kl_budget: float) -> dict | None:
     """The point with the highest proxy mean among those whose KL is within ``kl_budget``
@@ -51,6 +53,47 @@ def sweep_table(rows: Sequence[Mapping[str, Any]], winner: str | None, kl_budget
     return "\n".join(lines) + "\n"
 
 
+def read_curve(file: str | Path, method: str, name: str) -> list[dict]:
+    """A setting's curve from its evaluate overoptimisation.json; a one-line error names the
+    setting, file and point that is missing or malformed."""
+    if not Path(file).is_file():
+        raise SystemExit(f"sweep_select: --setting {name}: no file {file}")
+    data = json.loads(Path(file).read_text())
+    curve = data.get(method) if isinstance(data, dict) else None
+    if not curve:
+        raise SystemExit(f"sweep_select: {file} has no '{method}' curve")
+    for i, point in enumerate(curve):
+        missing = {"step", "kl", "proxy_mean"} - set(point)
+        if missing:
+            raise SystemExit(f"sweep_select: {file}: point {i} lacks {sorted(missing)}")
+    return curve
+
+
+def sweep_report(settings: Mapping[str, Any], folder: Path) -> str:
+    """Every method's sweep table from a sweep settings file (``kl_budget`` and, per method,
+    its ``settings``) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist. A
+    method whose settings have not all run gets no choice yet, and says which are missing."""
+    budget = settings["kl_budget"]
+    parts = []
+    for method, spec in settings.items():
+        if method == "kl_budget":
+            continue
+        names = list(spec["settings"])
+        files = {n: folder / f"{method}-{n}.overopt.json" for n in names}
+        curves = {n: read_curve(f, method, n) for n, f in files.items() if f.is_file()}
+        if not curves:
+            continue
+        winner, rows = select_setting(curves, budget)
+        missing = [n for n in names if n not in curves]
+        note = (
+            f"Not run yet: {', '.join(missing)}; no choice until they have.\n\n" if missing else ""
+        )
+        parts.append(
+            f"## {method}\n\n{note}" + sweep_table(rows, None if missing else winner, budget)
+        )
+    return "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m superhf.sweep_select",
@@ -61,26 +104,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--setting",
         nargs=2,
         action="append",
-        required=True,
         metavar=("NAME", "FILE"),
         help="a setting and its evaluate overoptimisation.json on the validation prompts (repeat)",
     )
-    ap.add_argument("--method", required=True, help="the curve's key in each file, e.g. superhf")
-    ap.add_argument("--kl-budget", type=float, required=True, help="nats (evaluate's KL)")
+    ap.add_argument("--method", help="the curve's key in each file, e.g. superhf")
+    ap.add_argument("--kl-budget", type=float, help="nats (evaluate's KL)")
+    ap.add_argument(
+        "--report",
+        nargs=2,
+        metavar=("SETTINGS", "FOLDER"),
+        help="instead: every method of a sweep settings file (results/hh/sweep_settings.yaml), "
+        "its curves read from FOLDER/METHOD-SETTING.overopt.json",
+    )
     args = ap.parse_args(argv)
-    curves = {}
-    for name, file in args.setting:
-        if not Path(file).is_file():
-            raise SystemExit(f"sweep_select: --setting {name}: no file {file}")
-        data = json.loads(Path(file).read_text())
-        curve = data.get(args.method) if isinstance(data, dict) else None
-        if not curve:
-            raise SystemExit(f"sweep_select: {file} has no '{args.method}' curve")
-        for i, point in enumerate(curve):
-            missing = {"step", "kl", "proxy_mean"} - set(point)
-            if missing:
-                raise SystemExit(f"sweep_select: {file}: point {i} lacks {sorted(missing)}")
-        curves[name] = curve
+    if args.report:
+        settings_file, folder = args.report
+        if not Path(settings_file).is_file():
+            raise SystemExit(f"sweep_select: --report: no file {settings_file}")
+        print(sweep_report(yaml.safe_load(Path(settings_file).read_text()), Path(folder)), end="")
+        return
+    if not (args.setting and args.method and args.kl_budget is not None):
+        ap.error("--setting, --method and --kl-budget are required without --report")
+    curves = {name: read_curve(file, args.method, name) for name, file in args.setting}
     winner, rows = select_setting(curves, args.kl_budget)
     print(sweep_table(rows, winner, args.kl_budget), end="")
 
