@@ -6,8 +6,8 @@
 #   bash results/hh/run_piece.sh reward_models   # piece 1: data, base policy, reward models
 #   bash results/hh/run_piece.sh eval_base       # piece 7a: base and best-of-4 on the eval prompts
 #   bash results/hh/run_piece.sh sweep superhf lr2e-5_kl0   # pieces 2-3: one sweep setting
-#     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots and the
-#     base evaluated on the validation prompts, the curve in results/hh/sweep/
+#     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots evaluated
+#     on the validation prompts (the base once per method), the curve in results/hh/sweep/
 set -euo pipefail
 PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING}
 OUT=results/hh
@@ -75,15 +75,18 @@ PY
     cp params.yaml "$OUT/sweep/$METHOD-$SETTING.params.yaml"
     cp dvc.lock "$OUT/sweep/$METHOD-$SETTING.dvc.lock"
     cp "metrics/${METHOD}_curve.csv" "$OUT/sweep/$METHOD-$SETTING.train_curve.csv"
+    EVAL=(python -m superhf.stages.evaluate --params params.yaml --prompts data/prompts/val.jsonl
+      --model base=models/base --model "$METHOD=models/$METHOD"
+      --snapshots "$METHOD=models/${METHOD}_snapshots" --reward models/reward --gold models/reward_gold)
+    # the base on the validation prompts: the same numbers for every setting, so once per method
+    BASE=$OUT/sweep/base-$METHOD.piece.json
+    [ -f "$BASE" ] || /usr/bin/time -v -o "$OUT/times/sweep-base-$METHOD-evaluate.txt" \
+      "${EVAL[@]}" --only base --piece-out "$BASE"
     /usr/bin/time -v -o "$OUT/times/$PIECE-evaluate.txt" \
-      python -m superhf.stages.evaluate --params params.yaml \
-      --prompts data/prompts/val.jsonl --model base=models/base --model "$METHOD=models/$METHOD" \
-      --snapshots "$METHOD=models/${METHOD}_snapshots" \
-      --reward models/reward --gold models/reward_gold \
-      --only base --only "$METHOD" --piece-out "$OUT/sweep/$METHOD-$SETTING.piece.json"
+      "${EVAL[@]}" --only "$METHOD" --piece-out "$OUT/sweep/$METHOD-$SETTING.piece.json"
     TMP=$(mktemp -d)
     python -m superhf.stages.evaluate_merge --params params.yaml --partial \
-      --piece "$OUT/sweep/$METHOD-$SETTING.piece.json" --metrics "$TMP/eval.json" \
+      --piece "$BASE" --piece "$OUT/sweep/$METHOD-$SETTING.piece.json" --metrics "$TMP/eval.json" \
       --table "$TMP/table4.md" --completions "$TMP/completions.jsonl" \
       --overopt "$OUT/sweep/$METHOD-$SETTING.overopt.json"
     rm -r "$TMP"
