@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from superhf.sweep_select import best_within, main, select_setting, sweep_report, sweep_table
+from superhf.sweep_select import (
+    best_within,
+    cost_table,
+    gnu_time,
+    main,
+    proxy_at,
+    select_setting,
+    sweep_report,
+    sweep_table,
+)
 
 
 def pt(step: int, kl: float, proxy: float, gold: float = 0.0) -> dict:
@@ -93,7 +102,35 @@ def test_the_report_chooses_only_once_every_setting_has_run(tmp_path: Path, caps
     assert capsys.readouterr().out == text
 
 
-def test_the_committed_hh_sweep_table_is_what_its_curves_render() -> None:
+def test_the_committed_hh_sweep_tables_are_what_its_curves_and_times_render() -> None:
     hh = Path(__file__).resolve().parents[1] / "results" / "hh"
     settings = yaml.safe_load((hh / "sweep_settings.yaml").read_text())
-    assert (hh / "sweep.md").read_text() == sweep_report(settings, hh / "sweep")
+    text = sweep_report(settings, hh / "sweep", hh / "times")
+    assert (hh / "sweep.md").read_text() == text
+    assert text.replace("## ", "### ") in (hh / "README.md").read_text()
+
+
+TIME_V = """\tCommand being timed: "dvc exp run"
+\tElapsed (wall clock) time (h:mm:ss or m:ss): {wall}
+\tMaximum resident set size (kbytes): 4185340
+"""
+
+
+def test_the_cost_is_read_from_gnu_time_reports(tmp_path: Path) -> None:
+    assert gnu_time(TIME_V.format(wall="4:43.41")) == pytest.approx((283.41, 4.18534))
+    assert gnu_time(TIME_V.format(wall="1:02:03"))[0] == pytest.approx(3723.0)
+    with pytest.raises(ValueError, match="not a /usr/bin/time -v report"):
+        gnu_time("Elapsed: 3 s")
+    (tmp_path / "sweep-superhf-a.txt").write_text(TIME_V.format(wall="4:43.41"))
+    table = cost_table("superhf", {"a": CURVES["lr=1e-5"], "b": CURVES["lr=1e-4"]}, tmp_path)
+    assert "| a | 16 | 4.7 | - | 4.2 |" in table
+    assert "| b | 8 | - | - | - |" in table
+
+
+def test_the_proxy_at_the_budget_is_linear_in_sqrt_kl_at_the_first_crossing() -> None:
+    pts = [pt(0, 0.0, 0.0), pt(8, 1.0, 0.2), pt(16, 4.0, 0.8), pt(24, 1.5, 5.0)]
+    assert proxy_at(pts, 2.0) == pytest.approx(0.2 + (2**0.5 - 1) / (2 - 1) * 0.6)
+    assert proxy_at(pts, 1.0) == pytest.approx(0.2 + 0.0)  # a point on the budget, then beyond
+    assert proxy_at(pts[:2], 2.0) is None  # never beyond the budget
+    assert proxy_at([pt(4, 3.0, 1.0)], 2.0) is None  # nothing within it to start from
+    assert proxy_at([pt(0, 0.0, 0.0), pt(4, 4.0, 1.0)], 1.0) == pytest.approx(0.5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,24 @@ def best_within(points: Sequence[Mapping[str, Any]], kl_budget: float) -> dict |
     return best
 
 
+def proxy_at(points: Sequence[Mapping[str, Any]], kl_budget: float) -> float | None:
+    """A sensitivity check, not the choice: the proxy where the curve (in step order) first
+    crosses ``kl_budget``, linear in sqrt(KL) between the last point within it and the first
+    beyond it; None when no point is beyond it (the run never reached the budget)."""
+    before = None
+    for p in sorted(points, key=lambda p: p["step"]):
+        kl, proxy = p["kl"], p["proxy_mean"]
+        if kl is None or proxy is None or math.isnan(kl) or math.isnan(proxy):
+            continue
+        if kl <= kl_budget:
+            before = (kl, proxy)
+        elif before is not None:
+            (k0, r0), (k1, r1) = before, (kl, proxy)
+            frac = (math.sqrt(kl_budget) - math.sqrt(k0)) / (math.sqrt(k1) - math.sqrt(k0))
+            return r0 + frac * (r1 - r0)
+    return None
+
+
 def select_setting(
     curves: Mapping[str, Sequence[Mapping[str, Any]]], kl_budget: float
 ) -> tuple[str | None, list[dict]]:
@@ -40,16 +59,28 @@ def select_setting(
     return (win["setting"] if win else None), rows
 
 
-def sweep_table(rows: Sequence[Mapping[str, Any]], winner: str | None, kl_budget: float) -> str:
-    """The committed sweep table: each setting's best snapshot within the budget."""
+def sweep_table(
+    rows: Sequence[Mapping[str, Any]],
+    winner: str | None,
+    kl_budget: float,
+    at_budget: Mapping[str, float | None] | None = None,
+) -> str:
+    """The committed sweep table: each setting's best snapshot within the budget, and when
+    ``at_budget`` is given (setting -> ``proxy_at``), the interpolated proxy at the budget."""
+    extra = at_budget is not None
     lines = [
-        f"| setting | best step within KL <= {kl_budget:g} | KL | proxy (validation) | chosen |",
-        "|---|---|---|---|---|",
+        f"| setting | best step within KL <= {kl_budget:g} | KL | proxy (validation) | chosen |"
+        + (f" proxy at KL = {kl_budget:g}, interpolated (not the rule) |" if extra else ""),
+        "|---|---|---|---|---|" + ("---|" if extra else ""),
     ]
     for r in rows:
         b = r["best"]
         cells = f"{b['step']} | {b['kl']:.3f} | {b['proxy_mean']:.4f}" if b else "- | - | -"
-        lines.append(f"| {r['setting']} | {cells} | {'yes' if r['setting'] == winner else ''} |")
+        line = f"| {r['setting']} | {cells} | {'yes' if r['setting'] == winner else ''} |"
+        if extra:
+            at = at_budget.get(r["setting"])
+            line += f" {'not reached' if at is None else f'{at:.4f}'} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -69,10 +100,44 @@ def read_curve(file: str | Path, method: str, name: str) -> list[dict]:
     return curve
 
 
-def sweep_report(settings: Mapping[str, Any], folder: Path) -> str:
+def gnu_time(text: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS in GB) from a ``/usr/bin/time -v`` report."""
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    if not (wall and rss):
+        raise ValueError("not a /usr/bin/time -v report (no wall clock or peak RSS line)")
+    seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall[1].split(":"))))
+    return seconds, int(rss[1]) / 1e6
+
+
+def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path) -> str:
+    """Each setting's last step and what its piece cost, from ``times/sweep-METHOD-SETTING.txt``
+    (training) and ``...-evaluate.txt`` (its evaluation); '-' where a report is missing."""
+    lines = [
+        "| setting | last step | training (min) | evaluation (min) | peak RSS (GB) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, curve in curves.items():
+        cells, peak = [], 0.0
+        for suffix in ("", "-evaluate"):
+            f = times / f"sweep-{method}-{name}{suffix}.txt"
+            if f.is_file():
+                wall, rss = gnu_time(f.read_text())
+                cells.append(f"{wall / 60:.1f}")
+                peak = max(peak, rss)
+            else:
+                cells.append("-")
+        last = max(p["step"] for p in curve)
+        rss = f"{peak:.1f}" if peak else "-"
+        lines.append(f"| {name} | {last} | {' | '.join(cells)} | {rss} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None = None) -> str:
     """Every method's sweep table from a sweep settings file (``kl_budget`` and, per method,
-    its ``settings``) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist. A
-    method whose settings have not all run gets no choice yet, and says which are missing."""
+    its ``settings``) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist, with
+    each setting's cost when ``times`` (the pieces' time reports) is given. A method whose
+    settings have not all run gets no choice yet, and says which are missing."""
     budget = settings["kl_budget"]
     parts = []
     for method, spec in settings.items():
@@ -88,9 +153,10 @@ def sweep_report(settings: Mapping[str, Any], folder: Path) -> str:
         note = (
             f"Not run yet: {', '.join(missing)}; no choice until they have.\n\n" if missing else ""
         )
-        parts.append(
-            f"## {method}\n\n{note}" + sweep_table(rows, None if missing else winner, budget)
-        )
+        at = {n: proxy_at(c, budget) for n, c in curves.items()}
+        table = sweep_table(rows, None if missing else winner, budget, at)
+        cost = "" if times is None else "\n" + cost_table(method, curves, times)
+        parts.append(f"## {method}\n\n{note}{table}{cost}")
     return "\n".join(parts)
 
 
@@ -116,12 +182,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="instead: every method of a sweep settings file (results/hh/sweep_settings.yaml), "
         "its curves read from FOLDER/METHOD-SETTING.overopt.json",
     )
+    ap.add_argument(
+        "--times",
+        help="with --report: the folder of the pieces' time reports (sweep-METHOD-SETTING.txt)",
+    )
     args = ap.parse_args(argv)
     if args.report:
         settings_file, folder = args.report
         if not Path(settings_file).is_file():
             raise SystemExit(f"sweep_select: --report: no file {settings_file}")
-        print(sweep_report(yaml.safe_load(Path(settings_file).read_text()), Path(folder)), end="")
+        settings = yaml.safe_load(Path(settings_file).read_text())
+        times = Path(args.times) if args.times else None
+        print(sweep_report(settings, Path(folder), times), end="")
         return
     if not (args.setting and args.method and args.kl_budget is not None):
         ap.error("--setting, --method and --kl-budget are required without --report")
