@@ -125,6 +125,10 @@ def test_the_cost_is_read_from_gnu_time_reports(tmp_path: Path) -> None:
     table = cost_table("superhf", {"a": CURVES["lr=1e-5"], "b": CURVES["lr=1e-4"]}, tmp_path)
     assert "| a | 16 | 4.7 | - | 4.2 |" in table
     assert "| b | 8 | - | - | - |" in table
+    assert "the base, once" not in table
+    (tmp_path / "sweep-base-superhf-evaluate.txt").write_text(TIME_V.format(wall="5:00"))
+    table = cost_table("superhf", {"a": CURVES["lr=1e-5"]}, tmp_path)
+    assert table.endswith("| the base, once for every setting | - | - | 5.0 | 4.2 |\n")
 
 
 def test_the_proxy_at_the_budget_is_linear_in_sqrt_kl_at_the_first_crossing() -> None:
@@ -134,3 +138,5 @@ def test_the_proxy_at_the_budget_is_linear_in_sqrt_kl_at_the_first_crossing() ->
     assert proxy_at(pts[:2], 2.0) is None  # never beyond the budget
     assert proxy_at([pt(4, 3.0, 1.0)], 2.0) is None  # nothing within it to start from
     assert proxy_at([pt(0, 0.0, 0.0), pt(4, 4.0, 1.0)], 1.0) == pytest.approx(0.5)
+    # a KL estimate below zero (evaluate's is not clamped) sits left of zero on the axis
+    assert proxy_at([pt(2, -1.0, 0.0), pt(4, 4.0, 3.0)], 1.0) == pytest.approx(2 / 3 * 3.0)

@@ -30,8 +30,8 @@ for stage in study:
                  "rebuild them bit for bit (run_piece.sh reward_models) or start a new study")
 PY
 }
-timed() { # command... : run it timed, its time report beside the results
-  local log=$OUT/times/$PIECE.txt
+timed() { # command... : run it timed, its time report beside the results ($LOG, or the piece's)
+  local log=${LOG:-$OUT/times/$PIECE.txt}
   echo "start $(date -u +%FT%TZ) commit $(git rev-parse HEAD)" > "$log"
   /usr/bin/time -v -a -o "$log" "$@"
   echo "end $(date -u +%FT%TZ)" >> "$log"
@@ -80,10 +80,11 @@ PY
       --snapshots "$METHOD=models/${METHOD}_snapshots" --reward models/reward --gold models/reward_gold)
     # the base on the validation prompts: the same numbers for every setting, so once per method
     BASE=$OUT/sweep/base-$METHOD.piece.json
-    [ -f "$BASE" ] || /usr/bin/time -v -o "$OUT/times/sweep-base-$METHOD-evaluate.txt" \
-      "${EVAL[@]}" --only base --piece-out "$BASE"
-    /usr/bin/time -v -o "$OUT/times/$PIECE-evaluate.txt" \
-      "${EVAL[@]}" --only "$METHOD" --piece-out "$OUT/sweep/$METHOD-$SETTING.piece.json"
+    # (made from this study's results/hh/dvc.lock: a new study deletes sweep/ with it)
+    [ -f "$BASE" ] || LOG=$OUT/times/sweep-base-$METHOD-evaluate.txt \
+      timed "${EVAL[@]}" --only base --piece-out "$BASE"
+    LOG=$OUT/times/$PIECE-evaluate.txt \
+      timed "${EVAL[@]}" --only "$METHOD" --piece-out "$OUT/sweep/$METHOD-$SETTING.piece.json"
     TMP=$(mktemp -d)
     python -m superhf.stages.evaluate_merge --params params.yaml --partial \
       --piece "$BASE" --piece "$OUT/sweep/$METHOD-$SETTING.piece.json" --metrics "$TMP/eval.json" \

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from superhf.overopt import signed_sqrt
+
 
 def best_within(points: Sequence[Mapping[str, Any]], kl_budget: float) -> dict | None:
     """The point with the highest proxy mean among those whose KL is within ``kl_budget``
@@ -41,10 +43,10 @@ def proxy_at(points: Sequence[Mapping[str, Any]], kl_budget: float) -> float | N
             continue
         if kl <= kl_budget:
             before = (kl, proxy)
-        elif before is not None:
+        elif before is not None:  # a KL estimate may be negative: the signed sqrt axis
             (k0, r0), (k1, r1) = before, (kl, proxy)
-            frac = (math.sqrt(kl_budget) - math.sqrt(k0)) / (math.sqrt(k1) - math.sqrt(k0))
-            return r0 + frac * (r1 - r0)
+            x0, x1 = signed_sqrt(k0), signed_sqrt(k1)
+            return r0 + (signed_sqrt(kl_budget) - x0) / (x1 - x0) * (r1 - r0)
     return None
 
 
@@ -112,7 +114,8 @@ def gnu_time(text: str) -> tuple[float, float]:
 
 def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path) -> str:
     """Each setting's last step and what its piece cost, from ``times/sweep-METHOD-SETTING.txt``
-    (training) and ``...-evaluate.txt`` (its evaluation); '-' where a report is missing."""
+    (training) and ``...-evaluate.txt`` (its evaluation), and the base's evaluation when it
+    ran once for the method (``sweep-base-METHOD-evaluate.txt``); '-' where one is missing."""
     lines = [
         "| setting | last step | training (min) | evaluation (min) | peak RSS (GB) |",
         "|---|---|---|---|---|",
@@ -130,6 +133,10 @@ def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path
         last = max(p["step"] for p in curve)
         rss = f"{peak:.1f}" if peak else "-"
         lines.append(f"| {name} | {last} | {' | '.join(cells)} | {rss} |")
+    base = times / f"sweep-base-{method}-evaluate.txt"  # run_piece.sh: the base once a method
+    if base.is_file():
+        wall, rss = gnu_time(base.read_text())
+        lines.append(f"| the base, once for every setting | - | - | {wall / 60:.1f} | {rss:.1f} |")
     return "\n".join(lines) + "\n"
 
 
