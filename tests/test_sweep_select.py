@@ -89,7 +89,7 @@ def test_the_report_chooses_only_once_every_setting_has_run(tmp_path: Path, caps
     for name, pts in list(CURVES.items())[:2]:
         (tmp_path / f"superhf-{name}.overopt.json").write_text(json.dumps({"superhf": pts}))
     text = sweep_report(settings, tmp_path)
-    assert text.startswith("## superhf\n\nNot run yet: lr=1e-4; no choice until they have.")
+    assert text.startswith("## superhf\n\nNot run yet: lr=1e-4.\n\nNo choice until every")
     assert "yes" not in text and "rlhf" not in text
     (tmp_path / "superhf-lr=1e-4.overopt.json").write_text(
         json.dumps({"superhf": CURVES["lr=1e-4"]})
@@ -97,6 +97,15 @@ def test_the_report_chooses_only_once_every_setting_has_run(tmp_path: Path, caps
     text = sweep_report(settings, tmp_path)
     assert "Not run yet" not in text
     assert "| lr=3e-5 | 8 | 1.500 | 0.3000 | yes |" in text
+    # a setting that ran with other overrides (its params.yaml) leaves the method unchosen
+    settings["superhf"]["common"] = {"superhf.snapshot_kl": [0.25, 1], "superhf.optim.lr": 2.0e-5}
+    params = "superhf:\n  snapshot_kl: [0.5, 1]\n  optim: {lr: 2e-05}\n"  # '2e-05': a string
+    (tmp_path / "superhf-lr=3e-5.params.yaml").write_text(params)
+    stale = sweep_report(settings, tmp_path)
+    assert "other overrides than the file's now: lr=3e-5 (superhf.snapshot_kl)." in stale
+    assert "yes" not in stale
+    (tmp_path / "superhf-lr=3e-5.params.yaml").write_text(params.replace("0.5, 1", "0.25, 1.0"))
+    assert sweep_report(settings, tmp_path) == text
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     main(["--report", str(tmp_path / "s.yaml"), str(tmp_path)])
     assert capsys.readouterr().out == text
@@ -121,6 +130,9 @@ def test_the_cost_is_read_from_gnu_time_reports(tmp_path: Path) -> None:
     assert gnu_time(TIME_V.format(wall="1:02:03"))[0] == pytest.approx(3723.0)
     with pytest.raises(ValueError, match="not a /usr/bin/time -v report"):
         gnu_time("Elapsed: 3 s")
+    # a report lost (see run_piece.sh's timed): the wall time from its start and end lines
+    lost = "start 2026-12-06T04:18:20Z commit abc\nend 2026-12-06T04:21:41Z\n"
+    assert gnu_time(lost) == (201.0, None)
     (tmp_path / "sweep-superhf-a.txt").write_text(TIME_V.format(wall="4:43.41"))
     table = cost_table("superhf", {"a": CURVES["lr=1e-5"], "b": CURVES["lr=1e-4"]}, tmp_path)
     assert "| a | 16 | 4.7 | - | 4.2 |" in table

@@ -31,10 +31,14 @@ for stage in study:
 PY
 }
 timed() { # command... : run it timed, its time report beside the results ($LOG, or the piece's)
-  local log=${LOG:-$OUT/times/$PIECE.txt}
-  echo "start $(date -u +%FT%TZ) commit $(git rev-parse HEAD)" > "$log"
-  /usr/bin/time -v -a -o "$log" "$@"
-  echo "end $(date -u +%FT%TZ)" >> "$log"
+  # written outside the checkout first: `dvc exp run` rewrites tracked files as it applies
+  # its result, and a committed report open for appending would lose /usr/bin/time's lines
+  local log=${LOG:-$OUT/times/$PIECE.txt} tmp
+  tmp=$(mktemp)
+  echo "start $(date -u +%FT%TZ) commit $(git rev-parse HEAD)" > "$tmp"
+  /usr/bin/time -v -a -o "$tmp" "$@"
+  echo "end $(date -u +%FT%TZ)" >> "$tmp"
+  cat "$tmp" > "$log" && rm "$tmp"
 }
 [ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +103,19 @@ def read_curve(file: str | Path, method: str, name: str) -> list[dict]:
     return curve
 
 
-def gnu_time(text: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS in GB) from a ``/usr/bin/time -v`` report."""
+def gnu_time(text: str) -> tuple[float, float | None]:
+    """(wall seconds, peak RSS in GB or None) from a ``/usr/bin/time -v`` report, or, where
+    the report itself is missing, the wall time between run_piece.sh's start and end lines."""
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    if not (wall and rss):
-        raise ValueError("not a /usr/bin/time -v report (no wall clock or peak RSS line)")
-    seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall[1].split(":"))))
-    return seconds, int(rss[1]) / 1e6
+    peak = int(rss[1]) / 1e6 if rss else None
+    if wall:
+        return sum(float(x) * 60**i for i, x in enumerate(reversed(wall[1].split(":")))), peak
+    stamps = [re.search(rf"^{w} (\S+Z)", text, re.M) for w in ("start", "end")]
+    if not all(stamps):
+        raise ValueError("not a /usr/bin/time -v report (no wall clock line, no start and end)")
+    t0, t1 = (datetime.fromisoformat(m[1].replace("Z", "+00:00")) for m in stamps)
+    return (t1 - t0).total_seconds(), peak
 
 
 def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path) -> str:
@@ -127,7 +133,7 @@ def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path
             if f.is_file():
                 wall, rss = gnu_time(f.read_text())
                 cells.append(f"{wall / 60:.1f}")
-                peak = max(peak, rss)
+                peak = max(peak, rss or 0.0)
             else:
                 cells.append("-")
         last = max(p["step"] for p in curve)
@@ -136,8 +142,30 @@ def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path
     base = times / f"sweep-base-{method}-evaluate.txt"  # run_piece.sh: the base once a method
     if base.is_file():
         wall, rss = gnu_time(base.read_text())
-        lines.append(f"| the base, once for every setting | - | - | {wall / 60:.1f} | {rss:.1f} |")
+        cell = "-" if rss is None else f"{rss:.1f}"
+        lines.append(f"| the base, once for every setting | - | - | {wall / 60:.1f} | {cell} |")
     return "\n".join(lines) + "\n"
+
+
+def stale_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+    """The dotted keys of ``overrides`` (a setting's, with its method's ``common``) whose
+    value differs in ``params`` (the params.yaml the setting ran with)."""
+    stale = []
+    for key, want in overrides.items():
+        node: Any = params
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if not _same(node, want):
+            stale.append(key)
+    return stale
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, numbers by value: PyYAML reads ``2e-05`` (no dot) as a string."""
+    try:
+        return a == b or float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None = None) -> str:
@@ -157,11 +185,21 @@ def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None =
             continue
         winner, rows = select_setting(curves, budget)
         missing = [n for n in names if n not in curves]
-        note = (
-            f"Not run yet: {', '.join(missing)}; no choice until they have.\n\n" if missing else ""
-        )
+        note = f"Not run yet: {', '.join(missing)}.\n\n" if missing else ""
+        stale = {}  # settings that ran with other overrides than the file's (e.g. an older grid)
+        for n in curves:
+            ran = folder / f"{method}-{n}.params.yaml"
+            want = {**spec.get("common", {}), **spec["settings"][n]}
+            keys = stale_overrides(yaml.safe_load(ran.read_text()), want) if ran.is_file() else []
+            if keys:
+                stale[n] = keys
+        if stale:
+            ran = "; ".join(f"{n} ({', '.join(k)})" for n, k in stale.items())
+            note += f"Ran with other overrides than the file's now: {ran}.\n\n"
+        if missing or stale:
+            note += "No choice until every setting has run with the overrides of the file.\n\n"
         at = {n: proxy_at(c, budget) for n, c in curves.items()}
-        table = sweep_table(rows, None if missing else winner, budget, at)
+        table = sweep_table(rows, None if missing or stale else winner, budget, at)
         cost = "" if times is None else "\n" + cost_table(method, curves, times)
         parts.append(f"## {method}\n\n{note}{table}{cost}")
     return "\n".join(parts)
