@@ -171,8 +171,9 @@ def _same(a: Any, b: Any) -> bool:
 def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None = None) -> str:
     """Every method's sweep table from a sweep settings file (``kl_budget`` and, per method,
     its ``settings``) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist, with
-    each setting's cost when ``times`` (the pieces' time reports) is given. A method whose
-    settings have not all run gets no choice yet, and says which are missing."""
+    each setting's cost when ``times`` (the pieces' time reports) is given. A method gets no
+    choice while a setting has not run, or ran (its ``METHOD-SETTING.params.yaml``) with
+    other values than the file's ``common`` and its overrides; the note says which."""
     budget = settings["kl_budget"]
     parts = []
     for method, spec in settings.items():
@@ -194,8 +195,8 @@ def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None =
             if keys:
                 stale[n] = keys
         if stale:
-            ran = "; ".join(f"{n} ({', '.join(k)})" for n, k in stale.items())
-            note += f"Ran with other overrides than the file's now: {ran}.\n\n"
+            listed = "; ".join(f"{n} ({', '.join(k)})" for n, k in stale.items())
+            note += f"Ran with other overrides than the file's now: {listed}.\n\n"
         if missing or stale:
             note += "No choice until every setting has run with the overrides of the file.\n\n"
         at = {n: proxy_at(c, budget) for n, c in curves.items()}
