@@ -20,16 +20,23 @@ import yaml
 from superhf.overopt import signed_sqrt
 
 
+def measured(points: Sequence[Mapping[str, Any]]) -> list[tuple[int, float, float]]:
+    """(step, KL, proxy) of each point with both numbers, in step order."""
+    out = []
+    for p in sorted(points, key=lambda p: p["step"]):
+        kl, proxy = p["kl"], p["proxy_mean"]
+        if not (kl is None or proxy is None or math.isnan(kl) or math.isnan(proxy)):
+            out.append((p["step"], kl, proxy))
+    return out
+
+
 def best_within(points: Sequence[Mapping[str, Any]], kl_budget: float) -> dict | None:
     """The point with the highest proxy mean among those whose KL is within ``kl_budget``
     (the earliest step on a tie); None when none is."""
     best = None
-    for p in sorted(points, key=lambda p: p["step"]):
-        kl, proxy = p["kl"], p["proxy_mean"]
-        if kl is None or proxy is None or math.isnan(kl) or math.isnan(proxy) or kl > kl_budget:
-            continue
-        if best is None or proxy > best["proxy_mean"]:
-            best = {"step": p["step"], "kl": kl, "proxy_mean": proxy}
+    for step, kl, proxy in measured(points):
+        if kl <= kl_budget and (best is None or proxy > best["proxy_mean"]):
+            best = {"step": step, "kl": kl, "proxy_mean": proxy}
     return best
 
 
@@ -38,10 +45,7 @@ def proxy_at(points: Sequence[Mapping[str, Any]], kl_budget: float) -> float | N
     crosses ``kl_budget``, linear in sqrt(KL) between the last point within it and the first
     beyond it; None when no point is beyond it (the run never reached the budget)."""
     before = None
-    for p in sorted(points, key=lambda p: p["step"]):
-        kl, proxy = p["kl"], p["proxy_mean"]
-        if kl is None or proxy is None or math.isnan(kl) or math.isnan(proxy):
-            continue
+    for _, kl, proxy in measured(points):
         if kl <= kl_budget:
             before = (kl, proxy)
         elif before is not None:  # a KL estimate may be negative: the signed sqrt axis
