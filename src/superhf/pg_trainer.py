@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from accelerate.utils import gather_object
 
 from superhf.config.group_pg import GroupPGConfig
@@ -25,6 +26,7 @@ from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, ta
 from superhf.generation import distinct_n
 from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
+from superhf.packing import pack_shared_prompts, scatter_logprobs
 from superhf.pg_core import (
     clipped_pg_loss,
     group_normalised_advantages,
@@ -150,7 +152,10 @@ def _logprobs(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
 
 
 def _forward(t: Trainee, model, ids, attn, mask) -> tuple[torch.Tensor, int]:
-    """(log-probs of the last ``keep - 1`` tokens, keep): logits for the response only."""
+    """(log-probs of the last ``keep - 1`` tokens, keep): logits for the response only;
+    with ``pack_prompts`` one packed sequence, each distinct prompt computed once."""
+    if t.cfg.pack_prompts:
+        return _packed_forward(t, model, ids, attn, mask), ids.shape[1]
     targets = torch.cat([torch.zeros_like(mask[:, :1]), mask], 1).bool()
     keep = max(2, tail_columns(targets))
     fwd = tail_forward_inputs(ids, attn, keep)
@@ -161,6 +166,30 @@ def _forward(t: Trainee, model, ids, attn, mask) -> tuple[torch.Tensor, int]:
         else:
             logits = model(**fwd).logits
     return shifted_logprobs(logits, ids[:, -keep:]), keep
+
+
+def _packed_forward(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
+    """Log-probs ``[rows, seq-1]`` (zero off the response) from one forward over the rows
+    packed so that rows sharing a prompt share its forward (``packing``)."""
+    pk = pack_shared_prompts(ids, attn, mask)
+    net = t.acc.unwrap_model(t.model)
+    impl = net.config._attn_implementation
+    if impl not in ("sdpa", "eager"):
+        raise ValueError(f"{t.cfg.SECTION}.pack_prompts needs sdpa or eager attention, not {impl}")
+    fwd = {
+        "input_ids": pk.input_ids,
+        "position_ids": pk.position_ids,
+        "attention_mask": pk.attention_mask(None if impl == "sdpa" else net.dtype),
+        "logits_to_keep": pk.predict_at,
+    }
+    with t.acc.autocast():
+        if model is None:  # LoRA: the reference is the base weights
+            with net.disable_adapter():
+                logits = t.model(**fwd).logits
+        else:
+            logits = model(**fwd).logits
+    logp = F.log_softmax(logits[0].float(), dim=-1).gather(-1, pk.targets[:, None])[:, 0]
+    return scatter_logprobs(pk, logp, (ids.shape[0], ids.shape[1] - 1))
 
 
 @dataclass(frozen=True)

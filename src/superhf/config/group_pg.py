@@ -45,6 +45,13 @@ class GroupPGConfig(Section):
     gradient_accumulation: int = Field(
         1, gt=0, description="minibatches per optimiser step (the last of a step always steps)"
     )
+    pack_prompts: bool = Field(
+        False,
+        description="true: a minibatch's rows as one packed sequence, each distinct prompt "
+        "computed once (``packing``): the same log-probs and gradients up to float rounding, "
+        "fewer tokens per forward (benchmarks/packed_prompts.py); false: one left-padded row "
+        "per completion",
+    )
     update_epochs: int = Field(
         1, gt=0, description="passes over each step's completions (GRPO's mu); 1 = on-policy"
     )
