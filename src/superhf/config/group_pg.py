@@ -49,8 +49,8 @@ class GroupPGConfig(Section):
         False,
         description="true: a minibatch's rows as one packed sequence, each distinct prompt "
         "computed once (``packing``): the same log-probs and gradients up to float rounding, "
-        "fewer tokens per forward (benchmarks/packed_prompts.py); false: one left-padded row "
-        "per completion",
+        "2.16x faster log-probs and update at S = 16 on hh (benchmarks/RESULTS.md); false: "
+        "one left-padded row per completion",
     )
     update_epochs: int = Field(
         1, gt=0, description="passes over each step's completions (GRPO's mu); 1 = on-policy"
