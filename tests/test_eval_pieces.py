@@ -109,6 +109,42 @@ def test_pieces_combine_into_the_outputs_of_one_run(setup, one_run) -> None:
     assert [p["step"] for p in curves["superhf"]] == [0, 2, 4] and "rlhf" not in curves
 
 
+def test_pieces_that_name_only_their_own_models_combine_into_one_run(setup, one_run) -> None:
+    """A study's methods arrive over sessions: each piece's command names the base and its
+    own model only, and the pieces still give the outputs of one run over everything; a
+    name given two folders is refused."""
+    root, args = setup
+
+    def value(flag: str) -> str:
+        return args[args.index(flag) + 1]
+
+    base = ["--params", value("--params"), "--prompts", value("--prompts"),
+            "--model", value("--model")]  # fmt: skip
+    common = ["--reward", value("--reward"), "--gold", value("--gold")]
+    commands = {
+        "base": [*base, *common, "--only", "base", "--only", "best_of_n"],
+        "superhf": [*base, "--model", f"superhf={root / 'superhf'}", *common,
+                    "--snapshots", f"superhf={root / 'superhf_snaps'}", "--only", "superhf"],
+        "rlhf": [*base, "--model", f"rlhf={root / 'rlhf'}", *common,
+                 "--only", "rlhf", "--only", "best_of_n_curve"],
+    }  # fmt: skip
+    pieces = []
+    for name, command in commands.items():
+        pieces += ["--piece", str(root / f"own_{name}.json")]
+        evaluate.main([*command, "--piece-out", pieces[-1]])
+    params = value("--params")
+    evaluate_merge.main(["--params", params, *pieces, *outputs(root / "own")])
+    for name in ("eval.json", "table4.md", "c.jsonl", *OVEROPT_FILES):
+        assert (root / "own" / name).read_text() == (one_run / name).read_text(), name
+    clash = root / "clash.json"
+    evaluate.main([*base[:-1], f"base={root / 'rlhf'}", *common, "--only", "base",
+                   "--piece-out", str(clash)])  # fmt: skip
+    with pytest.raises(BadInputError, match="model 'base' is .* in piece 0 but .* in piece 1"):
+        evaluate_merge.main(
+            ["--params", params, "--piece", pieces[3], "--piece", str(clash), *outputs(root / "x")]
+        )
+
+
 def test_pieces_refuse_overlaps_and_other_params(setup, tmp_path: Path) -> None:
     root, args = setup
     with pytest.raises(BadInputError, match="--only needs --piece-out"):

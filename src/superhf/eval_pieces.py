@@ -157,7 +157,7 @@ def _merge_snaps(pieces: Sequence[dict]) -> dict | None:
             out[key].update(part[key])
         if part.get("best_of_n"):  # the pool's ranges, joined by ``pool_curve``
             out["best_of_n"] = [*(out["best_of_n"] or []), *part["best_of_n"]]
-    order = pieces[0]["fingerprint"]["expected"]["curves"]  # --snapshots order, as one run
+    order = joined(pieces)["expected"]["curves"]  # --snapshots order, as one run
     out["points"] = {m: out["points"][m] for m in order if m in out["points"]}
     return out
 
@@ -183,18 +183,45 @@ def check_format(piece: dict, i: int) -> None:
         raise BadInputError(f"piece {i}: not an evaluate piece (format {PIECE_FORMAT})")
 
 
+def joined(pieces: Sequence[dict]) -> dict:
+    """The fingerprint of the run the pieces make up: piece 0's, with every piece's models
+    (name -> folder) and what each expected a whole run to measure, in piece order. Pieces
+    may name different models (a study's methods arrive over sessions), but one name is one
+    folder in all of them."""
+    models: dict[str, str] = {}
+    expected: dict[str, list] = {"results": [], "curves": []}
+    for p in pieces:
+        fp = p["fingerprint"]
+        models.update({n: f for n, f in fp.get("models", {}).items() if n not in models})
+        for key in expected:
+            expected[key] += [n for n in fp["expected"][key] if n not in expected[key]]
+    for key, last in (("results", "best_of_n"), ("curves", CURVE_PIECE)):  # as one run's
+        if last in expected[key]:  # order: the best-of-n after every model
+            expected[key].remove(last)
+            expected[key].append(last)
+    return {**pieces[0]["fingerprint"], "models": models, "expected": expected}
+
+
 def check_pieces(pieces: Sequence[dict]) -> None:
-    """Known formats, the same params and prompts, no model or snapshot curve evaluated
-    twice, and no prompt of the best-of-n pool drawn in two pieces."""
+    """Known formats, the same params, reward models and prompts, one folder per model name,
+    no model or snapshot curve evaluated twice, and no prompt of the best-of-n pool drawn in
+    two pieces."""
     if not pieces:
         raise BadInputError("no piece to combine")
     seen: dict[str, int] = {}
+    folders: dict[str, tuple[str, int]] = {}
     for i, p in enumerate(pieces):
         check_format(p, i)
-        first = pieces[0]["fingerprint"]
-        differ = [k for k in first if p["fingerprint"].get(k) != first[k]]
+        first, fp = pieces[0]["fingerprint"], p["fingerprint"]
+        differ = [k for k in first if k not in ("models", "expected") and fp.get(k) != first[k]]
         if differ:
             raise BadInputError(f"piece {i} differs from piece 0 in {', '.join(differ)}")
+        for name, folder in fp.get("models", {}).items():
+            was, j = folders.setdefault(name, (folder, i))
+            if was != folder:
+                raise BadInputError(
+                    f"model {name!r} is {was} in piece {j} but {folder} in piece {i}"
+                )
         curves = [f"curve of {c}" for c in p["curves_drawn"] if c != CURVE_PIECE]
         for name in [*p["results"], *curves]:
             if name in seen:
@@ -210,9 +237,9 @@ def check_pieces(pieces: Sequence[dict]) -> None:
 
 
 def check_complete(pieces: Sequence[dict]) -> None:
-    """Every model and curve one run would measure (the fingerprint's ``expected``) is in
+    """Every model and curve the run would measure (the pieces' ``expected``, joined) is in
     some piece."""
-    expected = pieces[0]["fingerprint"]["expected"]
+    expected = joined(pieces)["expected"]
     got = {n for p in pieces for n in p["results"]}
     missing = [n for n in expected["results"] if n not in got]
     drawn = {c for p in pieces for c in p["curves_drawn"]}
@@ -234,13 +261,16 @@ def merge(pieces: Sequence[dict], partial: bool = False) -> dict:
     if not partial:
         check_complete(pieces)
     blocks = {name: r for p in pieces for name, r in p["results"].items()}
-    order = [*pieces[0]["models"], "samplers", "best_of_n"]
+    fingerprint = joined(pieces)
+    order = [*fingerprint["models"], "samplers", "best_of_n"]
     rows = {name: [] for name in order}
     for p in pieces:
         for r in p["rows"]:
             rows[r["model"]].append(r)
     return {
         **pieces[0],
+        "fingerprint": fingerprint,
+        "models": list(fingerprint["models"]),
         "results": {name: blocks[name] for name in order if name in blocks},
         "rows": [r for name in order for r in rows[name]],
         "snapshots": _merge_snaps(pieces),
