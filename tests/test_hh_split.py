@@ -67,4 +67,6 @@ def test_hh_profile_meets_the_issue() -> None:
     assert rm["proxy_labels"] == "gold" and rm["gold_split"] == "disjoint_share"
     assert rm["gold_share"] / (1 - rm["gold_share"]) >= 2  # the gold gets twice the pairs
     assert rm["gold_recipe"]["backbone"] not in (None, rm["name"])
-    assert p["superhf"]["snapshot_every"] > 0 and p["rlhf"]["snapshot_every"] > 0
+    for method in ("superhf", "rlhf", "rloo", "grpo"):  # one KL grid to 8 nats, a stop at 10
+        assert p[method]["snapshot_kl"] == [0.125, 0.25, 0.5, 1, 2, 4, 8], method
+        assert p[method]["stop_kl"] >= 10, method
