@@ -11,6 +11,7 @@ from superhf.sweep_select import (
     best_within,
     cost_table,
     gnu_time,
+    holds_choice,
     main,
     proxy_at,
     select_setting,
@@ -109,6 +110,32 @@ def test_the_report_chooses_only_once_every_setting_has_run(tmp_path: Path, caps
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     main(["--report", str(tmp_path / "s.yaml"), str(tmp_path)])
     assert capsys.readouterr().out == text
+
+
+def test_a_final_run_must_hold_the_chosen_settings_overrides(tmp_path: Path, capsys) -> None:
+    """run_piece.sh seed: refused before training while the sweep has not chosen, or when
+    params.yaml holds other values than the choice's (the sweep's ``common`` not required)."""
+    spec = {"common": {"superhf.stop_kl": 4},
+            "settings": {n: {"superhf.optim.lr": float(n[3:])} for n in CURVES}}  # fmt: skip
+    settings = {"kl_budget": 2, "superhf": spec}
+    for name, pts in list(CURVES.items())[:2]:
+        (tmp_path / f"superhf-{name}.overopt.json").write_text(json.dumps({"superhf": pts}))
+    chosen = {"superhf": {"optim": {"lr": "3e-05"}, "stop_kl": 10}}
+    with pytest.raises(ValueError, match="chosen no setting yet: Not run yet: lr=1e-4. No choice"):
+        holds_choice(settings, tmp_path, "superhf", chosen)
+    (tmp_path / "superhf-lr=1e-4.overopt.json").write_text(
+        json.dumps({"superhf": CURVES["lr=1e-4"]})
+    )
+    assert holds_choice(settings, tmp_path, "superhf", chosen) == "lr=3e-5"
+    with pytest.raises(ValueError, match="chosen setting 'lr=3e-5' in superhf.optim.lr"):
+        holds_choice(settings, tmp_path, "superhf", {"superhf": {"optim": {"lr": 1e-5}}})
+    with pytest.raises(ValueError, match="no method 'rloo'"):
+        holds_choice(settings, tmp_path, "rloo", chosen)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(chosen))
+    main(["--report", str(tmp_path / "s.yaml"), str(tmp_path), "--holds-choice", "superhf",
+          str(tmp_path / "p.yaml")])  # fmt: skip
+    assert capsys.readouterr().out == "lr=3e-5\n"
 
 
 def test_the_committed_hh_sweep_tables_are_what_its_curves_and_times_render() -> None:

@@ -8,8 +8,12 @@
 #   bash results/hh/run_piece.sh sweep superhf lr2e-5_kl0   # pieces 2-3: one sweep setting
 #     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots evaluated
 #     on the validation prompts (the base once per method), the curve in results/hh/sweep/
+#   bash results/hh/run_piece.sh seed superhf 0   # pieces 4-5 and 7: a training seed of the
+#     method's chosen setting (refused until the profile holds it), its KL-grid snapshots and
+#     final model evaluated on the evaluation prompts; seed 0 joins the base in metrics/,
+#     seed k has its own folder seeds/seedK/ (`superhf.results --seed-run`)
 set -euo pipefail
-PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING}
+PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING|seed METHOD SEED}
 OUT=results/hh
 mkdir -p "$OUT/metrics" "$OUT/pieces" "$OUT/times"
 grep -q '^profile: hh$' params.yaml || { echo "run_piece.sh: params.yaml is not the hh profile" >&2; exit 2; }
@@ -97,7 +101,39 @@ PY
     rm -r "$TMP"
     exit 0
     ;;
-  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep)" >&2; exit 2 ;;
+  seed)
+    METHOD=${2:?usage: run_piece.sh seed METHOD SEED}
+    SEED=${3:?usage: run_piece.sh seed METHOD SEED}
+    PIECE=seed-$METHOD-$SEED
+    python -m superhf.profile hh > /dev/null
+    trap 'python -m superhf.profile hh > /dev/null' EXIT
+    # the committed profile must hold the method's sweep choice: refused before any work
+    python -m superhf.sweep_select --report results/hh/sweep_settings.yaml "$OUT/sweep" \
+      --holds-choice "$METHOD" params.yaml > /dev/null
+    timed dvc exp run --name "hh-$METHOD-seed$SEED-$(date -u +%Y%m%dT%H%M%S)" -S "$METHOD.seed=$SEED" "$METHOD"
+    mkdir -p "$OUT/seeds"
+    cp params.yaml "$OUT/seeds/$METHOD-seed$SEED.params.yaml"
+    cp dvc.lock "$OUT/seeds/$METHOD-seed$SEED.dvc.lock"
+    cp "metrics/${METHOD}_curve.csv" "$OUT/seeds/$METHOD-seed$SEED.train_curve.csv"
+    LOG=$OUT/times/$PIECE-evaluate.txt timed python -m superhf.stages.evaluate --params params.yaml \
+      --prompts data/prompts/test.jsonl --model base=models/base --model "$METHOD=models/$METHOD" \
+      --snapshots "$METHOD=models/${METHOD}_snapshots" --reward models/reward --gold models/reward_gold \
+      --only "$METHOD" --piece-out "$OUT/pieces/$METHOD-seed$SEED.json"
+    # seed 0 joins the base, best-of-4 and the pool's ranges in metrics/; seed k its own folder
+    DEST=$OUT/metrics
+    [ "$SEED" = 0 ] || DEST=$OUT/seeds/seed$SEED
+    PIECES=(--piece "$OUT/pieces/base.json")
+    for f in "$OUT"/pieces/*-seed"$SEED".json; do PIECES+=(--piece "$f"); done
+    if [ "$SEED" = 0 ]; then
+      for f in "$OUT"/pieces/bon_curve_*.json; do [ ! -f "$f" ] || PIECES+=(--piece "$f"); done
+    fi
+    mkdir -p "$DEST"
+    python -m superhf.stages.evaluate_merge --params params.yaml --partial "${PIECES[@]}" \
+      --metrics "$DEST/eval.json" --table "$DEST/table4.md" --completions "$DEST/eval_completions.jsonl" \
+      --overopt "$DEST/overoptimisation.json" --overopt-plots "$DEST/overopt"
+    exit 0
+    ;;
+  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep, seed)" >&2; exit 2 ;;
 esac
 cp params.yaml "$OUT/params.yaml"
 cp dvc.lock "$OUT/dvc.lock"

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -172,42 +173,80 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class MethodSweep:
+    """One method's sweep as committed: its curves, the rule's rows, the interpolated proxy
+    at the budget, why there is no choice yet (``note``) and the choice (None without)."""
+
+    curves: dict[str, list[dict]]
+    rows: list[dict]
+    at: dict[str, float | None]
+    note: str
+    chosen: str | None
+
+
+def method_sweep(spec: Mapping[str, Any], method: str, folder: Path, budget: float) -> MethodSweep:
+    """``method``'s sweep from its ``spec`` (``common`` and ``settings`` of the settings
+    file) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist. No choice while a
+    setting has not run, or ran (its ``METHOD-SETTING.params.yaml``) with other values than
+    the file's ``common`` and its overrides; the note says which."""
+    names = list(spec["settings"])
+    files = {n: folder / f"{method}-{n}.overopt.json" for n in names}
+    curves = {n: read_curve(f, method, n) for n, f in files.items() if f.is_file()}
+    winner, rows = select_setting(curves, budget)
+    missing = [n for n in names if n not in curves]
+    note = f"Not run yet: {', '.join(missing)}.\n\n" if missing else ""
+    stale = {}  # settings that ran with other overrides than the file's (e.g. an older grid)
+    for n in curves:
+        ran = folder / f"{method}-{n}.params.yaml"
+        want = {**spec.get("common", {}), **spec["settings"][n]}
+        keys = stale_overrides(yaml.safe_load(ran.read_text()), want) if ran.is_file() else []
+        if keys:
+            stale[n] = keys
+    if stale:
+        listed = "; ".join(f"{n} ({', '.join(k)})" for n, k in stale.items())
+        note += f"Ran with other overrides than the file's now: {listed}.\n\n"
+    if missing or stale:
+        note += "No choice until every setting has run with the overrides of the file.\n\n"
+    at = {n: proxy_at(c, budget) for n, c in curves.items()}
+    return MethodSweep(curves, rows, at, note, None if missing or stale else winner)
+
+
 def sweep_report(settings: Mapping[str, Any], folder: Path, times: Path | None = None) -> str:
-    """Every method's sweep table from a sweep settings file (``kl_budget`` and, per method,
-    its ``settings``) and the curves ``folder/METHOD-SETTING.overopt.json`` that exist, with
-    each setting's cost when ``times`` (the pieces' time reports) is given. A method gets no
-    choice while a setting has not run, or ran (its ``METHOD-SETTING.params.yaml``) with
-    other values than the file's ``common`` and its overrides; the note says which."""
+    """Every method's sweep table (``method_sweep``) from a sweep settings file
+    (``kl_budget`` and, per method, its ``common`` and ``settings``), with each setting's
+    cost when ``times`` (the pieces' time reports) is given."""
     budget = settings["kl_budget"]
     parts = []
     for method, spec in settings.items():
         if method == "kl_budget":
             continue
-        names = list(spec["settings"])
-        files = {n: folder / f"{method}-{n}.overopt.json" for n in names}
-        curves = {n: read_curve(f, method, n) for n, f in files.items() if f.is_file()}
-        if not curves:
+        sw = method_sweep(spec, method, folder, budget)
+        if not sw.curves:
             continue
-        winner, rows = select_setting(curves, budget)
-        missing = [n for n in names if n not in curves]
-        note = f"Not run yet: {', '.join(missing)}.\n\n" if missing else ""
-        stale = {}  # settings that ran with other overrides than the file's (e.g. an older grid)
-        for n in curves:
-            ran = folder / f"{method}-{n}.params.yaml"
-            want = {**spec.get("common", {}), **spec["settings"][n]}
-            keys = stale_overrides(yaml.safe_load(ran.read_text()), want) if ran.is_file() else []
-            if keys:
-                stale[n] = keys
-        if stale:
-            listed = "; ".join(f"{n} ({', '.join(k)})" for n, k in stale.items())
-            note += f"Ran with other overrides than the file's now: {listed}.\n\n"
-        if missing or stale:
-            note += "No choice until every setting has run with the overrides of the file.\n\n"
-        at = {n: proxy_at(c, budget) for n, c in curves.items()}
-        table = sweep_table(rows, None if missing or stale else winner, budget, at)
-        cost = "" if times is None else "\n" + cost_table(method, curves, times)
-        parts.append(f"## {method}\n\n{note}{table}{cost}")
+        table = sweep_table(sw.rows, sw.chosen, budget, sw.at)
+        cost = "" if times is None else "\n" + cost_table(method, sw.curves, times)
+        parts.append(f"## {method}\n\n{sw.note}{table}{cost}")
     return "\n".join(parts)
+
+
+def holds_choice(settings: Mapping[str, Any], folder: Path, method: str, params: Mapping) -> str:
+    """The chosen setting of ``method`` when ``params`` holds its overrides (not the sweep's
+    ``common``: the final runs have their own grid and stop); a ``ValueError`` saying why
+    not otherwise."""
+    if method not in settings or method == "kl_budget":
+        raise ValueError(f"no method {method!r} in the sweep settings")
+    spec = settings[method]
+    sw = method_sweep(spec, method, folder, settings["kl_budget"])
+    if sw.chosen is None:
+        why = " ".join(sw.note.split()) or "no setting has run"
+        raise ValueError(f"{method}'s sweep has chosen no setting yet: {why}")
+    keys = stale_overrides(params, spec["settings"][sw.chosen])
+    if keys:
+        raise ValueError(
+            f"params differ from {method}'s chosen setting {sw.chosen!r} in {', '.join(keys)}"
+        )
+    return sw.chosen
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -233,6 +272,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "its curves read from FOLDER/METHOD-SETTING.overopt.json",
     )
     ap.add_argument(
+        "--holds-choice",
+        nargs=2,
+        metavar=("METHOD", "PARAMS"),
+        help="with --report: print METHOD's chosen setting if PARAMS (a params.yaml) holds its "
+        "overrides; exit 1 with why not otherwise (no choice yet, or other values)",
+    )
+    ap.add_argument(
         "--times",
         help="with --report: the folder of the pieces' time reports (sweep-METHOD-SETTING.txt)",
     )
@@ -242,6 +288,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not Path(settings_file).is_file():
             raise SystemExit(f"sweep_select: --report: no file {settings_file}")
         settings = yaml.safe_load(Path(settings_file).read_text())
+        if args.holds_choice:
+            method, params = args.holds_choice
+            try:
+                print(
+                    holds_choice(
+                        settings, Path(folder), method, yaml.safe_load(Path(params).read_text())
+                    )
+                )
+            except ValueError as e:
+                raise SystemExit(f"sweep_select: {e}") from None
+            return
         times = Path(args.times) if args.times else None
         print(sweep_report(settings, Path(folder), times), end="")
         return
