@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from superhf.piece_times import cost_table, gnu_time
 from superhf.sweep_select import (
     best_within,
-    cost_table,
-    gnu_time,
     holds_choice,
     main,
     proxy_at,
