@@ -147,5 +147,9 @@ def test_one_sample_per_prompt_is_the_old_evaluation(models) -> None:
     assert "samples_per_prompt" not in results["base"]["proxy"]
     assert completions_sha256(rows) == OLD["completions_sha256"]
     got = numbers(results)
+    # the completions are the old ones byte for byte (above); their fp32 scores differ in the
+    # 8th digit between CPUs (AVX-512 and AVX2 kernels sum in another order), so the numbers
+    # are held to 1e-5 (KL is a difference of log-prob sums: 2e-6 apart seen), not to one
+    # machine's last bits
     for key, value in OLD["numbers"].items():
-        assert got[key] == pytest.approx(value, rel=1e-9, abs=0), key
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-5), key
