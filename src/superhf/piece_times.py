@@ -1,6 +1,6 @@
 """What each piece of a real-data study cost (issue 24): its wall time and peak memory, read
 from the ``/usr/bin/time -v`` reports that ``results/hh/run_piece.sh`` keeps beside its results,
-as a Markdown table per method's sweep. Pure: text in, numbers and Markdown out.
+as a Markdown table per method's sweep. No model code: report files in, Markdown out.
 """
 
 from __future__ import annotations
