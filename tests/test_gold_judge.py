@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from superhf import reward
+from superhf import gold_labels, reward
 from superhf.config.reward_model import RewardModelConfig
 from superhf.materialise import load_reward_backbone
 from superhf.packaged import cache_root
@@ -39,8 +39,9 @@ def test_gold_labels_the_proxy_pairs_and_trains_on_its_own_share(
     monkeypatch.setattr(reward_model, "train_reward_model",
                         lambda m, t, pairs, **kw: trained.append((pairs, kw["lr"])) or real(m, t, pairs, **kw))  # fmt: skip
     # a gold that prefers the rejected "no" on every pair: the proxy must see every pair swapped
-    monkeypatch.setattr(reward_model, "score_pairs",
-                        lambda s, pairs: ([0.0] * len(pairs), [1.0] * len(pairs)))  # fmt: skip
+    fake = lambda s, pairs: ([0.0] * len(pairs), [1.0] * len(pairs))  # noqa: E731
+    monkeypatch.setattr(reward_model, "score_pairs", fake)  # held-out scoring
+    monkeypatch.setattr(gold_labels, "score_pairs", fake)  # the relabelling
     m = run_stage(tmp_path, "  name: tiny\n  batch_size: 4\n  max_length: 32\n  lr: 1.0e-4\n"
                   "  gold_split: disjoint_share\n  gold_share: 0.67\n  proxy_labels: gold\n"
                   "  gold_recipe: {backbone: tiny, lr: 3.0e-4}\n")  # fmt: skip

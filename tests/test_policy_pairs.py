@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from helpers import PROMPTS, TINY_GEN, make_tiny_models
 
+from superhf import gold_labels
 from superhf.config.common import GenerationConfig
 from superhf.config.reward_model import RewardModelConfig
 from superhf.errors import BadInputError
+from superhf.io import read_jsonl
 from superhf.models import load_causal_lm, load_tokenizer
 from superhf.policy_pairs import judged_pairs, pick_prompts, sample_two, split_heldout
 from superhf.stages import reward_model
@@ -73,8 +75,8 @@ SECTION = ("  name: tiny\n  batch_size: 4\n  max_length: 32\n  gold_split: disjo
            f"generation: {json.dumps(TINY_GEN)}}}\n")  # fmt: skip
 
 
-def run_stage(tmp_path: Path, keep: bool, with_policy: bool = True) -> dict:
-    (tmp_path / "prefs").mkdir(exist_ok=True)
+def run_stage(tmp_path: Path, keep: bool, with_policy: bool = True, *more: str) -> dict:
+    (tmp_path / "prefs").mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         (tmp_path / "prefs" / f"{split}.jsonl").write_text(
             "".join(json.dumps(p) + "\n" for p in PREFS)
@@ -88,7 +90,7 @@ def run_stage(tmp_path: Path, keep: bool, with_policy: bool = True) -> dict:
     extra = ["--base", str(policy), "--prompts", str(prompts)] if with_policy else []
     reward_model.main(["--params", str(tmp_path / "params.yaml"), "--preferences", str(tmp_path / "prefs"),
                        "--out", str(tmp_path / "r"), "--gold-out", str(tmp_path / "g"),
-                       "--metrics", str(tmp_path / "m.json"), *extra])  # fmt: skip
+                       "--metrics", str(tmp_path / "m.json"), *extra, *more])  # fmt: skip
     return json.loads((tmp_path / "m.json").read_text())
 
 
@@ -123,3 +125,50 @@ def test_stage_refuses_policy_pairs_without_a_base_before_training(
     monkeypatch.setattr(reward_model, "train_reward_model", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(BadInputError, match="needs --base"):
         run_stage(tmp_path, True, with_policy=False)
+
+
+def test_a_rebuild_trains_the_proxy_on_the_recorded_pairs_not_on_its_own_gold(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The pairs the gold ordered are recorded beside the proxy; a run given the record
+    (--proxy-pairs) trains the same proxy on them even when its own gold would order every
+    pair the other way and its samples would differ (another CPU's last bits, in small)."""
+    trained: list[list[dict]] = []
+    real = reward_model.train_reward_model
+    monkeypatch.setattr(reward_model, "train_reward_model",
+                        lambda m, t, pairs, **kw: trained.append(pairs) or real(m, t, pairs, **kw))  # fmt: skip
+    monkeypatch.setattr(reward_model.RewardScorer, "score",
+                        lambda self, prompts, comps: [float(len(c)) for c in comps])  # fmt: skip
+    first = run_stage(tmp_path / "a", True)
+    record = tmp_path / "a" / "r" / reward_model.PAIRS_FILE
+    assert first["proxy_pairs"]["rows"] == 4 + first["policy_pairs"]["pairs"]
+    # the rebuild's gold prefers the shorter text everywhere, and it must not sample at all
+    monkeypatch.setattr(reward_model.RewardScorer, "score",
+                        lambda self, prompts, comps: [-float(len(c)) for c in comps])  # fmt: skip
+    monkeypatch.setattr(gold_labels, "sample_two", lambda *a, **k: pytest.fail("sampled"))
+    again = run_stage(tmp_path / "b", True, True, "--proxy-pairs", str(record))
+    assert trained[3] == trained[1]  # the proxy's pairs, in order (the gold's differ: [0], [2])
+    assert again["proxy_pairs"] == first["proxy_pairs"]
+    assert (tmp_path / "b" / "r" / reward_model.PAIRS_FILE).read_bytes() == record.read_bytes()
+    assert again["relabelled"] == first["relabelled"]
+    for key in ("pairs", "train_pairs", "heldout_pairs", "gold_longer_wins"):
+        assert again["policy_pairs"][key] == first["policy_pairs"][key]
+    weights = lambda run: (tmp_path / run / "r" / "model.safetensors").read_bytes()  # noqa: E731
+    assert weights("a") == weights("b")  # the same proxy, bit for bit on one machine
+
+
+def test_a_record_of_other_data_is_refused_before_the_proxy_trains(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(reward_model.RewardScorer, "score",
+                        lambda self, prompts, comps: [float(len(c)) for c in comps])  # fmt: skip
+    run_stage(tmp_path / "a", True)
+    rows = read_jsonl(tmp_path / "a" / "r" / reward_model.PAIRS_FILE)
+    bad = tmp_path / "bad.jsonl"
+    rows[0]["hh"] = (rows[0]["hh"] + 1) % len(PREFS)  # another pair than the proxy's share
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BadInputError, match="not this run's proxy share"):
+        run_stage(tmp_path / "b", True, True, "--proxy-pairs", str(bad))
+    bad.write_text(json.dumps({"hh": 99, "swap": False}) + "\n")
+    with pytest.raises(BadInputError, match=r"bad.jsonl row 1: expected"):
+        run_stage(tmp_path / "c", True, True, "--proxy-pairs", str(bad))

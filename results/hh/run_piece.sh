@@ -17,7 +17,9 @@ PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING|seed
 OUT=results/hh
 mkdir -p "$OUT/metrics" "$OUT/pieces" "$OUT/times"
 grep -q '^profile: hh$' params.yaml || { echo "run_piece.sh: params.yaml is not the hh profile" >&2; exit 2; }
-same_inputs() { # the data, base and reward models this checkout holds are the study's (results/hh/dvc.lock)
+same_inputs() { # the data, base and reward models this checkout holds are the study's: the data
+  # and base bit for bit (results/hh/dvc.lock), the reward models to float precision (the proxy
+  # trained on the study's recorded pairs, every metric within 0.01: superhf.rebuild_check)
   [ -f "$OUT/dvc.lock" ] || { echo "run_piece.sh: no $OUT/dvc.lock: run the reward_models piece first" >&2; exit 2; }
   [ -f dvc.lock ] || { echo "run_piece.sh: no dvc.lock here: run the reward_models piece first" >&2; exit 2; }
   python - "$OUT/dvc.lock" dvc.lock <<'PY'
@@ -25,14 +27,15 @@ import sys, yaml
 def outs(path):
     stages = yaml.safe_load(open(path))["stages"]
     return {s: {o["path"]: o.get("md5") for o in stages.get(s, {}).get("outs", [])}
-            for s in ("prepare", "base_policy", "reward_model")}
+            for s in ("prepare", "base_policy")}
 study, here = (outs(p) for p in sys.argv[1:])
 for stage in study:
     if here[stage] != study[stage]:
         sys.exit(f"run_piece.sh: stage {stage}'s outputs in dvc.lock differ from the study's "
-                 f"({sys.argv[1]}): pieces built on other data or reward models must not mix; "
-                 "rebuild them bit for bit (run_piece.sh reward_models) or start a new study")
+                 f"({sys.argv[1]}): pieces built on other data or another base must not mix; "
+                 "rebuild them (run_piece.sh reward_models) or start a new study")
 PY
+  python -m superhf.rebuild_check "$OUT/metrics/reward_model.json" metrics/reward_model.json
 }
 timed() { # command... : run it timed, its time report beside the results ($LOG, or the piece's)
   # written outside the checkout first: `dvc exp run` rewrites tracked files as it applies
@@ -47,9 +50,25 @@ timed() { # command... : run it timed, its time report beside the results ($LOG,
 [ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in
   reward_models)
-    timed dvc repro prepare base_policy reward_model
-    [ ! -f "$OUT/dvc.lock" ] || same_inputs   # a rebuild must match the study's hashes, bit for bit
-    cp metrics/data.json metrics/reward_model.json "$OUT/metrics/"
+    if [ -f "$OUT/proxy_pairs.jsonl.gz" ]; then
+      # a rebuild: the proxy trains on the study's recorded pairs, not on pairs this machine's
+      # gold orders (near-ties flip between CPUs: rebuilds/2026-12-06); dvc.yaml's command
+      # with --proxy-pairs, its outputs then recorded in dvc.lock (`dvc commit`)
+      CMD=$(python -c 'import yaml; print(yaml.safe_load(open("dvc.yaml"))["stages"]["reward_model"]["cmd"])')
+      REBUILD=$OUT/rebuilds/$(date -u +%F)-$(hostname)
+      mkdir -p "$REBUILD"
+      LOG=$REBUILD/reward_models.time.txt timed bash -c "dvc repro prepare base_policy &&
+        $CMD --proxy-pairs $OUT/proxy_pairs.jsonl.gz && dvc commit -f reward_model"
+      cp metrics/reward_model.json dvc.lock "$REBUILD/"
+      lscpu > "$REBUILD/lscpu.txt"
+      same_inputs   # refused unless the data and base are the study's and the models match
+    else
+      # a new study: the proxy's pairs derived here and recorded for every later rebuild
+      timed dvc repro prepare base_policy reward_model
+      cp models/reward/proxy_pairs.jsonl.gz dvc.lock "$OUT/"
+      lscpu > "$OUT/times/reward_models.lscpu.txt"
+      cp metrics/data.json metrics/reward_model.json "$OUT/metrics/"
+    fi
     ;;
   eval_base)
     timed python -m superhf.stages.evaluate --params params.yaml \

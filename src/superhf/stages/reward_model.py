@@ -11,31 +11,28 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from superhf import proxy_pairs
 from superhf.cli import add_params_arg, run, stage_parser
 from superhf.config.reward_model import RewardModelConfig
 from superhf.errors import BadInputError
+from superhf.gold_labels import gold_pairs, read_gold_pairs
 from superhf.io import atomic_path, read_jsonl, write_json
-from superhf.judges import accuracy, heldout_report, length_baselines
+from superhf.judges import accuracy, heldout_report
 from superhf.materialise import check_reward_sources, load_reward_backbone, materialise_pretrained
 from superhf.models import (
     check_model_dir,
-    load_causal_lm,
-    load_tokenizer,
     pick_device,
     save_model,
     torch_dtype,
 )
 from superhf.params import load_section
-from superhf.policy_pairs import judged_pairs, pick_prompts, sample_two, split_heldout
 from superhf.reward import RewardScorer
 from superhf.reward_training import (
     length_baseline,
     pair_accuracy,
-    relabel_pairs,
     score_pairs,
     split_pairs,
     train_reward_model,
@@ -44,6 +41,7 @@ from superhf.reward_training import (
 
 log = logging.getLogger(__name__)
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
+PAIRS_FILE = "proxy_pairs.jsonl.gz"  # in the proxy's folder: the pairs it trained on (gold labels)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--prompts",
         help="policy prompts, one {prompt} per line (read only with policy_pairs.prompts > 0)",
+    )
+    ap.add_argument(
+        "--proxy-pairs",
+        help=f"with proxy_labels gold: train the proxy on the pairs an earlier run recorded "
+        f"(its proxy folder's {PAIRS_FILE}) instead of deriving them with this run's gold, "
+        "so that a rebuild on another CPU cannot reorder near-ties (superhf.proxy_pairs)",
     )
     return ap
 
@@ -84,7 +88,9 @@ def main(argv: Iterable[str] | None = None) -> None:
                 f"{args.preferences}/train.jsonl has {len(train)} pairs; training needs 2 or more"
             )
         policy = read_policy_inputs(cfg, args)
-        metrics |= train_both(cfg, train, outs, device, policy)
+        if args.proxy_pairs and cfg.proxy_labels != "gold":
+            raise BadInputError("--proxy-pairs needs reward_model.proxy_labels: gold")
+        metrics |= train_both(cfg, train, outs, device, policy, args.proxy_pairs)
     else:
         metrics |= materialise_both(cfg, outs)
     scores = {}
@@ -126,42 +132,13 @@ def read_policy_inputs(cfg: RewardModelConfig, args: argparse.Namespace) -> dict
     return {"base": check_model_dir(args.base), "rows": rows}
 
 
-def make_policy_pairs(cfg: RewardModelConfig, policy: dict, gold: RewardScorer, device):
-    """(training pairs, held-out pairs, metrics): two base-policy samples on each of
-    ``policy_pairs.prompts`` policy prompts, ordered by the gold (``superhf.policy_pairs``)."""
-    pp = cfg.policy_pairs
-    prompts = pick_prompts(policy["rows"], pp.prompts, pp.seed)
-    tok = load_tokenizer(policy["base"])
-    model = load_causal_lm(policy["base"]).to(device).eval()
-    log.info("sampling two base-policy completions on each of %d prompts", len(prompts))
-    t0 = time.perf_counter()
-    first, second = sample_two(model, tok, prompts, pp.generation, pp.seed)
-    del model
-    t1 = time.perf_counter()
-    log.info("scoring %d base-policy samples with the gold", 2 * len(prompts))
-    s1, s2 = gold.score(prompts, first), gold.score(prompts, second)
-    t2 = time.perf_counter()
-    pairs, dropped = judged_pairs(prompts, first, second, s1, s2)
-    train, heldout = split_heldout(pairs, pp.heldout_share, pp.seed)
-    metrics = {
-        "prompts": len(prompts),
-        "pairs": len(pairs),
-        "dropped": dropped,
-        "train_pairs": len(train),
-        "heldout_pairs": len(heldout),
-        "gold_longer_wins": length_baselines(pairs)["longer_wins"],
-        "sampling_s": round(t1 - t0, 1),
-        "gold_scoring_s": round(t2 - t1, 1),
-    }
-    return train, heldout, metrics
-
-
 def train_both(
     cfg: RewardModelConfig,
     train: list[dict],
     outs: dict[str, Path],
     device,
     policy: dict | None = None,
+    record: str | None = None,
 ) -> dict:
     """Train the proxy and the gold model on their shares of ``train`` (``split_pairs``),
     save each atomically to ``outs[which]``; returns their training metrics. With
@@ -169,30 +146,27 @@ def train_both(
     with ``policy`` (``read_policy_inputs``) the proxy also trains on pairs of the base
     policy's samples ordered by the gold, and is scored on those held out."""
     shares = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
-    metrics = {}
+    metrics: dict = {}
+    heldout: list[dict] = []
     order = ("gold", "proxy") if cfg.proxy_labels == "gold" else ("proxy", "gold")
     for which in order:
         pairs = shares[which]
         if which == "proxy" and cfg.proxy_labels == "gold":
-            scorer = RewardScorer(outs["gold"], batch_size=cfg.score_batch_size, device=device)
-            log.info("relabelling the proxy's %d pairs by the gold", len(pairs))
-            pairs, swapped = relabel_pairs(pairs, *score_pairs(scorer, pairs))
-            metrics["relabelled"] = {
-                "pairs": len(pairs),
-                "swapped": swapped,
-                "share_swapped": swapped / len(pairs),
-            }
-            if policy:
-                extra, heldout, metrics["policy_pairs"] = make_policy_pairs(
-                    cfg, policy, scorer, device
-                )
-                pairs = (pairs if cfg.policy_pairs.keep_hh_pairs else []) + extra
+            hh, extra, heldout, rows = (
+                read_gold_pairs(cfg, shares["proxy"], train, policy, record, metrics)
+                if record
+                else gold_pairs(cfg, shares["proxy"], train, outs, device, policy, metrics)
+            )
+            pairs = (hh if cfg.policy_pairs.keep_hh_pairs or not policy else []) + extra
+            metrics["proxy_pairs"] = {"rows": len(rows), "sha256": proxy_pairs.sha256(rows)}
         metrics[which] = train_one(cfg, which, pairs, outs[which], device)
+        if which == "proxy" and cfg.proxy_labels == "gold":
+            proxy_pairs.write(outs["proxy"] / PAIRS_FILE, rows)
     if policy and heldout:
         proxy = RewardScorer(outs["proxy"], batch_size=cfg.score_batch_size, device=device)
         held = metrics["policy_pairs"]["proxy_heldout"] = accuracy(*score_pairs(proxy, heldout))
         log.info("proxy agrees with the gold on %.3f of held-out policy pairs", held["accuracy"])
-    keys = ("proxy", "gold", "relabelled", "policy_pairs")
+    keys = ("proxy", "gold", "relabelled", "policy_pairs", "proxy_pairs")
     return {w: metrics[w] for w in keys if w in metrics}
 
 
