@@ -137,14 +137,16 @@ def test_a_rebuild_trains_the_proxy_on_the_recorded_pairs_not_on_its_own_gold(
     real = reward_model.train_reward_model
     monkeypatch.setattr(reward_model, "train_reward_model",
                         lambda m, t, pairs, **kw: trained.append(pairs) or real(m, t, pairs, **kw))  # fmt: skip
+    # the first run's gold prefers the shorter text: every hh pair swapped
     monkeypatch.setattr(reward_model.RewardScorer, "score",
-                        lambda self, prompts, comps: [float(len(c)) for c in comps])  # fmt: skip
+                        lambda self, prompts, comps: [-float(len(c)) for c in comps])  # fmt: skip
     first = run_stage(tmp_path / "a", True)
     record = tmp_path / "a" / "r" / reward_model.PAIRS_FILE
     assert first["proxy_pairs"]["rows"] == 4 + first["policy_pairs"]["pairs"]
-    # the rebuild's gold prefers the shorter text everywhere, and it must not sample at all
+    assert first["relabelled"]["swapped"] == 4
+    # the rebuild's gold prefers the longer text everywhere, and it must not sample at all
     monkeypatch.setattr(reward_model.RewardScorer, "score",
-                        lambda self, prompts, comps: [-float(len(c)) for c in comps])  # fmt: skip
+                        lambda self, prompts, comps: [float(len(c)) for c in comps])  # fmt: skip
     monkeypatch.setattr(gold_labels, "sample_two", lambda *a, **k: pytest.fail("sampled"))
     again = run_stage(tmp_path / "b", True, True, "--proxy-pairs", str(record))
     assert trained[3] == trained[1]  # the proxy's pairs, in order (the gold's differ: [0], [2])
@@ -167,8 +169,16 @@ def test_a_record_of_other_data_is_refused_before_the_proxy_trains(
     bad = tmp_path / "bad.jsonl"
     rows[0]["hh"] = (rows[0]["hh"] + 1) % len(PREFS)  # another pair than the proxy's share
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(reward_model, "train_reward_model", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(BadInputError, match="not this run's proxy share"):
         run_stage(tmp_path / "b", True, True, "--proxy-pairs", str(bad))
+    rows = read_jsonl(tmp_path / "a" / "r" / reward_model.PAIRS_FILE)
+    hh_only = [r for r in rows if "hh" in r]  # a record without the policy pairs
+    bad.write_text("".join(json.dumps(r) + "\n" for r in hh_only))
+    with pytest.raises(
+        BadInputError, match="0 policy pairs, but this run's policy_pairs.prompts is 24"
+    ):
+        run_stage(tmp_path / "d", True, True, "--proxy-pairs", str(bad))
     bad.write_text(json.dumps({"hh": 99, "swap": False}) + "\n")
     with pytest.raises(BadInputError, match=r"bad.jsonl row 1: expected"):
         run_stage(tmp_path / "c", True, True, "--proxy-pairs", str(bad))

@@ -58,7 +58,16 @@ def test_other_pairs_or_a_number_past_the_tolerance_is_not(change: dict, key: st
 def test_a_rebuild_without_the_pairs_record_is_not() -> None:
     here = rebuilt()
     del here["proxy_pairs"]
-    assert differences(STUDY, here, 0.01) == ["proxy_pairs.sha256: missing"]
+    assert differences(STUDY, here, 0.01) == [
+        "proxy_pairs.sha256: missing",
+        "proxy_pairs.rows: missing here",
+    ]
+
+
+def test_a_number_only_the_study_reports_is_missing_here() -> None:
+    here = rebuilt()
+    del here["proxy"]["steps"]
+    assert differences(STUDY, here, 0.01) == ["proxy.steps: missing here"]
 
 
 def test_the_command_exits_naming_the_difference(tmp_path: Path, capsys) -> None:
@@ -67,6 +76,8 @@ def test_the_command_exits_naming_the_difference(tmp_path: Path, capsys) -> None
     here.write_text(json.dumps(rebuilt(proxy_pairs__sha256="cd")))
     with pytest.raises(SystemExit, match="proxy_pairs.sha256: 'ab' in the study, 'cd' here"):
         main([str(study), str(here)])
+    with pytest.raises(SystemExit, match=f"rebuild_check: no metrics file at {tmp_path}/no.json"):
+        main([str(study), str(tmp_path / "no.json")])
     main([str(study), str(study)])
     assert "is the study's to within 0.01" in capsys.readouterr().out
 

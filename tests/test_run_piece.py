@@ -4,6 +4,7 @@ the reward models by their metrics (superhf.rebuild_check: the proxy's recorded 
 same, every number within 0.01), since a rebuild on another CPU differs in its last bits."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,3 +100,73 @@ def test_a_seed_of_the_chosen_setting_passes_the_check(tmp_path):
     out = run_piece(tmp_path, "c.dir", "c.dir", ("seed", "superhf", "0"))
     assert out.returncode != 0  # stopped later: no DVC project here
     assert "sweep_select" not in out.stderr
+
+
+FAKE_DVC = """#!/usr/bin/env bash
+echo "dvc $*" >> calls.txt
+"""
+# dvc.yaml's reward_model command, faked: it logs its arguments and writes the stage's metrics
+STAGE = (
+    "python -c \"import json, sys; open('calls.txt', 'a').write('stage ' + ' '.join(sys.argv[1:]) + chr(10)); "
+    "json.dump(json.load(open('results/hh/metrics/reward_model.json')), open('metrics/reward_model.json', 'w'))\""
+)
+
+
+def fake_project(tmp_path: Path, record: bool) -> Path:
+    """A checkout whose dvc is a script that logs its calls (nothing is trained)."""
+    study = tmp_path / "results" / "hh"
+    (study / "metrics").mkdir(parents=True)
+    (tmp_path / "metrics").mkdir()
+    shutil.copy(ROOT / "results/hh/run_piece.sh", study)
+    (tmp_path / "params.yaml").write_text("profile: hh\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"reward_model": {"cmd": STAGE}}}))
+    for lockfile in (study / "dvc.lock", tmp_path / "dvc.lock"):
+        lockfile.write_text(yaml.safe_dump(lock("b.dir", "c.dir")))
+    (study / "metrics" / "reward_model.json").write_text(json.dumps(metrics()))
+    if record:
+        (study / "proxy_pairs.jsonl.gz").write_bytes(b"the study's record")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dvc").write_text(FAKE_DVC)
+    (bin_dir / "dvc").chmod(0o755)
+    return bin_dir
+
+
+def run_reward_models(tmp_path: Path, bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "results/hh/run_piece.sh", "reward_models", *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+needs_time = pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="no /usr/bin/time")
+
+
+@needs_time
+def test_a_rebuild_trains_the_proxy_on_the_record_and_keeps_the_studys_files(tmp_path):
+    bin_dir = fake_project(tmp_path, record=True)
+    study = tmp_path / "results" / "hh"
+    before = {p: p.read_bytes() for p in study.rglob("*") if p.is_file()}
+    out = run_reward_models(tmp_path, bin_dir)
+    assert out.returncode == 0, out.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == [
+        "dvc repro prepare base_policy",
+        "stage --proxy-pairs results/hh/proxy_pairs.jsonl.gz",
+        "dvc commit -f reward_model",
+    ]
+    assert {p: p.read_bytes() for p in before} == before  # nothing of the study rewritten
+    (rebuild,) = (study / "rebuilds").iterdir()
+    assert {p.name for p in rebuild.iterdir()} >= {"reward_model.json", "dvc.lock"}
+    assert "is the study's to within 0.01" in out.stdout
+
+
+def test_a_study_without_its_record_is_not_rebuilt_nor_silently_replaced(tmp_path):
+    bin_dir = fake_project(tmp_path, record=False)
+    out = run_reward_models(tmp_path, bin_dir)
+    assert out.returncode == 2
+    assert (
+        "cannot be rebuilt; start a new study with 'run_piece.sh reward_models new'" in out.stderr
+    )
+    assert not (tmp_path / "calls.txt").exists()  # refused before any work

@@ -3,7 +3,9 @@
 # whose params.yaml is the hh profile (`python -m superhf.profile hh`). Each piece writes
 # what it measured under results/hh/ and times itself (results/hh/times/<piece>.txt:
 # /usr/bin/time -v, start and end).
-#   bash results/hh/run_piece.sh reward_models   # piece 1: data, base policy, reward models
+#   bash results/hh/run_piece.sh reward_models   # piece 1: data, base policy, reward models,
+#     rebuilt with the proxy on the study's recorded pairs (proxy_pairs.jsonl.gz); `reward_models
+#     new` starts a new study (the pairs derived here and recorded)
 #   bash results/hh/run_piece.sh eval_base       # piece 7a: base and best-of-4 on the eval prompts
 #   bash results/hh/run_piece.sh sweep superhf lr2e-5_kl0   # pieces 2-3: one sweep setting
 #     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots evaluated
@@ -50,7 +52,7 @@ timed() { # command... : run it timed, its time report beside the results ($LOG,
 [ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in
   reward_models)
-    if [ -f "$OUT/proxy_pairs.jsonl.gz" ]; then
+    if [ "${2:-}" != new ] && [ -f "$OUT/proxy_pairs.jsonl.gz" ]; then
       # a rebuild: the proxy trains on the study's recorded pairs, not on pairs this machine's
       # gold orders (near-ties flip between CPUs: rebuilds/2026-12-06); dvc.yaml's command
       # with --proxy-pairs, its outputs then recorded in dvc.lock (`dvc commit`)
@@ -60,14 +62,21 @@ case $PIECE in
       LOG=$REBUILD/reward_models.time.txt timed bash -c "dvc repro prepare base_policy &&
         $CMD --proxy-pairs $OUT/proxy_pairs.jsonl.gz && dvc commit -f reward_model"
       cp metrics/reward_model.json dvc.lock "$REBUILD/"
-      lscpu > "$REBUILD/lscpu.txt"
+      lscpu > "$REBUILD/lscpu.txt" || true
       same_inputs   # refused unless the data and base are the study's and the models match
-    else
-      # a new study: the proxy's pairs derived here and recorded for every later rebuild
+    elif [ "${2:-}" = new ] || [ ! -f "$OUT/dvc.lock" ]; then
+      # a new study: the proxy's pairs derived here and recorded for every later rebuild; the
+      # evaluations made with an earlier study's proxy go (git keeps them)
+      rm -fv "$OUT"/pieces/*.json "$OUT"/sweep/base-*.piece.json
       timed dvc repro prepare base_policy reward_model
       cp models/reward/proxy_pairs.jsonl.gz dvc.lock "$OUT/"
-      lscpu > "$OUT/times/reward_models.lscpu.txt"
+      lscpu > "$OUT/times/reward_models.lscpu.txt" || true
       cp metrics/data.json metrics/reward_model.json "$OUT/metrics/"
+    else
+      echo "run_piece.sh: $OUT/dvc.lock is a study without its proxy's pairs" \
+        "($OUT/proxy_pairs.jsonl.gz), so it cannot be rebuilt; start a new study with" \
+        "'run_piece.sh reward_models new'" >&2
+      exit 2
     fi
     ;;
   eval_base)
@@ -107,7 +116,7 @@ PY
       --snapshots "$METHOD=models/${METHOD}_snapshots" --reward models/reward --gold models/reward_gold)
     # the base on the validation prompts: the same numbers for every setting, so once per method
     BASE=$OUT/sweep/base-$METHOD.piece.json
-    # (made from this study's results/hh/dvc.lock: a new study deletes sweep/ with it)
+    # (made with this study's proxy: `reward_models new` deletes it)
     [ -f "$BASE" ] || LOG=$OUT/times/sweep-base-$METHOD-evaluate.txt \
       timed "${EVAL[@]}" --only base --piece-out "$BASE"
     LOG=$OUT/times/$PIECE-evaluate.txt \
@@ -154,5 +163,4 @@ PY
     ;;
   *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep, seed)" >&2; exit 2 ;;
 esac
-cp params.yaml "$OUT/params.yaml"
-cp dvc.lock "$OUT/dvc.lock"
+cp params.yaml "$OUT/params.yaml"   # dvc.lock is the study's first piece 1 (a rebuild's is in rebuilds/)

@@ -56,43 +56,44 @@ def gold_pairs(cfg, share, train, outs, device, policy, metrics):
     the record's rows): the proxy's pairs derived here (``proxy_labels: gold``)."""
     scorer = RewardScorer(outs["gold"], batch_size=cfg.score_batch_size, device=device)
     log.info("relabelling the proxy's %d pairs by the gold", len(share))
-    hh, swapped = relabel_pairs(share, *score_pairs(scorer, share))
-    metrics["relabelled"] = {
-        "pairs": len(hh),
-        "swapped": swapped,
-        "share_swapped": swapped / len(hh),
-    }
+    hh, _ = relabel_pairs(share, *score_pairs(scorer, share))
+    flags = proxy_pairs.swapped_flags(share, hh)  # what the record keeps, so both modes count it
+    metrics["relabelled"] = relabelled(flags)
     extra, heldout = [], []
     if policy:
         extra, heldout, metrics["policy_pairs"] = make_policy_pairs(cfg, policy, scorer, device)
-    rows = proxy_pairs.encode(
-        share,
-        proxy_pairs.swapped_flags(share, hh),
-        train,
-        extra,
-        heldout,
-        policy["rows"] if policy else [],
-    )
+    prompt_rows = policy["rows"] if policy else []
+    rows = proxy_pairs.encode(share, flags, train, extra, heldout, prompt_rows)
     return hh, extra, heldout, rows
 
 
+def relabelled(flags: list[bool]) -> dict:
+    n, swapped = len(flags), sum(flags)
+    return {"pairs": n, "swapped": swapped, "share_swapped": swapped / n if n else 0.0}
+
+
 def read_gold_pairs(cfg, share, train, policy, record, metrics):
-    """The same four from a record an earlier run wrote (``--proxy-pairs``), checked to
-    name this run's share of the hh pairs, in order."""
+    """The same four from a record an earlier run wrote (``--proxy-pairs``), read before any
+    training and checked to be this run's: its hh rows this run's proxy share, in order, and
+    policy pairs exactly when ``policy_pairs.prompts`` > 0."""
     rows = read_jsonl(record)
     prompt_rows = policy["rows"] if policy else []
     hh, extra, heldout = proxy_pairs.decode(rows, train, prompt_rows, record)
-    if [r["hh"] for r in rows if "hh" in r] != proxy_pairs.hh_rows(share, train):
+    named, expected = [r["hh"] for r in rows if "hh" in r], proxy_pairs.hh_rows(share, train)
+    if named != expected:
+        at = next((k for k, (a, b) in enumerate(zip(named, expected)) if a != b), None)
         raise BadInputError(
             f"{record}: its hh pairs are not this run's proxy share of the preference pairs "
-            "(written from other data or other reward_model params)"
+            f"({len(named)} rows against {len(expected)}"
+            + (f"; row {at + 1} differs" if at is not None else "")
+            + "): written from other data or other reward_model params"
         )
-    swapped = sum(bool(r["swap"]) for r in rows if "hh" in r)
-    metrics["relabelled"] = {
-        "pairs": len(hh),
-        "swapped": swapped,
-        "share_swapped": swapped / len(hh),
-    }
+    if bool(extra or heldout) != bool(policy):
+        raise BadInputError(
+            f"{record}: {len(extra) + len(heldout)} policy pairs, but this run's "
+            f"policy_pairs.prompts is {cfg.policy_pairs.prompts}: written with other params"
+        )
+    metrics["relabelled"] = relabelled([bool(r["swap"]) for r in rows if "hh" in r])
     if policy:
         metrics["policy_pairs"] = {
             "from": str(record),

@@ -6,7 +6,8 @@ between CPUs in their last bits, so the rebuilt models cannot have the study's h
 must hold instead: the proxy trained on the same pairs (the record's sha256, the same bytes),
 and every number of the reward-model metrics within ``tol`` of the study's (losses to float
 precision, accuracies within a few of ~850 pairs). Times (``*_s``) and where the pairs came
-from (``from``) may differ; a number only one side reports is not compared.
+from (``from``) may differ; so may what a rebuild from the record cannot know (how many
+prompts were sampled and pairs dropped); anything else of the study's must be there.
 
     python -m superhf.rebuild_check results/hh/metrics/reward_model.json metrics/reward_model.json
 """
@@ -21,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 REQUIRED = ("proxy_pairs.sha256", "heldout.proxy.accuracy", "heldout.gold.accuracy")
+# what a rebuild from the record cannot know: how the derivation sampled and dropped pairs
+UNKNOWN_TO_A_REBUILD = ("policy_pairs.prompts", "policy_pairs.dropped.")
+
+
+def ignored(key: str) -> bool:
+    """Times and provenance, which differ between runs of the same study."""
+    last = key.rsplit(".", 1)[-1]
+    return last.endswith("_s") or last == "from"
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,9 +50,13 @@ def differences(study: dict, here: dict, tol: float) -> list[str]:
     """What keeps ``here`` (a rebuild's metrics) from being ``study``'s, one line each."""
     a, b = flatten(study), flatten(here)
     out = [f"{k}: missing" for k in REQUIRED if k not in a or k not in b]
+    out += [
+        f"{k}: missing here"
+        for k in sorted(a.keys() - b.keys())
+        if k not in REQUIRED and not ignored(k) and not k.startswith(UNKNOWN_TO_A_REBUILD)
+    ]
     for key in sorted(a.keys() & b.keys()):
-        last = key.rsplit(".", 1)[-1]
-        if last.endswith("_s") or last == "from":
+        if ignored(key):
             continue
         x, y = a[key], b[key]
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y))
@@ -60,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("here", help="the rebuild's reward_model.json")
     ap.add_argument("--tol", type=float, default=0.01, help="largest difference of a number")
     args = ap.parse_args(argv)
+    for path in (args.study, args.here):
+        if not Path(path).is_file():
+            sys.exit(f"rebuild_check: no metrics file at {path}")
     study, here = (json.loads(Path(p).read_text()) for p in (args.study, args.here))
     diff = differences(study, here, args.tol)
     if diff:

@@ -148,12 +148,14 @@ def train_both(
     shares = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
     metrics: dict = {}
     heldout: list[dict] = []
+    if record:  # read and checked before the gold trains
+        read = read_gold_pairs(cfg, shares["proxy"], train, policy, record, metrics)
     order = ("gold", "proxy") if cfg.proxy_labels == "gold" else ("proxy", "gold")
     for which in order:
         pairs = shares[which]
         if which == "proxy" and cfg.proxy_labels == "gold":
             hh, extra, heldout, rows = (
-                read_gold_pairs(cfg, shares["proxy"], train, policy, record, metrics)
+                read
                 if record
                 else gold_pairs(cfg, shares["proxy"], train, outs, device, policy, metrics)
             )
