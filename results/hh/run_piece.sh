@@ -39,6 +39,10 @@ for stage in study:
 PY
   python -m superhf.rebuild_check "$OUT/metrics/reward_model.json" metrics/reward_model.json
 }
+versions() { # the libraries whose kernels set the last bits (transformers is capped, not pinned)
+  python -m pip list --format=freeze 2>/dev/null |
+    grep -iE '^(torch|transformers|tokenizers|numpy|safetensors)==' || true
+}
 timed() { # command... : run it timed, its time report beside the results ($LOG, or the piece's)
   # written outside the checkout first: `dvc exp run` rewrites tracked files as it applies
   # its result, and a committed report open for appending would lose /usr/bin/time's lines
@@ -63,6 +67,7 @@ case $PIECE in
         $CMD --proxy-pairs $OUT/proxy_pairs.jsonl.gz && dvc commit -f reward_model"
       cp metrics/reward_model.json dvc.lock "$REBUILD/"
       lscpu > "$REBUILD/lscpu.txt" || true
+      versions > "$REBUILD/versions.txt"
       same_inputs   # refused unless the data and base are the study's and the models match
     elif [ "${2:-}" = new ] || [ ! -f "$OUT/dvc.lock" ]; then
       # a new study: the proxy's pairs derived here and recorded for every later rebuild; the
@@ -71,6 +76,7 @@ case $PIECE in
       timed dvc repro prepare base_policy reward_model
       cp models/reward/proxy_pairs.jsonl.gz dvc.lock "$OUT/"
       lscpu > "$OUT/times/reward_models.lscpu.txt" || true
+      versions > "$OUT/times/reward_models.versions.txt"
       cp metrics/data.json metrics/reward_model.json "$OUT/metrics/"
     else
       echo "run_piece.sh: $OUT/dvc.lock is a study without its proxy's pairs" \
