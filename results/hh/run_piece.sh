@@ -61,7 +61,7 @@ case $PIECE in
       # gold orders (near-ties flip between CPUs: rebuilds/2026-12-06); dvc.yaml's command
       # with --proxy-pairs, its outputs then recorded in dvc.lock (`dvc commit`)
       CMD=$(python -c 'import yaml; print(yaml.safe_load(open("dvc.yaml"))["stages"]["reward_model"]["cmd"])')
-      REBUILD=$OUT/rebuilds/$(date -u +%F)-$(hostname)
+      REBUILD=$OUT/rebuilds/$(date -u +%FT%H%MZ)
       mkdir -p "$REBUILD"
       LOG=$REBUILD/reward_models.time.txt timed bash -c "dvc repro prepare base_policy &&
         $CMD --proxy-pairs $OUT/proxy_pairs.jsonl.gz && dvc commit -f reward_model"
