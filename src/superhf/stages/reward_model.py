@@ -148,22 +148,20 @@ def train_both(
     shares = dict(zip(("proxy", "gold"), split_pairs(train, cfg)))
     metrics: dict = {}
     heldout: list[dict] = []
-    if record:  # read and checked before the gold trains
-        read = read_gold_pairs(cfg, shares["proxy"], train, policy, record, metrics)
+    # a record is read and checked before the gold trains
+    read = read_gold_pairs(cfg, shares["proxy"], train, policy, record, metrics) if record else None
     order = ("gold", "proxy") if cfg.proxy_labels == "gold" else ("proxy", "gold")
     for which in order:
         pairs = shares[which]
         if which == "proxy" and cfg.proxy_labels == "gold":
-            hh, extra, heldout, rows = (
-                read
-                if record
-                else gold_pairs(cfg, shares["proxy"], train, outs, device, policy, metrics)
+            hh, extra, heldout, rows = read or gold_pairs(
+                cfg, shares["proxy"], train, outs, device, policy, metrics
             )
             pairs = (hh if cfg.policy_pairs.keep_hh_pairs or not policy else []) + extra
             metrics["proxy_pairs"] = {"rows": len(rows), "sha256": proxy_pairs.sha256(rows)}
         metrics[which] = train_one(cfg, which, pairs, outs[which], device)
-        if which == "proxy" and cfg.proxy_labels == "gold":
-            proxy_pairs.write(outs["proxy"] / PAIRS_FILE, rows)
+    if cfg.proxy_labels == "gold":  # beside the proxy, the pairs it trained on
+        proxy_pairs.write(outs["proxy"] / PAIRS_FILE, rows)
     if policy and heldout:
         proxy = RewardScorer(outs["proxy"], batch_size=cfg.score_batch_size, device=device)
         held = metrics["policy_pairs"]["proxy_heldout"] = accuracy(*score_pairs(proxy, heldout))
