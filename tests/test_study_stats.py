@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from superhf.study_stats import (
+    first_reach,
     hierarchical_bootstrap,
     length_fit,
     length_residual,
     paired_difference,
     rewards_array,
+    seeds_at_kl,
 )
 
 
@@ -100,3 +102,30 @@ def test_rewards_array_groups_rows_by_seed_and_prompt() -> None:
     assert lengths.tolist() == [[[10.0, 10.0]]]
     with pytest.raises(ValueError, match="differ or are missing"):
         rewards_array([run0[:3]], "gold", ["a", "b"])
+
+
+def test_first_reach_reads_the_first_crossing_in_training_order():
+    kl = [0.0, 1.0, 3.0, 2.0, 5.0]
+    gold = [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert first_reach(kl, gold, 0.0) == 0.0
+    assert first_reach(kl, gold, 2.0) == pytest.approx(0.75)  # 1 -> 3, not the later point at 2
+    assert first_reach(kl, gold, 4.0) == pytest.approx(10 / 3)  # 2 -> 5 (3 -> 2 never reaches 4)
+    assert np.isnan(first_reach(kl, gold, 6.0))  # stopped short
+
+
+def test_seeds_at_kl_equals_a_plain_loop():
+    rng = np.random.default_rng(3)
+    curves = [
+        (np.concatenate([[0.0], np.sort(rng.uniform(0, 9, 6))]), rng.normal(size=7))
+        for _ in range(3)
+    ]
+    levels = [0.5, 1, 2, 4, 8]
+    got = seeds_at_kl(curves, levels)
+    for s, (kl, v) in enumerate(curves):
+        for j, lv in enumerate(levels):
+            want = float("nan")
+            for i in range(1, len(kl)):
+                if kl[i - 1] <= lv <= kl[i]:
+                    want = v[i - 1] + (lv - kl[i - 1]) / (kl[i] - kl[i - 1]) * (v[i] - v[i - 1])
+                    break
+            np.testing.assert_allclose(got[s, j], want)

@@ -13,10 +13,18 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from superhf.errors import MissingInputError
 from superhf.judges import heldout_report
 from superhf.results import main, readme_tables, render
 from superhf.study_stats import hierarchical_bootstrap, paired_difference
-from superhf.study_tables import interval_cell, model_array, render_study, seeds_array
+from superhf.study_tables import (
+    interval_cell,
+    model_array,
+    render_study,
+    seed_curves,
+    seed_curves_table,
+    seeds_array,
+)
 
 K, PROMPTS = 2, 12
 
@@ -265,3 +273,62 @@ def test_the_proxys_policy_pairs_are_one_row_with_their_held_out_accuracy(tmp_pa
     ) in text
     write(tmp_path, "reward_model.json", RM_TRAINED)  # policy_pairs off: no table
     assert "base-policy samples" not in render_study(tmp_path)
+
+
+def curve(kls: list[float], gold: list[float]) -> list[dict]:
+    return [
+        {"step": i, "kl": k, "sqrt_kl": k**0.5, "gold_mean": g, "proxy_mean": 2 * g}
+        for i, (k, g) in enumerate(zip(kls, gold))
+    ]
+
+
+def test_seed_curves_read_every_seed_at_the_same_kl(tmp_path: Path) -> None:
+    main_run = {
+        "superhf": curve([0, 1, 3], [0.0, 1.0, 2.0]),
+        "best_of_n": curve([0, 0.3], [0.0, 0.1]),
+    }
+    seed1 = {"superhf": curve([0, 2, 6], [0.0, 0.0, 4.0]), "best_of_n": curve([0], [9.0])}
+    curves = seed_curves([main_run, seed1, None])
+    assert [len(curves[m]) for m in ("superhf", "best_of_n")] == [2, 1]  # best-of-n: main only
+    table = seed_curves_table(curves, levels=(1.0, 4.0))
+    # KL 1: seed 0 at its point (1.0), seed 1 halfway to its KL-2 point (0.0): mean 0.5
+    assert "| superhf | 1 | 2 of 2 | 1.000 (0.000 .. 2.000) | 0.500 (0.000 .. 1.000) |" in table
+    # KL 4: only seed 1 reaches it (0 + (4 - 2) / 4 * 4 = 2)
+    assert "| superhf | 4 | 1 of 2 | 4.000 | 2.000 |" in table
+    assert "best_of_n" not in table
+
+
+def test_study_figures_draw_the_main_run_and_every_seed(tmp_path: Path) -> None:
+    from superhf.stages.study_figures import main as figures
+
+    base = {"test_prompts": 4}
+    for name, kls in (("metrics", [0, 1, 3]), ("seed1", [0, 2, 6])):
+        pts = [{**p, "reward_queries": 32 * p["step"]} for p in curve(kls, [0.0, 0.5, 0.2])]
+        for p in pts:
+            for w in ("gold", "proxy"):
+                p[f"{w}_ci_low"], p[f"{w}_ci_high"] = p[f"{w}_mean"] - 0.1, p[f"{w}_mean"] + 0.1
+        write(tmp_path / name, "overoptimisation.json", {**base, "superhf": pts})
+    out = tmp_path / "figs"
+    written = figures(
+        [
+            "--metrics",
+            str(tmp_path / "metrics"),
+            "--seed-run",
+            f"s1={tmp_path / 'seed1'}",
+            "--out",
+            str(out),
+        ]
+    )
+    assert [p.name for p in written] == ["overoptimisation.png", "overopt_seeds.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+    with pytest.raises(MissingInputError, match="seed2/overoptimisation.json"):
+        figures(
+            [
+                "--metrics",
+                str(tmp_path / "metrics"),
+                "--seed-run",
+                f"s2={tmp_path / 'seed2'}",
+                "--out",
+                str(out),
+            ]
+        )

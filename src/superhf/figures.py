@@ -6,12 +6,14 @@ import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from superhf.errors import BadInputError, MissingInputError  # noqa: E402
 from superhf.overopt import signed_sqrt  # noqa: E402
+from superhf.study_stats import seeds_at_kl  # noqa: E402
 
 MODELS = ("base", "best_of_n", "superhf", "rlhf", "rloo", "grpo")
 
@@ -168,6 +170,54 @@ def overopt_figure(curves: dict, out: Path) -> None:
         ax.axvline(0, color="grey", lw=0.5)
     axes[0].set_title("Over-optimisation: gold (solid) vs proxy (dashed)")
     axes[1].set_title("Against reward-model queries")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def seeds_overopt_figure(seeds: dict[str, list[list[dict]]], out: Path, points: int = 60) -> None:
+    """Every training seed's curve (thin) and their mean (thick) against sqrt(KL to base):
+    gold on the left, proxy on the right. ``seeds``: method -> one list of curve points per
+    seed (``overoptimisation.json``); best-of-n (one curve, KL a bound) is drawn as it is. The
+    mean reads each seed at the same KL (``study_stats.seeds_at_kl``: where it first
+    reaches it) and stops where the first seed stops."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True)
+    for method, runs in seeds.items():
+        label, color = OVEROPT_STYLE.get(method, (method, None))
+        for ax, which in zip(axes, ("gold", "proxy")):
+            for pts in runs:
+                xs = [p["sqrt_kl"] for p in pts]
+                ax.plot(
+                    xs,
+                    [p[f"{which}_mean"] for p in pts],
+                    "-",
+                    color=color,
+                    lw=0.8,
+                    alpha=0.45,
+                    marker="<" if method == "best_of_n" else ".",
+                    ms=4,
+                )
+            if method == "best_of_n" or len(runs) < 2:
+                ax.plot([], [], color=color, label=f"{label} ({len(runs)} curve)")
+                continue
+            top = min(max(p["kl"] for p in pts) for pts in runs)
+            levels = np.linspace(0.0, np.sqrt(top), points) ** 2  # even in sqrt KL
+            curves = [([p["kl"] for p in pts], [p[f"{which}_mean"] for p in pts]) for pts in runs]
+            mean = np.nanmean(seeds_at_kl(curves, levels), axis=0)
+            ax.plot(
+                np.sqrt(levels),
+                mean,
+                "-",
+                color=color,
+                lw=2.2,
+                label=f"{label}: mean of {len(runs)} seeds (thin: each seed)",
+            )
+    for ax, which in zip(axes, ("gold", "proxy")):
+        ax.set_xlabel("sqrt KL(policy || base) [nats^0.5] (best-of-n: the bound)", fontsize=8)
+        ax.set_ylabel(f"mean {which} reward on the evaluation prompts")
+        ax.set_title(f"{which.capitalize()} reward against KL, per training seed")
+        ax.axhline(0, color="grey", lw=0.5)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

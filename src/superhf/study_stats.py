@@ -128,3 +128,26 @@ def rewards_array(runs: Sequence[Sequence[dict]], key: str, prompts: Sequence[st
     if len(sizes) != 1:
         raise ValueError(f"seeds hold different numbers of samples per prompt: {sorted(sizes)}")
     return np.asarray(out, dtype=float)
+
+
+def first_reach(kl: Sequence[float], values: Sequence[float], level: float) -> float:
+    """A curve's value when its KL first reaches ``level``: the points in training order,
+    linear between the two points whose KL first brackets it; NaN when it never does (a
+    seed that stopped short). KL need not rise at every step."""
+    xs, ys = np.asarray(kl, dtype=float), np.asarray(values, dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"a curve needs as many KL values as values, got {xs.shape}, {ys.shape}")
+    for i in range(len(xs)):
+        if xs[i] == level:
+            return float(ys[i])
+        if i and min(xs[i - 1], xs[i]) < level < max(xs[i - 1], xs[i]):
+            w = (level - xs[i - 1]) / (xs[i] - xs[i - 1])
+            return float(ys[i - 1] + w * (ys[i] - ys[i - 1]))
+    return float("nan")
+
+
+def seeds_at_kl(curves: Sequence[tuple[Sequence[float], Sequence[float]]], levels) -> np.ndarray:
+    """``v[seed, level]``: each seed's curve (KL, values) read at each KL level by
+    ``first_reach`` (NaN where a seed never reaches it), so seeds whose snapshots fell at
+    different KL can be averaged at the same KL."""
+    return np.asarray([[first_reach(k, v, lv) for lv in levels] for k, v in curves], dtype=float)

@@ -22,6 +22,7 @@ import numpy as np
 
 from superhf.io import read_json, read_jsonl
 from superhf.judges import policy_correlation
+from superhf.study_curves import UNSEEDED, seed_curves, seed_curves_table
 from superhf.study_inputs import (
     data_table,
     gold_recipes_table,
@@ -37,7 +38,6 @@ from superhf.study_stats import (
     paired_difference,
 )
 
-UNSEEDED = ("base", "best_of_n")  # measured once: no training seed moves them
 LENGTH = "length (chars)"
 Key = Callable[[dict], float]
 
@@ -253,6 +253,13 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
         parts.append((title, gold_recipes_table(recipes)))
     parts += study_sections(folder, seeds)
     overopt = _load(folder / "overoptimisation.json")
+    curves = seed_curves([overopt, *(_load(Path(f) / "overoptimisation.json") for _, f in seeds)])
+    if any(len(runs) > 1 for m, runs in curves.items() if m not in UNSEEDED):
+        title = (
+            "Over-optimisation over training seeds "
+            "(each seed read at the same KL, linear between its points)"
+        )
+        parts.append((title, seed_curves_table(curves)))
     if overopt:
         n = overopt.get("test_prompts")
         title = f"Over-optimisation curves (n={n} prompts per point)"
