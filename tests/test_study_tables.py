@@ -251,7 +251,11 @@ def test_gold_recipes_tried_are_one_row_each_in_file_order(tmp_path: Path) -> No
 
 def test_the_hh_readme_tables_are_what_its_metrics_render() -> None:
     hh = REPO / "results" / "hh"
-    text = render_study(hh / "metrics")
+    # every seed run beside the main run (seeds/seedK/eval.json), named as README's command does
+    seeds = [
+        (f"seed {f.parent.name[4:]}", f.parent) for f in sorted(hh.glob("seeds/seed*/eval.json"))
+    ]
+    text = render_study(hh / "metrics", seeds)
     assert text.startswith("## Data: hh-rlhf split by first prompt")
     assert (hh / "tables.md").read_text() == text
     assert readme_tables((hh / "README.md").read_text()) == text
