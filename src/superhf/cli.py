@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from superhf.errors import UserError
+from superhf.errors import MissingInputError, UserError
 
 USER_ERROR_EXIT = 2  # a bad input (params, files, model folders), as argparse's usage errors
 
@@ -36,6 +37,30 @@ def add_params_arg(ap: argparse.ArgumentParser) -> None:
         default="params.yaml",
         help="params file (YAML) holding this stage's section (default: %(default)s)",
     )
+
+
+def add_seed_run_arg(ap: argparse.ArgumentParser, holds: str) -> None:
+    """``--seed-run NAME=FOLDER`` (repeat): a training seed's metrics folder holding ``holds``."""
+    ap.add_argument(
+        "--seed-run",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help=f"a training seed's metrics folder ({holds}); repeat",
+    )
+
+
+def seed_runs(items: Iterable[str], needs: str) -> list[tuple[str, Path]]:
+    """(name, folder) of each ``--seed-run NAME=FOLDER``; one whose form is wrong or whose
+    folder lacks the file ``needs`` is an error naming it."""
+    out = []
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / needs).is_file():
+            need = Path(folder) / needs if sep else needs
+            raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER with {need}")
+        out.append((name, Path(folder)))
+    return out
 
 
 def stage_name(main: Callable[..., Any]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from superhf.cli import add_seed_run_arg, seed_runs
 from superhf.errors import MissingInputError
 from superhf.io import read_json, read_jsonl
 from superhf.stats import paired
@@ -198,13 +199,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m superhf.results", description=__doc__)
     ap.add_argument("--metrics", default="metrics", help="the run's metrics folder")
     ap.add_argument("--out", default=None, help="output Markdown file (default: stdout)")
-    ap.add_argument(
-        "--seed-run",
-        action="append",
-        default=[],
-        metavar="NAME=FOLDER",
-        help="a training seed's metrics folder (eval.json, eval_completions.jsonl): each method "
-        "it evaluated (SuperHF, PPO) gets a seeds table; repeat",
+    add_seed_run_arg(
+        ap, "eval.json, eval_completions.jsonl: each method it evaluated gets a seeds table"
     )
     ap.add_argument(
         "--study",
@@ -212,12 +208,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         help="the hh study's tables (whatever metrics exist) in place of the pilot's",
     )
     args = ap.parse_args(list(argv) if argv is not None else None)
-    seeds = []
-    for item in args.seed_run:
-        name, sep, folder = item.partition("=")
-        if not sep or not (Path(folder) / "eval.json").is_file():
-            raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER with eval.json")
-        seeds.append((name, Path(folder)))
+    seeds = seed_runs(args.seed_run, "eval.json")
     text = (render_study if args.study else render)(args.metrics, seeds)
     if args.out:
         Path(args.out).write_text(text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from superhf.cli import run, stage_parser
+from superhf.cli import add_seed_run_arg, run, seed_runs, stage_parser
 from superhf.errors import MissingInputError
 from superhf.figures import overopt_figure, seeds_overopt_figure
 from superhf.io import read_json
@@ -22,33 +22,20 @@ from superhf.study_curves import seed_curves
 def parser():
     ap = stage_parser(__name__, __doc__)
     ap.add_argument("--metrics", required=True, help="the main run's metrics folder")
-    ap.add_argument(
-        "--seed-run",
-        action="append",
-        default=[],
-        metavar="NAME=FOLDER",
-        help="a training seed's metrics folder with overoptimisation.json (repeat)",
-    )
+    add_seed_run_arg(ap, "overoptimisation.json")
     ap.add_argument("--out", required=True, help="output folder of the PNG files")
     return ap
 
 
-def overopt_file(folder: str | Path) -> Path:
-    path = Path(folder) / "overoptimisation.json"
-    if not path.is_file():
-        raise MissingInputError(f"{path} not found (evaluate_merge --overopt writes it)")
-    return path
-
-
 def main(argv: Iterable[str] | None = None) -> list[Path]:
     args = parser().parse_args(list(argv) if argv is not None else None)
-    folders = [args.metrics]
-    for item in args.seed_run:
-        name, sep, folder = item.partition("=")
-        if not sep:
-            raise MissingInputError(f"--seed-run {item!r}: expected NAME=FOLDER")
-        folders.append(folder)
-    overopts = [read_json(overopt_file(f)) for f in folders]  # every file checked first
+    main_file = Path(args.metrics) / "overoptimisation.json"
+    if not main_file.is_file():
+        raise MissingInputError(f"{main_file} not found (evaluate_merge --overopt writes it)")
+    seeds = seed_runs(args.seed_run, "overoptimisation.json")  # every file checked first
+    overopts = [
+        read_json(f / "overoptimisation.json") for f in (main_file.parent, *(f for _, f in seeds))
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "overoptimisation.png", out / "overopt_seeds.png"]
