@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,29 @@ def test_a_study_without_its_record_is_not_rebuilt_nor_silently_replaced(tmp_pat
         "cannot be rebuilt; start a new study with 'run_piece.sh reward_models new'" in out.stderr
     )
     assert not (tmp_path / "calls.txt").exists()  # refused before any work
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+if [ "$1 $2" = "-m superhf.stages.evaluate" ]; then echo "evaluate ${*:3}" >> calls.txt; exit 0; fi
+exec PYTHON "$@"
+"""
+
+
+@needs_time
+def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
+    bin_dir = fake_project(tmp_path, record=True)
+    (bin_dir / "python").write_text(FAKE_PYTHON.replace("PYTHON", sys.executable))
+    (bin_dir / "python").chmod(0o755)
+    out = run_reward_models(tmp_path, bin_dir)  # the models in place (faked), then the range
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run = ["bash", "results/hh/run_piece.sh", "bon_pool"]
+    out = subprocess.run([*run, "16:32"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    (call,) = [c for c in (tmp_path / "calls.txt").read_text().splitlines() if "evaluate" in c]
+    assert call.endswith(
+        "--only best_of_n_curve --curve-prompts 16:32 "
+        "--piece-out results/hh/pieces/bon_curve_16.json"
+    )
+    assert "Elapsed" in (tmp_path / "results/hh/times/bon_pool-16-32.txt").read_text()
+    out = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert out.returncode != 0 and "usage: run_piece.sh bon_pool START:STOP" in out.stderr

@@ -7,6 +7,8 @@
 #     rebuilt with the proxy on the study's recorded pairs (proxy_pairs.jsonl.gz); `reward_models
 #     new` starts a new study (the pairs derived here and recorded)
 #   bash results/hh/run_piece.sh eval_base       # piece 7a: base and best-of-4 on the eval prompts
+#   bash results/hh/run_piece.sh bon_pool 0:16     # piece 6: the best-of-n pool of curve prompts
+#     0-15 (one range; the merge joins the ranges into the curve of one run)
 #   bash results/hh/run_piece.sh sweep superhf lr2e-5_kl0   # pieces 2-3: one sweep setting
 #     (results/hh/sweep_settings.yaml): trained by `dvc exp run -S ...`, its snapshots evaluated
 #     on the validation prompts (the base once per method), the curve in results/hh/sweep/
@@ -15,7 +17,7 @@
 #     final model evaluated on the evaluation prompts; seed 0 joins the base in metrics/,
 #     seed k has its own folder seeds/seedK/ (`superhf.results --seed-run`)
 set -euo pipefail
-PIECE=${1:?usage: run_piece.sh reward_models|eval_base|sweep METHOD SETTING|seed METHOD SEED}
+PIECE=${1:?usage: run_piece.sh reward_models|eval_base|bon_pool START:STOP|sweep METHOD SETTING|seed METHOD SEED}
 OUT=results/hh
 mkdir -p "$OUT/metrics" "$OUT/pieces" "$OUT/times"
 grep -q '^profile: hh$' params.yaml || { echo "run_piece.sh: params.yaml is not the hh profile" >&2; exit 2; }
@@ -94,6 +96,16 @@ case $PIECE in
       --metrics "$OUT/metrics/eval.json" --table "$OUT/metrics/table4.md" \
       --completions "$OUT/metrics/eval_completions.jsonl"
     ;;
+  bon_pool)
+    # piece 6: the best-of-n pool of the curve's prompts START up to STOP (each prompt seeded
+    # by itself), both models' scores of every draw; the ranges join in the merge
+    RANGE=${2:?usage: run_piece.sh bon_pool START:STOP}
+    PIECE=bon_pool-${RANGE/:/-}
+    timed python -m superhf.stages.evaluate --params params.yaml \
+      --prompts data/prompts/test.jsonl --model base=models/base \
+      --reward models/reward --gold models/reward_gold \
+      --only best_of_n_curve --curve-prompts "$RANGE" --piece-out "$OUT/pieces/bon_curve_${RANGE%%:*}.json"
+    ;;
   sweep)
     METHOD=${2:?usage: run_piece.sh sweep METHOD SETTING}
     SETTING=${3:?usage: run_piece.sh sweep METHOD SETTING}
@@ -167,6 +179,6 @@ PY
       --overopt "$DEST/overoptimisation.json" --overopt-plots "$DEST/overopt"
     exit 0
     ;;
-  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, sweep, seed)" >&2; exit 2 ;;
+  *) echo "run_piece.sh: unknown piece '$PIECE' (reward_models, eval_base, bon_pool, sweep, seed)" >&2; exit 2 ;;
 esac
 cp params.yaml "$OUT/params.yaml"   # dvc.lock is the study's first piece 1 (a rebuild's is in rebuilds/)
