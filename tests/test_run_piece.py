@@ -184,7 +184,7 @@ def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
     bin_dir = fake_project(tmp_path, record=True)
     (bin_dir / "python").write_text(FAKE_PYTHON.replace("PYTHON", sys.executable))
     (bin_dir / "python").chmod(0o755)
-    out = run_reward_models(tmp_path, bin_dir)  # the models in place (faked), then the range
+    run_reward_models(tmp_path, bin_dir)  # the models in place (faked), then the range
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     run = ["bash", "results/hh/run_piece.sh", "bon_pool"]
     out = subprocess.run([*run, "16:32"], cwd=tmp_path, capture_output=True, text=True, env=env)
