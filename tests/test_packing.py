@@ -13,7 +13,13 @@ from superhf import pg_trainer
 from superhf.config.group_pg import GRPOConfig, RLOOConfig
 from superhf.core import shifted_logprobs, tail_forward_inputs
 from superhf.models import load_causal_lm
-from superhf.packing import block_causal, pack_shared_prompts, scatter_logprobs
+from superhf.packing import (
+    block_causal,
+    logit_positions,
+    pack_shared_prompts,
+    packed_logprobs,
+    scatter_logprobs,
+)
 from superhf.profile import resolve
 
 PAD = 0
@@ -67,6 +73,36 @@ def test_each_distinct_prompt_is_packed_once() -> None:
     assert pk.input_ids[0, first_of_row0] == 9
 
 
+def test_each_logit_position_is_kept_once() -> None:
+    """Rows 0, 2 and 4 share prompt A: their first tokens are all predicted at its last
+    token. The forward keeps that position once (a repeated one sums its gradients in an
+    order the CPU threads choose) and each scored token finds its own."""
+    pk = pack_shared_prompts(*padded(ROWS))
+    positions, at = logit_positions(pk)
+    assert len(pk.predict_at.unique()) < len(pk.predict_at)  # the repeats this is about
+    assert positions.tolist() == sorted(set(pk.predict_at.tolist()))
+    assert positions[at].tolist() == pk.predict_at.tolist()
+
+
+def test_packed_logprobs_are_the_loop() -> None:
+    """Values and gradients against a plain loop, with repeated rows and repeated
+    (row, token) pairs."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 11, dtype=torch.float64).requires_grad_()
+    at = torch.tensor([0, 2, 2, 1, 2, 3, 0])
+    targets = torch.tensor([5, 1, 1, 0, 9, 10, 5])
+    weights = torch.linspace(-1, 2, len(at))
+    got = packed_logprobs(logits, at, targets)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), logits)
+    want = torch.stack(
+        [torch.log_softmax(logits[a].float(), -1)[t] for a, t in zip(at.tolist(), targets.tolist())]
+    )
+    (g_want,) = torch.autograd.grad((want * weights).sum(), logits)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(g_got, g_want)
+
+
 def test_a_row_it_cannot_pack_is_refused() -> None:
     ids, attn, mask = padded(ROWS[:2])
     attn[1] = 0  # an all-padding row
@@ -115,14 +151,15 @@ def test_packed_logprobs_and_gradients_equal_the_padded_forward(
     plain_grads = grads((plain * weights).sum())
 
     pk = pack_shared_prompts(ids, attn, mask)
+    positions, at = logit_positions(pk)
     dtype = None if impl == "sdpa" else torch.float32
     out = model(
         input_ids=pk.input_ids,
         position_ids=pk.position_ids,
         attention_mask=pk.attention_mask(dtype),
-        logits_to_keep=pk.predict_at,
+        logits_to_keep=positions,
     ).logits
-    logp = torch.log_softmax(out[0].float(), -1).gather(-1, pk.targets[:, None])[:, 0]
+    logp = packed_logprobs(out[0], at, pk.targets)
     packed = scatter_logprobs(pk, logp, tuple(mask.shape))
     packed_grads = grads((packed * weights).sum())
 
@@ -150,6 +187,16 @@ def test_a_packed_step_has_the_gradients_of_a_padded_one(section, tmp_path, monk
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    kept: list[torch.Tensor] = []  # the packed forwards' logits_to_keep
+    net = type(load_causal_lm(policy))
+    forward = net.forward
+
+    def keeps(self, *args, **kwargs):
+        if torch.is_tensor(kwargs.get("logits_to_keep")):
+            kept.append(kwargs["logits_to_keep"])
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(net, "forward", keeps)
     rows = {}
     for pack in (False, True):
         cfg = section.model_validate({**shared, "pack_prompts": pack})
@@ -161,6 +208,8 @@ def test_a_packed_step_has_the_gradients_of_a_padded_one(section, tmp_path, monk
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     for key in ("loss", "kl", "kl_k3", "reward_mean"):
         assert rows[True][key] == pytest.approx(rows[False][key], rel=1e-5, abs=1e-6), key
+    # S = 4 rows share each prompt, yet every kept position is kept once
+    assert kept and all(len(k.unique()) == len(k) for k in kept)
 
 
 @pytest.mark.parametrize("profile", ["tiny", "default", "paper", "paper-run", "harmless", "hh"])

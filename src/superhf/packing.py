@@ -9,7 +9,9 @@ position it has in its own row. Each response token then gets the log-prob of th
 forward (up to float rounding), and the gradient, summed over rows, is the same.
 
 ``pack_shared_prompts`` builds the inputs from the padded layout (pure tensor code);
-``scatter_logprobs`` puts the packed log-probs back into the ``[rows, seq-1]`` layout.
+``logit_positions`` names the positions whose logits the forward keeps, each once;
+``packed_logprobs`` picks each scored token's log-prob from them; ``scatter_logprobs`` puts
+the packed log-probs back into the ``[rows, seq-1]`` layout.
 """
 
 from __future__ import annotations
@@ -122,6 +124,27 @@ def pack_shared_prompts(ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tenso
 
 def _next_block(block: list[int]) -> int:
     return block[-1] + 1 if block else 0
+
+
+def logit_positions(packed: Packed) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positions, at): the positions whose logits the scored tokens need, each once and in
+    order (the forward's ``logits_to_keep``), and for each scored token the index of its
+    position among them. The first response token of every row that shares a prompt is
+    predicted at that prompt's last token, so ``predict_at`` repeats it; kept with repeats,
+    the model's ``hidden_states[:, logits_to_keep]`` would sum the repeats' gradients in its
+    backward (index_put_ with accumulate), which on CPU adds them from parallel threads in
+    whatever order the threads reach them: the training is then not bit for bit run to run
+    (results/hh/README.md, "Sweeps"; ``results/hh/determinism/index_backward_probe.py``)."""
+    positions, at = torch.unique(packed.predict_at, sorted=True, return_inverse=True)
+    return positions, at
+
+
+def packed_logprobs(logits: torch.Tensor, at: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(targets[n]) under the logits row ``at[n]`` (``logits`` ``[positions, vocab]``):
+    ``[N]`` in float32, taken with ``index_select``, whose backward (index_add_) sums the
+    gradients of repeated rows and tokens in a fixed order."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.reshape(-1).index_select(0, at * logp.shape[-1] + targets)
 
 
 def scatter_logprobs(packed: Packed, logp: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

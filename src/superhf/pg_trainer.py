@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate.utils import gather_object
 
 from superhf.config.group_pg import GroupPGConfig
@@ -26,7 +25,12 @@ from superhf.core import accumulation_scales, shifted_logprobs, tail_columns, ta
 from superhf.generation import distinct_n
 from superhf.loop_schedule import prompts_per_step
 from superhf.models import load_causal_lm, load_tokenizer
-from superhf.packing import pack_shared_prompts, scatter_logprobs
+from superhf.packing import (
+    logit_positions,
+    pack_shared_prompts,
+    packed_logprobs,
+    scatter_logprobs,
+)
 from superhf.pg_core import (
     clipped_pg_loss,
     group_normalised_advantages,
@@ -172,6 +176,7 @@ def _packed_forward(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
     """Log-probs ``[rows, seq-1]`` (zero off the response) from one forward over the rows
     packed so that rows sharing a prompt share its forward (``packing``)."""
     pk = pack_shared_prompts(ids, attn, mask)
+    positions, at = logit_positions(pk)  # each position once: bit for bit run to run
     net = t.acc.unwrap_model(t.model)
     impl = net.config._attn_implementation
     if impl not in ("sdpa", "eager"):
@@ -180,7 +185,7 @@ def _packed_forward(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
         "input_ids": pk.input_ids,
         "position_ids": pk.position_ids,
         "attention_mask": pk.attention_mask(None if impl == "sdpa" else net.dtype),
-        "logits_to_keep": pk.predict_at,
+        "logits_to_keep": positions,
     }
     with t.acc.autocast():
         if model is None:  # LoRA: the reference is the base weights
@@ -188,7 +193,7 @@ def _packed_forward(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
                 logits = t.model(**fwd).logits
         else:
             logits = model(**fwd).logits
-    logp = F.log_softmax(logits[0].float(), dim=-1).gather(-1, pk.targets[:, None])[:, 0]
+    logp = packed_logprobs(logits[0], at, pk.targets)
     return scatter_logprobs(pk, logp, (ids.shape[0], ids.shape[1] - 1))
 
 
