@@ -142,7 +142,9 @@ def logit_positions(packed: Packed) -> tuple[torch.Tensor, torch.Tensor]:
 def packed_logprobs(logits: torch.Tensor, at: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(targets[n]) under the logits row ``at[n]`` (``logits`` ``[positions, vocab]``):
     ``[N]`` in float32, taken with ``index_select``, whose backward (index_add_) sums the
-    gradients of repeated rows and tokens in a fixed order."""
+    gradients of repeated rows and tokens in a fixed order on CPU (a serial loop for a 1-D
+    tensor; on CUDA it adds atomically). A target id past the vocabulary would read the next
+    row; the embedding lookup of the same ids refuses it first."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     return logp.reshape(-1).index_select(0, at * logp.shape[-1] + targets)
 

@@ -176,7 +176,7 @@ def _packed_forward(t: Trainee, model, ids, attn, mask) -> torch.Tensor:
     """Log-probs ``[rows, seq-1]`` (zero off the response) from one forward over the rows
     packed so that rows sharing a prompt share its forward (``packing``)."""
     pk = pack_shared_prompts(ids, attn, mask)
-    positions, at = logit_positions(pk)  # each position once: bit for bit run to run
+    positions, at = logit_positions(pk)  # each once: repeats' CPU backward is unordered
     net = t.acc.unwrap_model(t.model)
     impl = net.config._attn_implementation
     if impl not in ("sdpa", "eager"):
