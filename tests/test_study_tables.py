@@ -299,7 +299,12 @@ def test_seed_curves_read_every_seed_at_the_same_kl(tmp_path: Path) -> None:
     assert "| superhf | 1 | 2 of 2 | 1.000 (0.000 .. 2.000) | 0.500 (0.000 .. 1.000) |" in table
     # KL 4: only seed 1 reaches it (0 + (4 - 2) / 4 * 4 = 2)
     assert "| superhf | 4 | 1 of 2 | 4.000 | 2.000 |" in table
-    assert "best_of_n" not in table
+    # best-of-n: the main run's pool only (seed 1's 9.0 ignored), read at its bound after the
+    # trained methods; KL 1 past its last point (0.3): not reached
+    assert table.index("| superhf |") < table.index("| best_of_n |")
+    assert "| best_of_n | <= 1 (bound) | - | - | - |" in table
+    table = seed_curves_table(curves, levels=(0.15,))
+    assert "| best_of_n | <= 0.15 (bound) | the pool | 0.100 | 0.050 |" in table
 
 
 def test_study_figures_draw_the_main_run_and_every_seed(tmp_path: Path) -> None:
@@ -336,3 +341,23 @@ def test_study_figures_draw_the_main_run_and_every_seed(tmp_path: Path) -> None:
                 str(out),
             ]
         )
+
+
+def test_the_curves_title_says_best_of_n_pool_has_fewer_prompts(tmp_path: Path) -> None:
+    def pts(method: str, **extra) -> list[dict]:
+        out = curve([0, 1], [0.0, 0.5])
+        for p in out:
+            p.update(method=method, reward_queries=4 * p["step"], **extra)
+            for w in ("gold", "proxy"):
+                p[f"{w}_ci_low"], p[f"{w}_ci_high"] = p[f"{w}_mean"] - 0.1, p[f"{w}_mean"] + 0.1
+        return out
+
+    overopt = {"test_prompts": 320, "superhf": pts("superhf"), "best_of_n": pts("best_of_n")}
+    write(tmp_path, "overoptimisation.json", overopt)
+    assert "## Over-optimisation curves (n=320 prompts per point)\n" in render_study(tmp_path)
+    overopt["best_of_n"] = pts("best_of_n", prompts=128)
+    write(tmp_path, "overoptimisation.json", overopt)
+    title = (
+        "## Over-optimisation curves (n=320 prompts per point; best-of-n: the first 128 of them)"
+    )
+    assert title in render_study(tmp_path)

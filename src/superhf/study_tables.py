@@ -262,6 +262,8 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
         parts.append((title, seed_curves_table(curves)))
     if overopt:
         n = overopt.get("test_prompts")
-        title = f"Over-optimisation curves (n={n} prompts per point)"
+        pool = {p.get("prompts") for p in overopt.get("best_of_n") or []} - {None, n}
+        pool_text = f"; best-of-n: the first {pool.pop()} of them" if len(pool) == 1 else ""
+        title = f"Over-optimisation curves (n={n} prompts per point{pool_text})"
         parts.append((title, curves_table(overopt)))
     return "\n".join(f"## {title}\n\n{table}" for title, table in parts)
