@@ -361,3 +361,13 @@ def test_the_curves_title_says_best_of_n_pool_has_fewer_prompts(tmp_path: Path) 
         "## Over-optimisation curves (n=320 prompts per point; best-of-n: the first 128 of them)"
     )
     assert title in render_study(tmp_path)
+
+
+def test_the_hh_equal_kl_reading_is_what_its_pieces_and_curves_give() -> None:
+    hh = REPO / "results" / "hh"
+    if not (hh / "equal_kl.txt").is_file():
+        pytest.skip("no committed equal-KL reading")
+    out = subprocess.run(
+        [sys.executable, str(hh / "equal_kl.py")], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == (hh / "equal_kl.txt").read_text()
