@@ -105,10 +105,10 @@ OVEROPT_STYLE = {
     "grpo": ("GRPO", "C4"),
     "best_of_n": ("best-of-n", "C2"),
 }
-KL_AXIS = (
-    "sqrt KL(policy || base) [nats^0.5], signed. Trained methods: estimate from samples of the "
-    "unwarped policy (T=1, no top-p/top-k, no penalty), bars +-1.96 SE;\n"
-    "best-of-n (<): upper bound sqrt(log n - (n-1)/n) (Beirami et al. 2024) over the unwarped base"
+KL_AXIS = (  # three lines, to fit under one of two panels
+    "sqrt KL(policy || base) [nats^0.5], signed. Trained methods: estimate from samples\n"
+    "of the unwarped policy (T=1, no top-p/top-k, no penalty), bars +-1.96 SE; best-of-n (<):\n"
+    "upper bound sqrt(log n - (n-1)/n) (Beirami et al. 2024) over the unwarped base"
 )
 
 
