@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from superhf.errors import MissingInputError, UserError
+from superhf.errors import MissingInputError, TrainingPaused, UserError
 
 USER_ERROR_EXIT = 2  # a bad input (params, files, model folders), as argparse's usage errors
+PAUSED_EXIT = 3  # a training stage paused at a step boundary (SUPERHF_PAUSE_AFTER_MIN)
 
 
 def stage_parser(module: str, doc: str) -> argparse.ArgumentParser:
@@ -70,10 +71,14 @@ def stage_name(main: Callable[..., Any]) -> str:
 
 
 def run(main: Callable[[Iterable[str] | None], Any], argv: Iterable[str] | None = None) -> Any:
-    """Call ``main(argv)``; a user error becomes one line on stderr and exit status 2."""
+    """Call ``main(argv)``; a user error becomes one line on stderr and exit status 2, a
+    training stage's pause one line and exit status 3."""
     try:
         return main(argv)
     except UserError as exc:
         # one line per problem (a params file with three bad keys gives three lines)
         print(f"{stage_name(main)}: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
+    except TrainingPaused as exc:
+        print(f"{stage_name(main)}: paused: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(PAUSED_EXIT) from None

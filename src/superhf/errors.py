@@ -18,3 +18,9 @@ class MissingInputError(UserError, FileNotFoundError):
 
 class BadInputError(UserError, ValueError):
     """An input file is there but cannot be used: not parsable, wrong shape, wrong types."""
+
+
+class TrainingPaused(Exception):
+    """A training stage stopped on purpose at a step boundary once its time was up
+    (``SUPERHF_PAUSE_AFTER_MIN``): its checkpoint holds every step so far, and the same
+    command resumes from it. Not an error: the stage exits with status 3."""

@@ -8,11 +8,20 @@ over-optimisation curve (every ``snapshot_every`` steps and where the EMA of the
 first reaches a ``snapshot_kl`` value; written before a checkpoint, so a kill between the two
 never leaves a checkpoint past a snapshot that was not written), checkpoints, and the early
 stop once that EMA reaches ``stop_kl``.
+
+A run can be cut into timed pieces: with ``SUPERHF_PAUSE_AFTER_MIN=M`` in the environment, the
+first step that ends M minutes or more after the loop started writes a checkpoint, the file
+``<checkpoints>.paused.json`` beside it, and raises ``TrainingPaused`` (the stage exits with
+status 3); the same command resumes from that checkpoint, to the weights of a run never
+paused (as a resume after kill -9).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +32,7 @@ from tqdm.auto import tqdm
 
 from superhf.checkpoints import Checkpointer, fingerprint, prompts_digest, resume, save_snapshot
 from superhf.core import ema
+from superhf.errors import TrainingPaused, UserError
 from superhf.loop_schedule import (
     checkpoint_due,
     kl_crossings,
@@ -38,6 +48,7 @@ from superhf.tracking import NullRun
 from superhf.training import log_row
 
 log = logging.getLogger(__name__)
+PAUSE_ENV = "SUPERHF_PAUSE_AFTER_MIN"
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,10 @@ def run_loop(
     cfg, acc = t.cfg, t.acc
     schedule = prompt_schedule(len(prompts), cfg.num_prompts, cfg.seed)
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
+    deadline = pause_deadline(os.environ.get(PAUSE_ENV), time.monotonic())
     start, state = resume(ckpt, t.model, t.opt, t.sched, snapshot_dir, acc)
+    if acc.is_main_process:
+        paused_file(checkpoint_dir).unlink(missing_ok=True)  # resumed: no longer paused
     history, samples = state.get("history", []), state.get("samples", [])
     method.load_state(t, state)
     run = run or NullRun()
@@ -140,13 +154,61 @@ def run_loop(
         if crossed or snapshot_due(cfg.snapshot_every, step, end):  # over-optimisation curve
             n = queries(method, t, sizes, step)
             snapshot(method, t, snapshot_dir, step, n_queries=n, crossed=crossed, kl=smoothed[-1])
-        if checkpoint_due(cfg.checkpoint_every, step, end):
+        pause = step + 1 < end and time_is_up(deadline, acc)
+        if pause or checkpoint_due(cfg.checkpoint_every, step, end):
             state = {"history": history, "samples": samples, **method.save_state(t)}
             ckpt.save(t.model, t.opt, t.sched, step + 1, state)
+        if pause:
+            paused(method, acc, checkpoint_dir, step + 1, n_steps)
         if end == step + 1 < n_steps:
             log_stop(method, acc, step, n_steps, smoothed[-1], cfg.stop_kl)
             break
     return history, samples
+
+
+def pause_deadline(minutes: str | None, now: float) -> float | None:
+    """The monotonic time after which the loop pauses (``SUPERHF_PAUSE_AFTER_MIN``, minutes
+    from ``now``), None when unset or empty."""
+    if minutes is None or not minutes.strip():
+        return None
+    try:
+        value = float(minutes)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise UserError(f"{PAUSE_ENV}={minutes!r}: must be a number of minutes >= 0")
+    return now + 60 * value
+
+
+def time_is_up(deadline: float | None, acc) -> bool:
+    """Whether the pause deadline has passed, as the main process sees it (every process
+    takes its answer, so all pause at the same step)."""
+    if deadline is None:
+        return False
+    flag = [time.monotonic() >= deadline]
+    if acc.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(flag)
+    return bool(flag[0])
+
+
+def paused_file(checkpoint_dir: str | Path) -> Path:
+    """``<checkpoints>.paused.json``: beside the checkpoint folder, which a save replaces."""
+    folder = Path(checkpoint_dir)
+    return folder.with_name(folder.name + ".paused.json")
+
+
+def paused(method: Method, acc, checkpoint_dir: str | Path, done: int, n_steps: int) -> None:
+    """Record the pause beside the checkpoint just saved and raise ``TrainingPaused``."""
+    if acc.is_main_process:
+        info = {"stage": method.stage, "step": done, "steps": n_steps}
+        paused_file(checkpoint_dir).write_text(json.dumps(info) + "\n")
+    acc.wait_for_everyone()
+    raise TrainingPaused(
+        f"{method.stage}: paused after step {done} of {n_steps} ({PAUSE_ENV}); its checkpoint "
+        f"is in {checkpoint_dir}: run the same command again to resume"
+    )
 
 
 def snapshot(
