@@ -197,3 +197,59 @@ def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
     assert "Elapsed" in (tmp_path / "results/hh/times/bon_pool-16-32.txt").read_text()
     out = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "usage: run_piece.sh bon_pool START:STOP" in out.stderr
+
+
+FAKE_PAUSING_DVC = """#!/usr/bin/env bash
+echo "dvc $1 $2 pause=${SUPERHF_PAUSE_AFTER_MIN:-none}" >> calls.txt
+[ "$1 $2" = "exp run" ] || exit 0
+if [ ! -f paused_once ]; then  # the first run pauses, as the trainer does: marker, non-zero
+  touch paused_once
+  echo '{"stage": "superhf", "step": 40, "steps": 128}' > checkpoints/superhf.paused.json
+  exit 1
+fi
+rm -f checkpoints/superhf.paused.json
+echo "step" > metrics/superhf_curve.csv
+"""
+FAKE_TOOLS = """#!/usr/bin/env bash
+case "$1 $2" in
+  "-m superhf.profile") exit 0 ;;
+  "-m superhf.stages.evaluate"|"-m superhf.stages.evaluate_merge") echo "${2##*.}" >> calls.txt; exit 0 ;;
+esac
+exec PYTHON "$@"
+"""
+
+
+@needs_time
+def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_path):
+    bin_dir = fake_project(tmp_path, record=True)
+    run_reward_models(tmp_path, bin_dir)  # the models in place (faked)
+    (bin_dir / "dvc").write_text(FAKE_PAUSING_DVC)
+    (bin_dir / "python").write_text(FAKE_TOOLS.replace("PYTHON", sys.executable))
+    (bin_dir / "python").chmod(0o755)
+    shutil.copy(ROOT / "results/hh/sweep_settings.yaml", tmp_path / "results/hh")
+    (tmp_path / "calls.txt").unlink()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PAUSE_AFTER_MIN": "80"}
+
+    def piece(setting: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "results/hh/run_piece.sh", "sweep", "superhf", setting],
+            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+
+    times = tmp_path / "results/hh/times"
+    out = piece("lr2e-5_kl0")
+    assert out.returncode == 3, out.stderr
+    assert "sweep-superhf-lr2e-5_kl0 paused" in out.stderr and "run the same command" in out.stderr
+    assert (tmp_path / "calls.txt").read_text() == "dvc exp run pause=80\n"  # no evaluation
+    assert "Elapsed" in (times / "sweep-superhf-lr2e-5_kl0.txt").read_text()
+
+    out = piece("lr5e-5_kl0")  # another piece while one is paused: refused before any work
+    assert out.returncode == 2
+    assert "holds a paused run of piece 'sweep-superhf-lr2e-5_kl0'" in out.stderr
+    assert (tmp_path / "calls.txt").read_text() == "dvc exp run pause=80\n"
+
+    out = piece("lr2e-5_kl0")  # resumed, then evaluated
+    assert out.returncode == 0, out.stderr
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls[1:] == ["dvc exp run pause=80", "evaluate", "evaluate", "evaluate_merge"]
+    assert "Elapsed" in (times / "sweep-superhf-lr2e-5_kl0-resume-40.txt").read_text()

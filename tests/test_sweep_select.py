@@ -164,6 +164,13 @@ def test_the_cost_is_read_from_gnu_time_reports(tmp_path: Path) -> None:
     assert "| a | 16 | 4.7 | - | 4.2 |" in table
     assert "| b | 8 | - | - | - |" in table
     assert "the base, once" not in table
+    # a training paused and resumed: its parts add up (the evaluation's report is not a part)
+    (tmp_path / "sweep-superhf-a-resume-40.txt").write_text(TIME_V.format(wall="1:00"))
+    (tmp_path / "sweep-superhf-a-evaluate.txt").write_text(TIME_V.format(wall="2:00"))
+    table = cost_table("superhf", {"a": CURVES["lr=1e-5"]}, tmp_path)
+    assert "| a | 16 | 5.7 | 2.0 | 4.2 |" in table
+    for f in tmp_path.glob("sweep-superhf-a-*.txt"):
+        f.unlink()
     (tmp_path / "sweep-base-superhf-evaluate.txt").write_text(TIME_V.format(wall="5:00"))
     table = cost_table("superhf", {"a": CURVES["lr=1e-5"]}, tmp_path)
     assert table.endswith("| the base, once for every setting | - | - | 5.0 | 4.2 |\n")

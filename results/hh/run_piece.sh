@@ -16,6 +16,9 @@
 #     method's chosen setting (refused until the profile holds it), its KL-grid snapshots and
 #     final model evaluated on the evaluation prompts; seed 0 joins the base in metrics/,
 #     seed k has its own folder seeds/seedK/ (`superhf.results --seed-run`)
+#   PAUSE_AFTER_MIN=80 bash results/hh/run_piece.sh sweep rlhf SETTING   # a training longer
+#     than one piece (PPO): paused at the first step past 80 minutes (exit status 3), resumed
+#     by the same command, which then evaluates; each part timed on its own
 set -euo pipefail
 PIECE=${1:?usage: run_piece.sh reward_models|eval_base|bon_pool START:STOP|sweep METHOD SETTING|seed METHOD SEED}
 OUT=results/hh
@@ -49,11 +52,36 @@ timed() { # command... : run it timed, its time report beside the results ($LOG,
   # written outside the checkout first: `dvc exp run` rewrites tracked files as it applies
   # its result, and a committed report open for appending would lose /usr/bin/time's lines
   local log=${LOG:-$OUT/times/$PIECE.txt} tmp
+  local rc=0
   tmp=$(mktemp)
   echo "start $(date -u +%FT%TZ) commit $(git rev-parse HEAD)" > "$tmp"
-  /usr/bin/time -v -a -o "$tmp" "$@"
+  /usr/bin/time -v -a -o "$tmp" "$@" || rc=$?
   echo "end $(date -u +%FT%TZ)" >> "$tmp"
   cat "$tmp" > "$log" && rm "$tmp"
+  return "$rc"
+}
+train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=M set, the
+  # trainer pauses at the first step boundary past M minutes (SUPERHF_PAUSE_AFTER_MIN: a
+  # checkpoint, checkpoints/METHOD.paused.json) and the piece ends with status 3; the same
+  # command resumes it (its time report then $PIECE-resume-STEP.txt) and goes on
+  local marker=checkpoints/$METHOD.paused.json owner=checkpoints/$METHOD.piece log rc=0
+  log=$OUT/times/$PIECE.txt
+  if [ -f "$marker" ]; then
+    if [ "$(cat "$owner" 2>/dev/null)" != "$PIECE" ]; then
+      echo "run_piece.sh: checkpoints/$METHOD holds a paused run of piece" \
+        "'$(cat "$owner" 2>/dev/null)', not $PIECE: run that piece to its end first (or delete" \
+        "checkpoints/$METHOD*)" >&2
+      exit 2
+    fi
+    log=$OUT/times/$PIECE-resume-$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' "$marker").txt
+  fi
+  mkdir -p checkpoints && echo "$PIECE" > "$owner"
+  LOG=$log SUPERHF_PAUSE_AFTER_MIN=${PAUSE_AFTER_MIN:-} timed dvc exp run "$@" || rc=$?
+  if [ -f "$marker" ]; then
+    echo "run_piece.sh: $PIECE paused ($(cat "$marker")): run the same command to resume it" >&2
+    exit 3
+  fi
+  [ "$rc" = 0 ] || exit "$rc"
 }
 [ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in
@@ -124,7 +152,7 @@ PY
     PIECE=sweep-$METHOD-$SETTING
     python -m superhf.profile hh > /dev/null   # every setting starts from the committed profile
     trap 'python -m superhf.profile hh > /dev/null' EXIT   # and leaves it, even on a failure
-    timed dvc exp run --name "hh-$METHOD-$SETTING-$(date -u +%Y%m%dT%H%M%S)" "${OVERRIDES[@]}" "$METHOD"
+    train --name "hh-$METHOD-$SETTING-$(date -u +%Y%m%dT%H%M%S)" "${OVERRIDES[@]}" "$METHOD"
     mkdir -p "$OUT/sweep" "$OUT/times"
     cp params.yaml "$OUT/sweep/$METHOD-$SETTING.params.yaml"
     cp dvc.lock "$OUT/sweep/$METHOD-$SETTING.dvc.lock"
@@ -156,7 +184,7 @@ PY
     # the committed profile must hold the method's sweep choice: refused before any work
     python -m superhf.sweep_select --report results/hh/sweep_settings.yaml "$OUT/sweep" \
       --holds-choice "$METHOD" params.yaml > /dev/null
-    timed dvc exp run --name "hh-$METHOD-seed$SEED-$(date -u +%Y%m%dT%H%M%S)" -S "$METHOD.seed=$SEED" "$METHOD"
+    train --name "hh-$METHOD-seed$SEED-$(date -u +%Y%m%dT%H%M%S)" -S "$METHOD.seed=$SEED" "$METHOD"
     mkdir -p "$OUT/seeds"
     cp params.yaml "$OUT/seeds/$METHOD-seed$SEED.params.yaml"
     cp dvc.lock "$OUT/seeds/$METHOD-seed$SEED.dvc.lock"

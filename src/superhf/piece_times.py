@@ -28,20 +28,25 @@ def gnu_time(text: str) -> tuple[float, float | None]:
 
 def cost_table(method: str, curves: Mapping[str, Sequence[Mapping]], times: Path) -> str:
     """Each setting's last step and what its piece cost, from ``times/sweep-METHOD-SETTING.txt``
-    (training) and ``...-evaluate.txt`` (its evaluation), and the base's evaluation when it
-    ran once for the method (``sweep-base-METHOD-evaluate.txt``); '-' where one is missing."""
+    (training; plus each ``...-resume-STEP.txt`` of a training paused and resumed) and
+    ``...-evaluate.txt`` (its evaluation), and the base's evaluation when it ran once for the
+    method (``sweep-base-METHOD-evaluate.txt``); '-' where one is missing."""
     lines = [
         "| setting | last step | training (min) | evaluation (min) | peak RSS (GB) |",
         "|---|---|---|---|---|",
     ]
     for name, curve in curves.items():
         cells, peak = [], 0.0
-        for suffix in ("", "-evaluate"):
-            f = times / f"sweep-{method}-{name}{suffix}.txt"
-            if f.is_file():
-                wall, rss = gnu_time(f.read_text())
-                cells.append(f"{wall / 60:.1f}")
-                peak = max(peak, rss or 0.0)
+        stem = f"sweep-{method}-{name}"
+        parts = {
+            "": [times / f"{stem}.txt", *sorted(times.glob(f"{stem}-resume-*.txt"))],
+            "-evaluate": [times / f"{stem}-evaluate.txt"],
+        }
+        for files in parts.values():
+            if files[0].is_file():
+                reports = [gnu_time(f.read_text()) for f in files]
+                cells.append(f"{sum(wall for wall, _ in reports) / 60:.1f}")
+                peak = max([peak, *(rss or 0.0 for _, rss in reports)])
             else:
                 cells.append("-")
         last = max(p["step"] for p in curve)
