@@ -58,7 +58,7 @@ def test_ppo_paused_at_every_step_resumes_to_the_weights_of_one_run(tmp_path: Pa
         info = json.loads(paused_file(ck).read_text())
         assert info == {"stage": "rlhf", "step": len(pieces), "steps": 4}
         assert json.loads((ck / "meta.json").read_text())["step"] == len(pieces)
-        assert f"paused after step {len(pieces)} of 4" in out.stderr
+        assert f"rlhf: paused after step {len(pieces)} of 4 ({PAUSE_ENV})" in out.stderr
         assert "Traceback" not in out.stderr and not (tmp_path / "paused").exists()
     assert pieces == [PAUSED_EXIT] * 3 + [0]  # the last step ends the run: no pause there
     assert not paused_file(ck).exists()

@@ -80,5 +80,5 @@ def run(main: Callable[[Iterable[str] | None], Any], argv: Iterable[str] | None 
         print(f"{stage_name(main)}: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None
     except TrainingPaused as exc:
-        print(f"{stage_name(main)}: paused: {exc}", file=sys.stderr, flush=True)
+        print(f"{stage_name(main)}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(PAUSED_EXIT) from None

@@ -206,7 +206,7 @@ def paused(method: Method, acc, checkpoint_dir: str | Path, done: int, n_steps: 
         paused_file(checkpoint_dir).write_text(json.dumps(info) + "\n")
     acc.wait_for_everyone()
     raise TrainingPaused(
-        f"{method.stage}: paused after step {done} of {n_steps} ({PAUSE_ENV}); its checkpoint "
+        f"paused after step {done} of {n_steps} ({PAUSE_ENV}); its checkpoint "
         f"is in {checkpoint_dir}: run the same command again to resume"
     )
 
