@@ -110,9 +110,9 @@ def test_a_resumed_run_keeps_its_snapshots_and_a_fresh_one_starts_empty(tmp_path
     (folder / "step-000002").mkdir(parents=True)
     (folder / "index.json").write_text("[]")
     start_snapshots(folder, True, acc)  # resumed: the snapshot before the kill stays
-    assert (folder / "step-000002").is_dir()
-    start_snapshots(folder, False, acc)  # fresh: none from an earlier run survive
-    assert not list(folder.glob("step-*"))
+    assert (folder / "step-000002").is_dir() and (folder / "index.json").is_file()
+    start_snapshots(folder, False, acc)  # fresh: none from an earlier run survive, nor its index
+    assert not list(folder.glob("step-*")) and not (folder / "index.json").exists()
     start_snapshots(None, False, acc)  # snapshots off: nothing to do
 
 

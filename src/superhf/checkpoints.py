@@ -208,14 +208,16 @@ def resume(
 
 
 def start_snapshots(folder: str | Path | None, resumed: bool, accelerator: Accelerator) -> None:
-    """A fresh run starts with no snapshots; a resumed one keeps those written before the
-    kill (the folder is a DVC ``persist`` output, so DVC does not delete it before a run)."""
+    """A fresh run starts with no snapshots and no index of an earlier run's (the stage
+    writes ``index.json`` when it ends); a resumed one keeps those written before the kill
+    (the folder is a DVC ``persist`` output, so DVC does not delete it before a run)."""
     if folder is None or resumed:
         return
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for old in Path(folder).glob("step-*"):
             shutil.rmtree(old, ignore_errors=True)
+        (Path(folder) / "index.json").unlink(missing_ok=True)
     accelerator.wait_for_everyone()
 
 
