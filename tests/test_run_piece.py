@@ -202,13 +202,12 @@ def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
 FAKE_PAUSING_DVC = """#!/usr/bin/env bash
 echo "dvc $1 $2 pause=${SUPERHF_PAUSE_AFTER_MIN:-none}" >> calls.txt
 [ "$1 $2" = "exp run" ] || exit 0
-if [ ! -f paused_once ]; then  # the first run pauses, as the trainer does: marker, non-zero
-  touch paused_once
-  echo '{"stage": "superhf", "step": 40, "steps": 128}' > checkpoints/superhf.paused.json
-  exit 1
-fi
-rm -f checkpoints/superhf.paused.json
-echo "step" > metrics/superhf_curve.csv
+what=$(head -n 1 plan.txt); sed -i 1d plan.txt   # what this training does, as the trainer would
+case $what in
+  pause*) echo "{\"stage\": \"superhf\", \"step\": ${what#pause }}" > checkpoints/superhf.paused.json; exit 1 ;;
+  fail) exit 7 ;;  # a failure that is no pause: the marker, if any, is left as it was
+  ok) rm -f checkpoints/superhf.paused.json; echo "step" > metrics/superhf_curve.csv ;;
+esac
 """
 FAKE_TOOLS = """#!/usr/bin/env bash
 case "$1 $2" in
@@ -227,29 +226,43 @@ def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_pa
     (bin_dir / "python").write_text(FAKE_TOOLS.replace("PYTHON", sys.executable))
     (bin_dir / "python").chmod(0o755)
     shutil.copy(ROOT / "results/hh/sweep_settings.yaml", tmp_path / "results/hh")
-    (tmp_path / "calls.txt").unlink()
+    (tmp_path / "plan.txt").write_text("fail\npause 40\nfail\npause 90\nok\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PAUSE_AFTER_MIN": "80"}
+    calls, times = tmp_path / "calls.txt", tmp_path / "results/hh/times"
 
-    def piece(setting: str) -> subprocess.CompletedProcess:
+    def piece(setting: str = "lr2e-5_kl0") -> subprocess.CompletedProcess:
+        calls.unlink(missing_ok=True)
         return subprocess.run(
             ["bash", "results/hh/run_piece.sh", "sweep", "superhf", setting],
             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60,
         )  # fmt: skip
 
-    times = tmp_path / "results/hh/times"
-    out = piece("lr2e-5_kl0")
+    stale = times / "sweep-superhf-lr2e-5_kl0-resume-20261201T000000Z.txt"
+    times.mkdir(parents=True, exist_ok=True)
+    stale.write_text("a part of an earlier run")
+    out = piece()  # a fresh run that fails: its status, its report, no evaluation
+    assert out.returncode == 7 and "paused" not in out.stderr
+    assert calls.read_text() == "dvc exp run pause=80\n"
+    assert "Elapsed" in (times / "sweep-superhf-lr2e-5_kl0.txt").read_text()
+    assert not stale.exists()  # a fresh run's cost has no part of an earlier one
+
+    out = piece()  # paused: status 3, no evaluation
     assert out.returncode == 3, out.stderr
     assert "sweep-superhf-lr2e-5_kl0 paused" in out.stderr and "run the same command" in out.stderr
-    assert (tmp_path / "calls.txt").read_text() == "dvc exp run pause=80\n"  # no evaluation
-    assert "Elapsed" in (times / "sweep-superhf-lr2e-5_kl0.txt").read_text()
+    assert calls.read_text() == "dvc exp run pause=80\n"
 
     out = piece("lr5e-5_kl0")  # another piece while one is paused: refused before any work
-    assert out.returncode == 2
+    assert out.returncode == 2 and not calls.exists()
     assert "holds a paused run of piece 'sweep-superhf-lr2e-5_kl0'" in out.stderr
-    assert (tmp_path / "calls.txt").read_text() == "dvc exp run pause=80\n"
 
-    out = piece("lr2e-5_kl0")  # resumed, then evaluated
+    out = piece()  # a resumed part that fails (the marker untouched): a failure, not a pause
+    assert out.returncode == 7 and "paused" not in out.stderr
+    out = piece()  # resumed, paused again at a later step
+    assert out.returncode == 3 and "step: 90" in out.stderr.replace('"', "")
+    out = piece()  # resumed to its end, then evaluated
     assert out.returncode == 0, out.stderr
-    calls = (tmp_path / "calls.txt").read_text().splitlines()
-    assert calls[1:] == ["dvc exp run pause=80", "evaluate", "evaluate", "evaluate_merge"]
-    assert "Elapsed" in (times / "sweep-superhf-lr2e-5_kl0-resume-40.txt").read_text()
+    assert calls.read_text().splitlines() == [
+        "dvc exp run pause=80", "evaluate", "evaluate", "evaluate_merge"
+    ]  # fmt: skip
+    parts = sorted(times.glob("sweep-superhf-lr2e-5_kl0-resume-*.txt"))
+    assert len(parts) >= 1 and all("Elapsed" in f.read_text() for f in parts)

@@ -363,11 +363,42 @@ def test_the_curves_title_says_best_of_n_pool_has_fewer_prompts(tmp_path: Path) 
     assert title in render_study(tmp_path)
 
 
+def equal_kl():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("equal_kl", REPO / "results/hh/equal_kl.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_seeds_gain_at_a_kl_weighs_the_points_of_its_bracket() -> None:
+    ek = equal_kl()
+    kl = [0.0, 1.0, 3.0]
+    c, from_base = ek.gain_weights(kl, 2.0)  # halfway from the KL-1 point to the KL-3 one
+    assert np.allclose(c, [-1.0, 0.5, 0.5]) and not from_base
+    c, from_base = ek.gain_weights(kl, 0.5)  # a line from the base: the base counted once
+    assert np.allclose(c, [-0.5, 0.5, 0.0]) and from_base
+    c, from_base = ek.gain_weights(kl, 1.0)  # on a point
+    assert np.allclose(c, [-1.0, 1.0, 0.0]) and not from_base
+    assert ek.gain_weights(kl, 4.0) is None
+    pts = [
+        {"kl": k, "gold_mean": y, "gold_ci_low": y - ek.Z * e, "gold_ci_high": y + ek.Z * e}
+        for k, y, e in zip(kl, [0.0, 0.2, 0.6], [0.1, 0.2, 0.3])
+    ]
+    mean, se, _ = ek.method_gain(pts, "gold", 2.0)
+    assert mean == pytest.approx(0.4)
+    assert se == pytest.approx((0.1**2 + 0.25 * 0.2**2 + 0.25 * 0.3**2) ** 0.5)
+    mean, se, _ = ek.method_gain(pts, "gold", 0.5)  # w (y1 - y0): w^2 (se0^2 + se1^2)
+    assert se == pytest.approx(0.5 * (0.1**2 + 0.2**2) ** 0.5)
+
+
 def test_the_hh_equal_kl_reading_is_what_its_pieces_and_curves_give() -> None:
     hh = REPO / "results" / "hh"
-    if not (hh / "equal_kl.txt").is_file():
+    if not (hh / "equal_kl.md").is_file():
         pytest.skip("no committed equal-KL reading")
     out = subprocess.run(
         [sys.executable, str(hh / "equal_kl.py")], capture_output=True, text=True, check=True
     )
-    assert out.stdout == (hh / "equal_kl.txt").read_text()
+    assert out.stdout == (hh / "equal_kl.md").read_text()
+    assert out.stdout in (hh / "README.md").read_text()

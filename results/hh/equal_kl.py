@@ -10,9 +10,14 @@ on best-of-n's KL, so the pool's true KL at a level is at most the level: the co
 the bound favours the trained method.
 
 A trained method, per seed: its curve (`metrics/`, `seeds/seedK/` overoptimisation.json) read
-at the same KL, minus its step-0 point (the base's samples), with a normal 95% interval from
-the points' own intervals (each point an independent draw of samples: half-width / 1.96 as
-its standard error, combined with the interpolation weights). Run: python results/hh/equal_kl.py
+at the same KL (linear between the two points either side, as `first_reach`), minus its
+step-0 point (the base's samples), with a normal 95% interval from the points' own intervals
+(each point an independent draw of samples: half-width / 1.96 as its standard error; the
+gain is a weighted sum of points, so its variance is the sum of squared weights times
+squared errors). Where the first point past the base lies beyond the level, the value is a
+line from the base, not a measurement (marked *). Then best-of-n minus each seed, the two
+independent: a normal 95% interval from both errors.
+Run: python results/hh/equal_kl.py (output: equal_kl.md, included in README.md)
 """
 
 import json
@@ -25,17 +30,18 @@ from superhf.study_stats import first_reach
 HH = Path(__file__).parent
 LEVELS = (0.5, 1.0, 2.0, 4.0, 8.0)
 RUNS = {"seed 0": HH / "metrics", "seed 1": HH / "seeds/seed1", "seed 2": HH / "seeds/seed2"}
+Z = 1.959963984540054
 
 
-def pool() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def pool(folder: Path = HH) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """KL bound per n, and r[n, prompt] per reward over every range of the pool, in order."""
     ranges = sorted(
-        (r for f in HH.glob("pieces/bon_curve_*.json")
+        (r for f in folder.glob("pieces/bon_curve_*.json")
          for r in json.loads(f.read_text())["snapshots"]["best_of_n"]),
         key=lambda r: r["start"],
     )  # fmt: skip
     stops = [r["start"] for r in ranges[1:]] + [ranges[-1]["of"]]
-    if [r["start"] for r in ranges][0] != 0 or any(r["stop"] != s for r, s in zip(ranges, stops)):
+    if ranges[0]["start"] != 0 or any(r["stop"] != s for r, s in zip(ranges, stops)):
         raise SystemExit("the pool's ranges do not cover its prompts once, in order")
     kl = np.array([p["kl"] for p in ranges[0]["curve"]])
     rewards = {w: np.concatenate([[p[w] for p in r["curve"]] for r in ranges], axis=1)
@@ -43,52 +49,83 @@ def pool() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return kl, rewards
 
 
-def at_level(kl: np.ndarray, per_n: np.ndarray, level: float) -> np.ndarray:
-    """Each prompt's value at KL = level (first_reach along n), NaN past the last n."""
-    return np.array([first_reach(kl, per_n[:, j], level) for j in range(per_n.shape[1])])
-
-
-def bon_gain(kl, per_n, level, n_resamples=1000, seed=0) -> str:
-    gain = at_level(kl, per_n, level) - per_n[0]
+def bon_gain(kl, per_n, level, n_resamples=1000, seed=0):
+    """(mean, low, high, se) of the pool's per-prompt gain at ``level`` over n = 1, or None
+    past its last n; se from the bootstrap's draws."""
+    gain = np.array([first_reach(kl, per_n[:, j], level) for j in range(per_n.shape[1])])
+    gain = gain - per_n[0]
     if np.isnan(gain).any():
-        return "-"
+        return None
     rng = np.random.default_rng(seed)
     draws = [gain[rng.integers(0, gain.size, gain.size)].mean() for _ in range(n_resamples)]
     lo, hi = np.quantile(draws, [0.025, 0.975])
-    return f"{gain.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return float(gain.mean()), float(lo), float(hi), float(np.std(draws, ddof=1))
 
 
-def method_gain(points: list[dict], which: str, level: float) -> str:
-    kl = [p["kl"] for p in points]
-    mean = first_reach(kl, [p[f"{which}_mean"] for p in points], level)
-    if np.isnan(mean):
-        return "-"
-    se = [(p[f"{which}_ci_high"] - p[f"{which}_ci_low"]) / (2 * 1.96) for p in points]
-    var = None
-    for i in range(1, len(kl)):  # the same bracket first_reach took
-        if kl[i] == level or (min(kl[i - 1], kl[i]) < level < max(kl[i - 1], kl[i])):
-            w = 1.0 if kl[i] == level else (level - kl[i - 1]) / (kl[i] - kl[i - 1])
-            var = ((1 - w) * se[i - 1]) ** 2 + (w * se[i]) ** 2 + se[0] ** 2
-            break
-    gain, half = mean - points[0][f"{which}_mean"], 1.96 * np.sqrt(var)
-    return f"{gain:+.3f} [{gain - half:+.3f}, {gain + half:+.3f}]"
+def gain_weights(kl, level):
+    """Weights c on a curve's points with sum(c * y) = the curve at ``level`` (first_reach's
+    bracket) minus its first point; (c, whether the bracket starts at the first point);
+    None where the curve never reaches ``level``."""
+    c = np.zeros(len(kl))
+    for i in range(len(kl)):
+        if kl[i] == level or (i and min(kl[i - 1], kl[i]) < level < max(kl[i - 1], kl[i])):
+            if kl[i] == level:
+                c[i] += 1.0
+            else:
+                w = (level - kl[i - 1]) / (kl[i] - kl[i - 1])
+                c[i - 1] += 1 - w
+                c[i] += w
+            c[0] -= 1.0
+            return c, i <= 1 and kl[i] != level
+    return None
 
 
-kl, rewards = pool()
-print(f"best-of-n pool: {rewards['gold'].shape[1]} prompts, n = 1 .. {2 ** (len(kl) - 1)}")
-for which in ("gold", "proxy"):
-    print(f"\n{which}: gain over the curve's own base point at the same KL")
-    print("| KL | best-of-n (bound) | " + " | ".join(RUNS) + " |")
-    print("|---|---|" + "---|" * len(RUNS))
+def method_gain(points, which, level):
+    """(mean, se, interpolated from the base) of a seed's gain at ``level``, or None."""
+    got = gain_weights([p["kl"] for p in points], level)
+    if got is None:
+        return None
+    c, from_base = got
+    y = np.array([p[f"{which}_mean"] for p in points])
+    se = np.array([(p[f"{which}_ci_high"] - p[f"{which}_ci_low"]) / (2 * Z) for p in points])
+    return float(c @ y), float(np.sqrt(np.sum(c**2 * se**2))), from_base
+
+
+def cell(mean, half, star=""):
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]{star}"
+
+
+def tables(folder: Path = HH) -> str:
+    kl, rewards = pool(folder)
     curves = {
-        name: json.loads((folder / "overoptimisation.json").read_text())
-        for name, folder in RUNS.items()
+        name: json.loads((f / "overoptimisation.json").read_text())
+        for name, f in ({k: folder / v.relative_to(HH) for k, v in RUNS.items()}).items()
     }
-    for method in [m for m in curves["seed 0"] if m not in ("test_prompts", "best_of_n")]:
-        for level in LEVELS:
-            cells = [
-                method_gain(c[method], which, level) if method in c else "-"
-                for c in curves.values()
-            ]
-            print(f"| {level:g} | {bon_gain(kl, rewards[which], level)} | {' | '.join(cells)} |"
-                  + (f" {method}" if level == LEVELS[0] else ""))  # fmt: skip
+    out = []
+    for which in ("gold", "proxy"):
+        for method in [m for m in curves["seed 0"] if m not in ("test_prompts", "best_of_n")]:
+            seeds = [n for n, c in curves.items() if method in c]
+            out.append(f"#### {method}, {which}: gain over the curve's own base at the same KL\n")
+            out.append("| KL | best-of-n (bound) | " + " | ".join(seeds) + " | "
+                       + " | ".join(f"best-of-n - {s}" for s in seeds) + " |")  # fmt: skip
+            out.append("|---|---|" + "---|" * 2 * len(seeds))
+            for level in LEVELS:
+                b = bon_gain(kl, rewards[which], level)
+                gains = [method_gain(curves[s][method], which, level) for s in seeds]
+                row = [
+                    f"{level:g}",
+                    "-" if b is None else f"{b[0]:+.3f} [{b[1]:+.3f}, {b[2]:+.3f}]",
+                ]
+                row += ["-" if g is None else cell(g[0], Z * g[1], "*" if g[2] else "")
+                        for g in gains]  # fmt: skip
+                row += ["-" if b is None or g is None else
+                        cell(b[0] - g[0], Z * np.hypot(b[3], g[1])) for g in gains]  # fmt: skip
+                out.append("| " + " | ".join(row) + " |")
+            out.append("")
+    note = ("\n\\* a line from the base to the curve's first point past the base, which lies "
+            "beyond this KL: not a measurement at it.\n")  # fmt: skip
+    return "\n".join(out) + note
+
+
+if __name__ == "__main__":
+    print(tables(), end="")

@@ -16,9 +16,10 @@
 #     method's chosen setting (refused until the profile holds it), its KL-grid snapshots and
 #     final model evaluated on the evaluation prompts; seed 0 joins the base in metrics/,
 #     seed k has its own folder seeds/seedK/ (`superhf.results --seed-run`)
-#   PAUSE_AFTER_MIN=80 bash results/hh/run_piece.sh sweep rlhf SETTING   # a training longer
-#     than one piece (PPO): paused at the first step past 80 minutes (exit status 3), resumed
-#     by the same command, which then evaluates; each part timed on its own
+#   PAUSE_AFTER_MIN=75 bash results/hh/run_piece.sh sweep rlhf SETTING   # a training longer
+#     than one piece (PPO): paused at the first step past 75 minutes (exit status 3; a part
+#     ends within a step and a checkpoint of that), resumed by the same command on the same
+#     machine (the checkpoint is not committed), which then evaluates; each part timed
 set -euo pipefail
 PIECE=${1:?usage: run_piece.sh reward_models|eval_base|bon_pool START:STOP|sweep METHOD SETTING|seed METHOD SEED}
 OUT=results/hh
@@ -62,26 +63,30 @@ timed() { # command... : run it timed, its time report beside the results ($LOG,
 }
 train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=M set, the
   # trainer pauses at the first step boundary past M minutes (SUPERHF_PAUSE_AFTER_MIN: a
-  # checkpoint, checkpoints/METHOD.paused.json) and the piece ends with status 3; the same
-  # command resumes it (its time report then $PIECE-resume-STEP.txt) and goes on
-  local marker=checkpoints/$METHOD.paused.json owner=checkpoints/$METHOD.piece log rc=0
+  # checkpoint, and checkpoints/METHOD.paused.json until the run ends) and the piece ends with
+  # status 3; the same command resumes it (each resumed part timed in $PIECE-resume-TIME.txt)
+  local marker=checkpoints/$METHOD.paused.json owner=checkpoints/$METHOD.piece log before rc=0
   log=$OUT/times/$PIECE.txt
-  if [ -f "$marker" ]; then
+  before=$(cat "$marker" 2>/dev/null || true)
+  if [ -n "$before" ]; then
     if [ "$(cat "$owner" 2>/dev/null)" != "$PIECE" ]; then
       echo "run_piece.sh: checkpoints/$METHOD holds a paused run of piece" \
         "'$(cat "$owner" 2>/dev/null)', not $PIECE: run that piece to its end first (or delete" \
         "checkpoints/$METHOD*)" >&2
       exit 2
     fi
-    log=$OUT/times/$PIECE-resume-$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' "$marker").txt
+    log=$OUT/times/$PIECE-resume-$(date -u +%Y%m%dT%H%M%SZ).txt
+  else
+    rm -f "$OUT/times/$PIECE"-resume-*.txt   # a fresh run: no part of an earlier one counts
   fi
   mkdir -p checkpoints && echo "$PIECE" > "$owner"
   LOG=$log SUPERHF_PAUSE_AFTER_MIN=${PAUSE_AFTER_MIN:-} timed dvc exp run "$@" || rc=$?
-  if [ -f "$marker" ]; then
+  [ "$rc" = 0 ] && return 0
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$before" ]; then  # written by this part
     echo "run_piece.sh: $PIECE paused ($(cat "$marker")): run the same command to resume it" >&2
     exit 3
   fi
-  [ "$rc" = 0 ] || exit "$rc"
+  exit "$rc"
 }
 [ "$PIECE" = reward_models ] || same_inputs
 case $PIECE in

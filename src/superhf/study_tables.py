@@ -254,16 +254,23 @@ def render_study(metrics: str | Path, seeds: Sequence[tuple[str, Path]] = ()) ->
     parts += study_sections(folder, seeds)
     overopt = _load(folder / "overoptimisation.json")
     curves = seed_curves([overopt, *(_load(Path(f) / "overoptimisation.json") for _, f in seeds)])
+    n = (overopt or {}).get("test_prompts")
+    pool = {p.get("prompts") for p in (overopt or {}).get("best_of_n") or []} - {None, n}
+    pool_prompts = pool.pop() if len(pool) == 1 else None
     if any(len(runs) > 1 for m, runs in curves.items() if m not in UNSEEDED):
         title = (
             "Over-optimisation over training seeds "
-            "(each seed read at the same KL, linear between its points)"
+            "(each seed read at the same KL, linear between its points"
+            + (
+                f"; best-of-n: its pool, on the first {pool_prompts} prompts"
+                if pool_prompts
+                else ""
+            )
+            + ")"
         )
         parts.append((title, seed_curves_table(curves)))
     if overopt:
-        n = overopt.get("test_prompts")
-        pool = {p.get("prompts") for p in overopt.get("best_of_n") or []} - {None, n}
-        pool_text = f"; best-of-n: the first {pool.pop()} of them" if len(pool) == 1 else ""
+        pool_text = f"; best-of-n: the first {pool_prompts} of them" if pool_prompts else ""
         title = f"Over-optimisation curves (n={n} prompts per point{pool_text})"
         parts.append((title, curves_table(overopt)))
     return "\n".join(f"## {title}\n\n{table}" for title, table in parts)

@@ -122,8 +122,6 @@ def run_loop(
     ckpt = Checkpointer(checkpoint_dir, fp, acc)
     deadline = pause_deadline(os.environ.get(PAUSE_ENV), time.monotonic())
     start, state = resume(ckpt, t.model, t.opt, t.sched, snapshot_dir, acc)
-    if acc.is_main_process:
-        paused_file(checkpoint_dir).unlink(missing_ok=True)  # resumed: no longer paused
     history, samples = state.get("history", []), state.get("samples", [])
     method.load_state(t, state)
     run = run or NullRun()
@@ -163,6 +161,8 @@ def run_loop(
         if end == step + 1 < n_steps:
             log_stop(method, acc, step, n_steps, smoothed[-1], cfg.stop_kl)
             break
+    if acc.is_main_process:  # trained to its end: no longer paused (kept until here, so a
+        paused_file(checkpoint_dir).unlink(missing_ok=True)  # resumed part that dies says so)
     return history, samples
 
 
