@@ -200,13 +200,17 @@ def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
 
 
 FAKE_PAUSING_DVC = """#!/usr/bin/env bash
+# dvc status --json TARGETS: status-LAST_TARGET.json, or up to date
+if [ "$1" = status ]; then cat "status-${@: -1}.json" 2>/dev/null || echo "{ }"; exit 0; fi
 echo "dvc $1 $2 pause=${SUPERHF_PAUSE_AFTER_MIN:-none}" >> calls.txt
 [ "$1 $2" = "exp run" ] || exit 0
 what=$(head -n 1 plan.txt); sed -i 1d plan.txt   # what this training does, as the trainer would
 case $what in
   pause*) echo "{\"stage\": \"superhf\", \"step\": ${what#pause }}" > checkpoints/superhf.paused.json; exit 1 ;;
-  fail) exit 7 ;;  # a failure that is no pause: the marker, if any, is left as it was
-  ok) rm -f checkpoints/superhf.paused.json; echo "step" > metrics/superhf_curve.csv ;;
+  fail)  # a failure that is no pause: the marker, if any, is left as it was; the stage not done
+    echo '{"superhf": [{"changed outs": {"models/superhf": "deleted"}}]}' > status-superhf.json; exit 7 ;;
+  ok|savefail) rm -f checkpoints/superhf.paused.json status-superhf.json; echo "step" > metrics/superhf_curve.csv
+    [ "$what" = ok ] || exit 255 ;;  # savefail: the stage done and recorded, the save failed
 esac
 """
 FAKE_TOOLS = """#!/usr/bin/env bash
@@ -266,3 +270,44 @@ def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_pa
     ]  # fmt: skip
     parts = sorted(times.glob("sweep-superhf-lr2e-5_kl0-resume-*.txt"))
     assert len(parts) >= 1 and all("Elapsed" in f.read_text() for f in parts)
+
+
+def sweep_piece(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
+    """A sweep piece of superhf whose faked training does what plan.txt says."""
+    bin_dir = fake_project(tmp_path, record=True)
+    run_reward_models(tmp_path, bin_dir)  # the models in place (faked)
+    (bin_dir / "dvc").write_text(FAKE_PAUSING_DVC)
+    (bin_dir / "python").write_text(FAKE_TOOLS.replace("PYTHON", sys.executable))
+    (bin_dir / "python").chmod(0o755)
+    shutil.copy(ROOT / "results/hh/sweep_settings.yaml", tmp_path / "results/hh")
+    (tmp_path / "plan.txt").write_text(plan)
+    (tmp_path / "calls.txt").unlink()
+    return subprocess.run(
+        ["bash", "results/hh/run_piece.sh", "sweep", "superhf", "lr2e-5_kl0"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+
+
+@needs_time
+def test_stale_upstream_stages_are_refused_before_training(tmp_path):
+    # models built at one commit, a checkout whose stage deps changed: dvc exp run would
+    # delete and retrain them (as it did to the kept machine's base on 2026-12-07)
+    (tmp_path / "status-reward_model.json").write_text(
+        '{"base_policy": [{"changed deps": {"src/superhf/cli.py": "modified"}}]}'
+    )
+    out = sweep_piece(tmp_path, "ok\n")
+    assert out.returncode == 2
+    assert "stages prepare, base_policy or reward_model are not up to date" in out.stderr
+    assert "src/superhf/cli.py" in out.stderr
+    assert not (tmp_path / "calls.txt").exists()  # no training, no evaluation
+
+
+@needs_time
+def test_a_failure_after_the_stage_was_recorded_goes_on_to_the_evaluation(tmp_path):
+    out = sweep_piece(tmp_path, "savefail\n")
+    assert out.returncode == 0, out.stderr
+    assert "ended with status 255 after stage superhf ran and dvc.lock recorded it" in out.stderr
+    assert (tmp_path / "calls.txt").read_text().splitlines() == [
+        "dvc exp run pause=none", "evaluate", "evaluate", "evaluate_merge"
+    ]  # fmt: skip

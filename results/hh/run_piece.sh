@@ -66,6 +66,17 @@ train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=
   # checkpoint, and checkpoints/METHOD.paused.json until the run ends) and the piece ends with
   # status 3; the same command resumes it (each resumed part timed in $PIECE-resume-TIME.txt)
   local marker=checkpoints/$METHOD.paused.json owner=checkpoints/$METHOD.piece log before rc=0
+  local stale
+  # dvc exp run would retrain a stale upstream stage on this checkout's code (deleting its
+  # models first), not use the study's: refused before any work. It happens when a machine's
+  # models, built at one commit, meet a later commit whose stage deps (src/superhf/...) changed
+  stale=$(dvc status --json prepare base_policy reward_model | tr -d ' \n') || exit 2
+  if [ "$stale" != "{}" ]; then
+    echo "run_piece.sh: stages prepare, base_policy or reward_model are not up to date in this" \
+      "checkout (dvc status: $stale): dvc exp run would retrain them; run the piece at the commit" \
+      "they were built at, or rebuild them (run_piece.sh reward_models)" >&2
+    exit 2
+  fi
   log=$OUT/times/$PIECE.txt
   before=$(cat "$marker" 2>/dev/null || true)
   if [ -n "$before" ]; then
@@ -85,6 +96,14 @@ train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=
   if [ -f "$marker" ] && [ "$(cat "$marker")" != "$before" ]; then  # written by this part
     echo "run_piece.sh: $PIECE paused ($(cat "$marker")): run the same command to resume it" >&2
     exit 3
+  fi
+  # dvc exp run can fail after the stage ran and dvc.lock recorded it, while it saves the
+  # experiment (RLOO seed 0: "'NoneType' object is not subscriptable"): the training is done
+  if [ "$(dvc status --json "$METHOD" | tr -d ' \n')" = "{}" ]; then
+    echo "run_piece.sh: dvc exp run ended with status $rc after stage $METHOD ran and dvc.lock" \
+      "recorded it (dvc status: up to date): the piece goes on (the experiment may be missing" \
+      "from dvc exp show)" >&2
+    return 0
   fi
   exit "$rc"
 }
