@@ -200,8 +200,11 @@ def test_a_pool_range_is_one_timed_evaluate_of_that_range_alone(tmp_path):
 
 
 FAKE_PAUSING_DVC = """#!/usr/bin/env bash
-# dvc status --json TARGETS: status-LAST_TARGET.json, or up to date
-if [ "$1" = status ]; then cat "status-${@: -1}.json" 2>/dev/null || echo "{ }"; exit 0; fi
+# dvc status --json TARGETS: the first target's status-TARGET.json, or up to date
+if [ "$1" = status ]; then
+  for t in "${@:3}"; do [ ! -f "status-$t.json" ] || { cat "status-$t.json"; exit 0; }; done
+  echo "{ }"; exit 0
+fi
 echo "dvc $1 $2 pause=${SUPERHF_PAUSE_AFTER_MIN:-none}" >> calls.txt
 [ "$1 $2" = "exp run" ] || exit 0
 what=$(head -n 1 plan.txt); sed -i 1d plan.txt   # what this training does, as the trainer would
@@ -210,7 +213,9 @@ case $what in
   fail)  # a failure that is no pause: the marker, if any, is left as it was; the stage not done
     echo '{"superhf": [{"changed outs": {"models/superhf": "deleted"}}]}' > status-superhf.json; exit 7 ;;
   ok|savefail) rm -f checkpoints/superhf.paused.json status-superhf.json; echo "step" > metrics/superhf_curve.csv
-    [ "$what" = ok ] || exit 255 ;;  # savefail: the stage done and recorded, the save failed
+    [ "$what" = ok ] && exit 0  # savefail: the stage done and recorded, then the save failed
+    echo "  superhf: {outs: [{path: models/superhf, md5: $RANDOM}]}" >> dvc.lock; exit 255 ;;
+  lockedfail) exit 255 ;;  # failed before the stage ran; dvc.lock recorded it from an earlier run
 esac
 """
 FAKE_TOOLS = """#!/usr/bin/env bash
@@ -293,14 +298,18 @@ def sweep_piece(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
 def test_stale_upstream_stages_are_refused_before_training(tmp_path):
     # models built at one commit, a checkout whose stage deps changed: dvc exp run would
     # delete and retrain them (as it did to the kept machine's base on 2026-12-07)
-    (tmp_path / "status-reward_model.json").write_text(
+    (tmp_path / "status-base_policy.json").write_text(
         '{"base_policy": [{"changed deps": {"src/superhf/cli.py": "modified"}}]}'
     )
+    old_part = tmp_path / "results/hh/times/sweep-superhf-lr2e-5_kl0-resume-20261201T000000Z.txt"
+    old_part.parent.mkdir(parents=True)
+    old_part.write_text("a part of an earlier run")
     out = sweep_piece(tmp_path, "ok\n")
     assert out.returncode == 2
     assert "stages prepare, base_policy or reward_model are not up to date" in out.stderr
     assert "src/superhf/cli.py" in out.stderr
     assert not (tmp_path / "calls.txt").exists()  # no training, no evaluation
+    assert old_part.exists() and not (tmp_path / "checkpoints/superhf.piece").exists()
 
 
 @needs_time
@@ -311,3 +320,21 @@ def test_a_failure_after_the_stage_was_recorded_goes_on_to_the_evaluation(tmp_pa
     assert (tmp_path / "calls.txt").read_text().splitlines() == [
         "dvc exp run pause=none", "evaluate", "evaluate", "evaluate_merge"
     ]  # fmt: skip
+    report = (tmp_path / "results/hh/times/sweep-superhf-lr2e-5_kl0.txt").read_text()
+    assert "note: dvc exp run ended with status 255" in report
+
+
+@needs_time
+def test_a_failure_before_the_stage_ran_ends_the_piece_though_an_earlier_run_is_recorded(tmp_path):
+    # dvc.lock records the stage from an earlier run at these params (dvc status: up to date),
+    # but this call trained nothing: no evaluation of the earlier model under this piece's name
+    out = sweep_piece(tmp_path, "savefail\nlockedfail\n")
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "calls.txt").unlink()
+    out = subprocess.run(
+        ["bash", "results/hh/run_piece.sh", "sweep", "superhf", "lr2e-5_kl0"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert out.returncode == 255 and "went on" not in out.stderr
+    assert (tmp_path / "calls.txt").read_text().splitlines() == ["dvc exp run pause=none"]
