@@ -227,15 +227,22 @@ exec PYTHON "$@"
 """
 
 
-@needs_time
-def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_path):
+def scripted_project(tmp_path: Path, plan: str) -> Path:
+    """A checkout with its models in place (faked) whose dvc trains as plan.txt says, one
+    line a call (FAKE_PAUSING_DVC), and whose evaluation is faked (FAKE_TOOLS): its bin."""
     bin_dir = fake_project(tmp_path, record=True)
     run_reward_models(tmp_path, bin_dir)  # the models in place (faked)
     (bin_dir / "dvc").write_text(FAKE_PAUSING_DVC)
     (bin_dir / "python").write_text(FAKE_TOOLS.replace("PYTHON", sys.executable))
     (bin_dir / "python").chmod(0o755)
     shutil.copy(ROOT / "results/hh/sweep_settings.yaml", tmp_path / "results/hh")
-    (tmp_path / "plan.txt").write_text("fail\npause 40\nfail\npause 90\nok\n")
+    (tmp_path / "plan.txt").write_text(plan)
+    return bin_dir
+
+
+@needs_time
+def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_path):
+    bin_dir = scripted_project(tmp_path, "fail\npause 40\nfail\npause 90\nok\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PAUSE_AFTER_MIN": "80"}
     calls, times = tmp_path / "calls.txt", tmp_path / "results/hh/times"
 
@@ -279,13 +286,7 @@ def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_pa
 
 def sweep_piece(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
     """A sweep piece of superhf whose faked training does what plan.txt says."""
-    bin_dir = fake_project(tmp_path, record=True)
-    run_reward_models(tmp_path, bin_dir)  # the models in place (faked)
-    (bin_dir / "dvc").write_text(FAKE_PAUSING_DVC)
-    (bin_dir / "python").write_text(FAKE_TOOLS.replace("PYTHON", sys.executable))
-    (bin_dir / "python").chmod(0o755)
-    shutil.copy(ROOT / "results/hh/sweep_settings.yaml", tmp_path / "results/hh")
-    (tmp_path / "plan.txt").write_text(plan)
+    bin_dir = scripted_project(tmp_path, plan)
     (tmp_path / "calls.txt").unlink()
     return subprocess.run(
         ["bash", "results/hh/run_piece.sh", "sweep", "superhf", "lr2e-5_kl0"], cwd=tmp_path,
