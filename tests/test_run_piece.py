@@ -286,12 +286,17 @@ def test_a_paused_training_ends_the_piece_and_the_same_command_resumes_it(tmp_pa
 
 def sweep_piece(tmp_path: Path, plan: str) -> subprocess.CompletedProcess:
     """A sweep piece of superhf whose faked training does what plan.txt says."""
-    bin_dir = scripted_project(tmp_path, plan)
-    (tmp_path / "calls.txt").unlink()
+    scripted_project(tmp_path, plan)
+    return run_sweep(tmp_path)
+
+
+def run_sweep(tmp_path: Path) -> subprocess.CompletedProcess:
+    """The sweep piece run again in a scripted project, its calls logged afresh."""
+    (tmp_path / "calls.txt").unlink(missing_ok=True)
     return subprocess.run(
         ["bash", "results/hh/run_piece.sh", "sweep", "superhf", "lr2e-5_kl0"], cwd=tmp_path,
         capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
     )  # fmt: skip
 
 
@@ -331,11 +336,6 @@ def test_a_failure_before_the_stage_ran_ends_the_piece_though_an_earlier_run_is_
     # but this call trained nothing: no evaluation of the earlier model under this piece's name
     out = sweep_piece(tmp_path, "savefail\nlockedfail\n")
     assert out.returncode == 0, out.stderr
-    (tmp_path / "calls.txt").unlink()
-    out = subprocess.run(
-        ["bash", "results/hh/run_piece.sh", "sweep", "superhf", "lr2e-5_kl0"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
-    )  # fmt: skip
+    out = run_sweep(tmp_path)
     assert out.returncode == 255 and "went on" not in out.stderr
     assert (tmp_path / "calls.txt").read_text().splitlines() == ["dvc exp run pause=none"]

@@ -61,15 +61,8 @@ timed() { # command... : run it timed, its time report beside the results ($LOG,
   cat "$tmp" > "$log" && rm "$tmp"
   return "$rc"
 }
-lock_entry() { # stage $METHOD's entry in dvc.lock (its deps', params' and outs' hashes), or null
-  python - "$METHOD" <<'PY'
-import json, sys, yaml
-try:
-    stages = yaml.safe_load(open("dvc.lock"))["stages"]
-except FileNotFoundError:
-    stages = {}
-print(json.dumps(stages.get(sys.argv[1]), sort_keys=True))
-PY
+status_json() { # dvc status --json of the stages given, one line without spaces ({} = up to date)
+  dvc status --json "$@" | tr -d ' \n'
 }
 train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=M set, the
   # trainer pauses at the first step boundary past M minutes (SUPERHF_PAUSE_AFTER_MIN: a
@@ -80,7 +73,7 @@ train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=
   # dvc exp run would retrain a stale upstream stage on this checkout's code (deleting its
   # models first), not use the study's: refused before any work. It happens when a machine's
   # models, built at one commit, meet a later commit whose stage deps (src/superhf/...) changed
-  stale=$(dvc status --json prepare base_policy reward_model | tr -d ' \n') ||
+  stale=$(status_json prepare base_policy reward_model) ||
     { echo "run_piece.sh: dvc status failed (above): is another dvc running here?" >&2; exit 2; }
   if [ "$stale" != "{}" ]; then
     echo "run_piece.sh: stages prepare, base_policy or reward_model are not up to date in this" \
@@ -89,7 +82,7 @@ train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=
       "$OUT/rebuilds/), or rebuild them (run_piece.sh reward_models)" >&2
     exit 2
   fi
-  locked=$(lock_entry)
+  locked=$(md5sum < dvc.lock)   # the upstream entries cannot change: only $METHOD's can
   log=$OUT/times/$PIECE.txt
   before=$(cat "$marker" 2>/dev/null || true)
   if [ -n "$before" ]; then
@@ -112,8 +105,8 @@ train() { # dvc exp run's arguments: the piece's training. With PAUSE_AFTER_MIN=
   fi
   # dvc exp run can fail after the stage ran and dvc.lock recorded it, while it saves the
   # experiment (RLOO seed 0: "'NoneType' object is not subscriptable"): the training is done
-  # if this call rewrote the stage's entry in dvc.lock and the stage is up to date
-  if [ "$(lock_entry)" != "$locked" ] && [ "$(dvc status --json "$METHOD" | tr -d ' \n')" = "{}" ]; then
+  # if this call rewrote dvc.lock (its $METHOD entry) and the stage is up to date
+  if [ "$(md5sum < dvc.lock)" != "$locked" ] && [ "$(status_json "$METHOD")" = "{}" ]; then
     local why="dvc exp run ended with status $rc after stage $METHOD ran and dvc.lock recorded it"
     why="$why (dvc status: up to date): the piece went on (the experiment may be missing from"
     why="$why dvc exp show; see git status)"
